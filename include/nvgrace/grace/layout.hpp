@@ -1,0 +1,123 @@
+#pragma once
+/// \file
+/// §2.3: how the driver carves device memory into the emulated regions, and
+/// what size each fake BAR reports.
+
+#include <nvgrace/core/checked.hpp>
+#include <nvgrace/core/result.hpp>
+#include <nvgrace/grace/acpi.hpp>
+#include <nvgrace/grace/ids.hpp>
+
+#include <cstdint>
+#include <string_view>
+
+namespace nvgrace::grace {
+
+/// Region index of the uncached carve-out (BAR2+BAR3 in config space).
+inline constexpr std::uint32_t resmem_index = 2;
+/// Region index of the cached usable memory (BAR4+BAR5).
+inline constexpr std::uint32_t usemem_index = 4;
+/// Size of the Hopper carve-out.
+inline constexpr std::uint64_t carve_out_size = 1 * GiB;
+/// Granule of usable memory on Hopper, fixed between GPU firmware and driver.
+inline constexpr std::uint64_t memblock_size = 512 * MiB;
+
+/// Which kernel's rule sizes the usemem BAR (§10 E1).
+enum class kernel_rule : std::uint8_t {
+  current,  ///< 6.14 and later: BAR sized from the length before the 512 MiB round-down
+  v6_13,    ///< up to 6.13: BAR sized after the round-down
+};
+
+[[nodiscard]] constexpr std::string_view to_string(kernel_rule r) noexcept {
+  return r == kernel_rule::current ? "current" : "6.13";
+}
+
+/// One emulated region: real memory at `phys_base` of `real_length` bytes,
+/// behind a BAR that reports `reported_size` (a power of two ≥ real_length).
+struct memregion {
+  std::uint64_t phys_base = 0;
+  std::uint64_t real_length = 0;
+  std::uint64_t reported_size = 0;
+
+  /// Bytes of the BAR past the real memory (they read as 0xFF).
+  [[nodiscard]] constexpr std::uint64_t padding() const noexcept { return reported_size - real_length; }
+  friend constexpr bool operator==(memregion, memregion) = default;
+};
+
+/// The driver's view of a device with emulated regions.
+struct layout {
+  grace::generation generation = generation::hopper;
+  memregion usemem;
+  memregion resmem;  ///< all zero on Blackwell
+
+  [[nodiscard]] constexpr bool has_resmem() const noexcept { return resmem.real_length != 0; }
+
+  /// The driver's memregion(index) predicate: index 4 is always usemem,
+  /// index 2 is resmem only when it exists; anything else is not emulated.
+  [[nodiscard]] constexpr const memregion* region(std::uint32_t index) const noexcept {
+    if (index == usemem_index) return &usemem;
+    if (index == resmem_index && has_resmem()) return &resmem;
+    return nullptr;
+  }
+  [[nodiscard]] constexpr bool is_emulated(std::uint32_t index) const noexcept { return region(index) != nullptr; }
+  /// The carve-out is mapped write-combine and read/written in aligned chunks.
+  [[nodiscard]] constexpr bool is_uncached(std::uint32_t index) const noexcept {
+    return index == resmem_index && has_resmem();
+  }
+  friend constexpr bool operator==(const layout&, const layout&) = default;
+};
+
+/// Derive the layout exactly in the driver's order (§2.3):
+/// - Hopper: usable = length − 1 GiB (EOVERFLOW below 1 GiB); the usemem BAR
+///   reports next_pow2(usable) (kernel_rule::v6_13: after the round-down);
+///   usable rounds down to 512 MiB (EINVAL if that leaves 0); resmem is the
+///   rest, in [1 GiB, 1.5 GiB), right after usemem (EOVERFLOW if that address
+///   overflows), reporting 1 or 2 GiB.
+/// - Blackwell: one region, usemem, over all of the memory.
+[[nodiscard]] constexpr result<layout> derive_layout(std::uint64_t phys_base, std::uint64_t length, generation gen,
+                                                     kernel_rule rule = kernel_rule::current) noexcept {
+  layout out;
+  out.generation = gen;
+  const std::uint64_t carve_out = gen == generation::hopper ? carve_out_size : 0;
+  out.usemem.phys_base = phys_base;
+  const auto usable = checked_sub(length, carve_out);
+  if (!usable) return usable.error();
+  out.usemem.real_length = *usable;
+  if (gen == generation::blackwell || rule == kernel_rule::current) {
+    const auto reported = next_pow2(out.usemem.real_length);
+    if (!reported) return reported.error();
+    out.usemem.reported_size = *reported;
+  }
+  if (gen == generation::blackwell) return out;
+
+  out.usemem.real_length = align_down(out.usemem.real_length, memblock_size);
+  if (out.usemem.real_length == 0) return std::errc::invalid_argument;
+  if (rule == kernel_rule::v6_13) out.usemem.reported_size = next_pow2(out.usemem.real_length).value();
+
+  const auto resmem_base = checked_add(phys_base, out.usemem.real_length);
+  if (!resmem_base) return resmem_base.error();
+  out.resmem.phys_base = *resmem_base;
+  out.resmem.real_length = length - out.usemem.real_length;
+  out.resmem.reported_size = next_pow2(out.resmem.real_length).value();
+  return out;
+}
+
+/// The same, from the ACPI memory range.
+[[nodiscard]] constexpr result<layout> derive_layout(device_memory_range memory, generation gen,
+                                                     kernel_rule rule = kernel_rule::current) noexcept {
+  return derive_layout(memory.phys_base, memory.length, gen, rule);
+}
+
+/// A sentence naming the §2.3 rule behind a derive_layout error, for tools.
+[[nodiscard]] constexpr std::string_view describe_layout_error(std::errc error, generation gen) noexcept {
+  switch (error) {
+    case std::errc::value_too_large:
+      return gen == generation::hopper ? "memory is smaller than the 1 GiB carve-out"
+                                       : "memory size has no 64-bit power of two above it";
+    case std::errc::invalid_argument:
+      return gen == generation::hopper ? "usable memory rounds down to 0" : "memory size is 0";
+    default: return "layout cannot be derived";
+  }
+}
+
+}  // namespace nvgrace::grace

@@ -1,0 +1,112 @@
+#pragma once
+/// \file
+/// §6: mmap of an emulated region and the (huge) fault decision.
+
+#include <nvgrace/core/checked.hpp>
+#include <nvgrace/core/result.hpp>
+#include <nvgrace/grace/layout.hpp>
+#include <nvgrace/vfio/abi.hpp>
+
+#include <cstdint>
+
+namespace nvgrace::grace {
+
+/// What an accepted mmap of an emulated region maps.
+struct mmap_plan {
+  std::uint64_t region_offset = 0;  ///< first byte of the region mapped
+  std::uint64_t length = 0;
+  bool write_combine = false;       ///< resmem: write-combine, may be Normal-NC at stage 2
+  friend constexpr bool operator==(mmap_plan, mmap_plan) = default;
+};
+
+/// §6.1 steps 2–3: a mapping of `length` bytes starting `region_page_offset`
+/// pages into region `r`. EOVERFLOW if the end overflows; EINVAL if it ends
+/// past the real memory (the padding is never mappable).
+[[nodiscard]] constexpr result<mmap_plan> check_mmap(const memregion& r, bool is_resmem,
+                                                     std::uint64_t region_page_offset, std::uint64_t length,
+                                                     unsigned page_shift = 12) noexcept {
+  const auto start = checked_mul(region_page_offset, std::uint64_t{1} << page_shift);
+  if (!start) return start.error();
+  const auto end = checked_add(*start, length);
+  if (!end) return end.error();
+  if (*end > r.real_length) return std::errc::invalid_argument;
+  return mmap_plan{*start, length, is_resmem};
+}
+
+/// The page offset inside its region of a VMA's vm_pgoff (§6.1 step 2).
+[[nodiscard]] constexpr std::uint64_t region_page_offset(std::uint64_t vm_pgoff, unsigned page_shift = 12) noexcept {
+  return vm_pgoff & ((std::uint64_t{1} << (vfio::offset_shift - page_shift)) - 1);
+}
+/// The region index of a VMA's vm_pgoff.
+[[nodiscard]] constexpr std::uint32_t region_index_of_pgoff(std::uint64_t vm_pgoff, unsigned page_shift = 12) noexcept {
+  return static_cast<std::uint32_t>(vm_pgoff >> (vfio::offset_shift - page_shift));
+}
+
+/// A mapping as the fault handler sees it.
+struct vma {
+  std::uint64_t start = 0;
+  std::uint64_t end = 0;
+  std::uint64_t pgoff = 0;  ///< the file offset in pages (kept, not rewritten to a PFN)
+};
+
+/// The platform's huge PFN-map support (§6.2 step 6); arm64 with 4 KiB pages
+/// by default: PMD order 9 (2 MiB), PUD order 18 (1 GiB).
+struct huge_pfnmap {
+  unsigned page_shift = 12;
+  unsigned pmd_order = 9;
+  unsigned pud_order = 18;
+  bool pmd_supported = true;
+  bool pud_supported = true;
+};
+/// arm64 with 64 KiB pages: PMD order 13 (512 MiB); PUD maps are not offered.
+inline constexpr huge_pfnmap arm64_64k_pages{16, 13, 0, true, false};
+
+/// Device state the fault path consults under memory_lock.
+struct fault_state {
+  bool runtime_pm_engaged = false;
+  bool ready = true;           ///< the §7.2 readiness check passed
+  bool memory_enabled = true;  ///< COMMAND.MEMORY set and not in D3hot
+};
+
+enum class fault_outcome : std::uint8_t { insert_pte, insert_pmd, insert_pud, fallback, sigbus };
+
+struct fault_decision {
+  fault_outcome outcome = fault_outcome::sigbus;
+  std::uint64_t address = 0;  ///< fault address rounded down to the order's size
+  std::uint64_t pfn = 0;
+  friend constexpr bool operator==(fault_decision, fault_decision) = default;
+};
+
+/// §6.2: the decision for a fault of `order` at `fault_address` in mapping `v`
+/// of region `r`. Misaligned huge faults fall back (the MM retries a smaller
+/// order) before any device state is consulted.
+[[nodiscard]] constexpr fault_decision decide_fault(const memregion& r, vma v, std::uint64_t fault_address,
+                                                    unsigned order, fault_state state = {},
+                                                    huge_pfnmap platform = {}) noexcept {
+  const std::uint64_t page_size = std::uint64_t{1} << platform.page_shift;
+  const std::uint64_t span = page_size << order;
+  fault_decision d;
+  d.address = fault_address & ~(span - 1);
+  // Unsigned wrap-around when address < start is harmless: the checks below reject it.
+  d.pfn = (r.phys_base >> platform.page_shift) + (d.address - v.start) / page_size +
+          region_page_offset(v.pgoff, platform.page_shift);
+  if (order > 0) {
+    const bool inside = d.address >= v.start && d.address + span <= v.end && d.address + span > d.address;
+    const bool pfn_aligned = (d.pfn & ((std::uint64_t{1} << order) - 1)) == 0;
+    if (!inside || !pfn_aligned) {
+      d.outcome = fault_outcome::fallback;
+      return d;
+    }
+  }
+  if (state.runtime_pm_engaged || !state.ready || !state.memory_enabled) {
+    d.outcome = fault_outcome::sigbus;
+    return d;
+  }
+  if (order == 0) d.outcome = fault_outcome::insert_pte;
+  else if (platform.pmd_supported && order == platform.pmd_order) d.outcome = fault_outcome::insert_pmd;
+  else if (platform.pud_supported && order == platform.pud_order) d.outcome = fault_outcome::insert_pud;
+  else d.outcome = fault_outcome::fallback;
+  return d;
+}
+
+}  // namespace nvgrace::grace

@@ -1,0 +1,101 @@
+# Drives one consumer test (see CMakeLists.txt). Run as
+#   cmake -DMODE=find_package|add_subdirectory -DWORK_DIR=... -DNVGRACE_SOURCE_DIR=... \
+#         -DNVGRACE_VERSION=... -DCONSUMER_SOURCE_DIR=... -DGENERATOR=... -DCXX_COMPILER=... \
+#         [-DMAKE_PROGRAM=...] [-DCXX_STANDARD=..] [-DPKG_CONFIG=...] -P run_consumer.cmake
+# Every step starts from an empty WORK_DIR, so the test proves a fresh install.
+cmake_minimum_required(VERSION 3.22)
+
+foreach(var MODE WORK_DIR NVGRACE_SOURCE_DIR NVGRACE_VERSION CONSUMER_SOURCE_DIR GENERATOR CXX_COMPILER)
+  if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
+    message(FATAL_ERROR "run_consumer.cmake: ${var} is not set")
+  endif()
+endforeach()
+
+# Run a command, echo it, stream its output, stop on failure.
+function(step)
+  execute_process(COMMAND ${ARGN} COMMAND_ECHO STDOUT RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer test (${MODE}): command failed (${rc}): ${ARGN}")
+  endif()
+endfunction()
+
+set(common -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_BUILD_TYPE=Debug
+           -DNVGRACE_EXPECTED_VERSION=${NVGRACE_VERSION})
+if(MAKE_PROGRAM)
+  list(APPEND common -DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM})
+endif()
+if(CXX_STANDARD)
+  list(APPEND common -DCMAKE_CXX_STANDARD=${CXX_STANDARD})
+endif()
+
+file(REMOVE_RECURSE ${WORK_DIR})
+file(MAKE_DIRECTORY ${WORK_DIR})
+
+if(MODE STREQUAL "find_package")
+  set(stage ${WORK_DIR}/stage)
+  # 1. nvgrace alone: no tests/tools/examples/benchmarks, so no GSL/doctest/benchmark needed.
+  step(${CMAKE_COMMAND} -S ${NVGRACE_SOURCE_DIR} -B ${WORK_DIR}/nvgrace-build ${common}
+       -DNVGRACE_BUILD_TESTS=OFF -DNVGRACE_BUILD_TOOLS=OFF -DNVGRACE_BUILD_EXAMPLES=OFF
+       -DNVGRACE_BUILD_BENCHMARKS=OFF -DNVGRACE_BUILD_FUZZERS=OFF -DNVGRACE_INSTALL=ON
+       -DCMAKE_INSTALL_PREFIX=${stage})
+  step(${CMAKE_COMMAND} --build ${WORK_DIR}/nvgrace-build)
+  step(${CMAKE_COMMAND} --install ${WORK_DIR}/nvgrace-build)
+  foreach(file include/nvgrace/core/result.hpp include/nvgrace/core/checked.hpp
+               share/cmake/nvgrace/nvgraceConfig.cmake share/cmake/nvgrace/nvgraceConfigVersion.cmake
+               share/cmake/nvgrace/nvgraceTargets.cmake share/pkgconfig/nvgrace.pc)
+    if(NOT EXISTS ${stage}/${file})
+      message(FATAL_ERROR "consumer test: ${file} was not installed into ${stage}")
+    endif()
+  endforeach()
+
+  # 2. The consumer through find_package(nvgrace CONFIG REQUIRED).
+  step(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/consumer-build ${common}
+       -DNVGRACE_CONSUMER_MODE=find_package -DCMAKE_PREFIX_PATH=${stage}
+       -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)
+  step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
+  step(${WORK_DIR}/consumer-build/nvgrace_consumer)
+
+  # 3. pkg-config: the .pc file alone must be enough to compile the consumer.
+  if(NOT PKG_CONFIG)
+    message(FATAL_ERROR "consumer test: pkg-config not found (apt-get install pkg-config)")
+  endif()
+  set(pc_env ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${stage}/share/pkgconfig)
+  execute_process(COMMAND ${pc_env} ${PKG_CONFIG} --modversion nvgrace
+                  OUTPUT_VARIABLE pc_version OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0 OR NOT pc_version STREQUAL NVGRACE_VERSION)
+    message(FATAL_ERROR "consumer test: pkg-config --modversion nvgrace gave '${pc_version}' (rc ${rc}), "
+                        "expected ${NVGRACE_VERSION}")
+  endif()
+  execute_process(COMMAND ${pc_env} ${PKG_CONFIG} --cflags nvgrace
+                  OUTPUT_VARIABLE pc_cflags OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer test: pkg-config --cflags nvgrace failed (${rc})")
+  endif()
+  message(STATUS "pkg-config --cflags nvgrace: ${pc_cflags}")
+  separate_arguments(pc_flags UNIX_COMMAND "${pc_cflags}")
+  if(NOT pc_flags MATCHES "^-I")
+    message(FATAL_ERROR "consumer test: expected -I<includedir> from pkg-config, got '${pc_cflags}'")
+  endif()
+  list(GET pc_flags 0 pc_include)
+  string(REGEX REPLACE "^-I" "" pc_include "${pc_include}")
+  file(REAL_PATH "${pc_include}" pc_include_real)
+  file(REAL_PATH "${stage}/include" stage_include_real)
+  if(NOT pc_include_real STREQUAL stage_include_real)
+    message(FATAL_ERROR "consumer test: pkg-config include dir ${pc_include_real} is not ${stage_include_real}")
+  endif()
+  if(NOT CXX_STANDARD)
+    set(CXX_STANDARD 20)
+  endif()
+  # Plain -I (not SYSTEM) here: the headers themselves must be warning-clean.
+  step(${CXX_COMPILER} -std=c++${CXX_STANDARD} -Wall -Wextra -Wpedantic -Werror ${pc_flags}
+       -DNVGRACE_CONSUMER_MODE=\"pkg-config\" ${CONSUMER_SOURCE_DIR}/main.cpp -o ${WORK_DIR}/nvgrace_consumer_pc)
+  step(${WORK_DIR}/nvgrace_consumer_pc)
+elseif(MODE STREQUAL "add_subdirectory")
+  step(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/consumer-build ${common}
+       -DNVGRACE_CONSUMER_MODE=add_subdirectory -DNVGRACE_SOURCE_DIR=${NVGRACE_SOURCE_DIR})
+  step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
+  step(${WORK_DIR}/consumer-build/nvgrace_consumer)
+else()
+  message(FATAL_ERROR "run_consumer.cmake: unknown MODE '${MODE}'")
+endif()
+message(STATUS "consumer test (${MODE}): passed")
