@@ -83,11 +83,16 @@ if(MODE STREQUAL "find_package")
   if(NOT pc_include_real STREQUAL stage_include_real)
     message(FATAL_ERROR "consumer test: pkg-config include dir ${pc_include_real} is not ${stage_include_real}")
   endif()
-  if(NOT CXX_STANDARD)
-    set(CXX_STANDARD 20)
+  # -std spelling both GCC 12 and Clang 14 accept.
+  if(NOT CXX_STANDARD OR CXX_STANDARD EQUAL 20)
+    set(std_flag -std=c++20)
+  elseif(CXX_STANDARD EQUAL 23)
+    set(std_flag -std=c++2b)
+  else()
+    set(std_flag -std=c++${CXX_STANDARD})
   endif()
   # Plain -I (not SYSTEM) here: the headers themselves must be warning-clean.
-  step(${CXX_COMPILER} -std=c++${CXX_STANDARD} -Wall -Wextra -Wpedantic -Werror ${pc_flags}
+  step(${CXX_COMPILER} ${std_flag} -Wall -Wextra -Wpedantic -Werror ${pc_flags}
        -DNVGRACE_CONSUMER_MODE=\"pkg-config\" ${CONSUMER_SOURCE_DIR}/main.cpp -o ${WORK_DIR}/nvgrace_consumer_pc)
   step(${WORK_DIR}/nvgrace_consumer_pc)
 elseif(MODE STREQUAL "add_subdirectory")

@@ -48,14 +48,16 @@ namespace detail {
 }  // namespace detail
 
 /// The driver's fetch of the memory properties, in its order:
-/// base missing → ENODATA; base beyond phys_addr_t → EOVERFLOW;
-/// size missing → ENODATA; size beyond size_t → EOVERFLOW; size 0 → ENOMEM.
-/// Any error here is not a probe failure: the device runs in plain mode.
+/// base missing → EINVAL; base beyond phys_addr_t → EOVERFLOW;
+/// size missing → EINVAL; size beyond size_t → EOVERFLOW; size 0 → ENOMEM.
+/// (EINVAL is what the kernel's ACPI property lookup returns for a property
+/// that does not exist.) Any error here is not a probe failure: the device
+/// runs in plain mode.
 [[nodiscard]] constexpr result<device_memory_range> fetch_memory(const acpi_properties& props,
                                                                  address_widths widths = {}) noexcept {
-  if (!props.gpu_mem_base_pa) return std::errc::no_message_available;
+  if (!props.gpu_mem_base_pa) return std::errc::invalid_argument;
   if (*props.gpu_mem_base_pa > detail::type_max(widths.phys_addr_bits)) return std::errc::value_too_large;
-  if (!props.gpu_mem_size) return std::errc::no_message_available;
+  if (!props.gpu_mem_size) return std::errc::invalid_argument;
   if (*props.gpu_mem_size > detail::type_max(widths.size_bits)) return std::errc::value_too_large;
   if (*props.gpu_mem_size == 0) return std::errc::not_enough_memory;
   return device_memory_range{*props.gpu_mem_base_pa, *props.gpu_mem_size};

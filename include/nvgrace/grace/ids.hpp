@@ -70,4 +70,13 @@ inline constexpr std::uint16_t mig_supported_with_cached_resmem = 0x1;
   return (word & mig_supported_with_cached_resmem) ? generation::blackwell : generation::hopper;
 }
 
+/// §2.2 as the driver applies it: Blackwell only when the DVSEC is found and
+/// its bit 0 is set; in every other case, including a capability list the
+/// driver's walk cannot get through (a cycle, a pointer below 0x100, a
+/// truncated DVSEC), the driver finds no DVSEC and assumes Hopper.
+/// generation_from_config() reports those malformed lists as EBADMSG instead.
+[[nodiscard]] constexpr generation driver_generation(std::span<const std::byte> config) noexcept {
+  return generation_from_config(config).value_or(generation::hopper);
+}
+
 }  // namespace nvgrace::grace

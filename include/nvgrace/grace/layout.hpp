@@ -8,6 +8,7 @@
 #include <nvgrace/grace/acpi.hpp>
 #include <nvgrace/grace/ids.hpp>
 
+#include <bit>
 #include <cstdint>
 #include <string_view>
 
@@ -25,7 +26,7 @@ inline constexpr std::uint64_t memblock_size = 512 * MiB;
 /// Which kernel's rule sizes the usemem BAR (§10 E1).
 enum class kernel_rule : std::uint8_t {
   current,  ///< 6.14 and later: BAR sized from the length before the 512 MiB round-down
-  v6_13,    ///< up to 6.13: BAR sized after the round-down
+  v6_13,    ///< up to 6.13: BAR sized after the round-down; every device gets the carve-out
 };
 
 [[nodiscard]] constexpr std::string_view to_string(kernel_rule r) noexcept {
@@ -46,6 +47,8 @@ struct memregion {
 
 /// The driver's view of a device with emulated regions.
 struct layout {
+  /// The generation whose rules were applied (Hopper for every device under
+  /// kernel_rule::v6_13, which predates the Blackwell case).
   grace::generation generation = generation::hopper;
   memregion usemem;
   memregion resmem;  ///< all zero on Blackwell
@@ -73,9 +76,15 @@ struct layout {
 ///   usable rounds down to 512 MiB (EINVAL if that leaves 0); resmem is the
 ///   rest, in [1 GiB, 1.5 GiB), right after usemem (EOVERFLOW if that address
 ///   overflows), reporting 1 or 2 GiB.
-/// - Blackwell: one region, usemem, over all of the memory.
+/// - Blackwell: one region, usemem, over all of the memory (EINVAL for
+///   length 0, which the ACPI step already turns into plain mode).
+/// - kernel_rule::v6_13: kernels up to 6.13 have no Blackwell case, so every
+///   device gets Hopper's carve-out and the result says generation::hopper.
+/// A BAR size above 2^63 has no 64-bit power of two (the kernel's
+/// roundup_pow_of_two is undefined there): EOVERFLOW.
 [[nodiscard]] constexpr result<layout> derive_layout(std::uint64_t phys_base, std::uint64_t length, generation gen,
                                                      kernel_rule rule = kernel_rule::current) noexcept {
+  if (rule == kernel_rule::v6_13) gen = generation::hopper;
   layout out;
   out.generation = gen;
   const std::uint64_t carve_out = gen == generation::hopper ? carve_out_size : 0;
@@ -83,7 +92,7 @@ struct layout {
   const auto usable = checked_sub(length, carve_out);
   if (!usable) return usable.error();
   out.usemem.real_length = *usable;
-  if (gen == generation::blackwell || rule == kernel_rule::current) {
+  if (rule == kernel_rule::current) {
     const auto reported = next_pow2(out.usemem.real_length);
     if (!reported) return reported.error();
     out.usemem.reported_size = *reported;
@@ -92,13 +101,18 @@ struct layout {
 
   out.usemem.real_length = align_down(out.usemem.real_length, memblock_size);
   if (out.usemem.real_length == 0) return std::errc::invalid_argument;
-  if (rule == kernel_rule::v6_13) out.usemem.reported_size = next_pow2(out.usemem.real_length).value();
+  if (rule == kernel_rule::v6_13) {
+    const auto reported = next_pow2(out.usemem.real_length);
+    if (!reported) return reported.error();
+    out.usemem.reported_size = *reported;
+  }
 
   const auto resmem_base = checked_add(phys_base, out.usemem.real_length);
   if (!resmem_base) return resmem_base.error();
   out.resmem.phys_base = *resmem_base;
   out.resmem.real_length = length - out.usemem.real_length;
-  out.resmem.reported_size = next_pow2(out.resmem.real_length).value();
+  // resmem is in [1 GiB, 1.5 GiB): its power of two always exists.
+  out.resmem.reported_size = std::bit_ceil(out.resmem.real_length);
   return out;
 }
 
@@ -106,6 +120,35 @@ struct layout {
 [[nodiscard]] constexpr result<layout> derive_layout(device_memory_range memory, generation gen,
                                                      kernel_rule rule = kernel_rule::current) noexcept {
   return derive_layout(memory.phys_base, memory.length, gen, rule);
+}
+
+/// The name of an emulated region index: "resmem" (2), "usemem" (4), else "".
+[[nodiscard]] constexpr std::string_view region_name(std::uint32_t index) noexcept {
+  if (index == resmem_index) return "resmem";
+  if (index == usemem_index) return "usemem";
+  return "";
+}
+
+/// What probing a device ends in (§2.1): plain vfio-pci when the ACPI step
+/// fails (`layout` is empty then), emulated regions otherwise.
+struct probe_outcome {
+  grace::mode mode = mode::plain;
+  grace::layout layout;
+  friend constexpr bool operator==(const probe_outcome&, const probe_outcome&) = default;
+};
+
+/// §2.1 steps 2–4: the ACPI properties decide the mode (any error there means
+/// plain mode, not a failure); in emulated mode a derive_layout error fails
+/// the probe with that errno (EINVAL or EOVERFLOW for too little memory on
+/// Hopper, §10 E13).
+[[nodiscard]] constexpr result<probe_outcome> probe(const acpi_properties& props, generation gen,
+                                                    kernel_rule rule = kernel_rule::current,
+                                                    address_widths widths = {}) noexcept {
+  const auto memory = fetch_memory(props, widths);
+  if (!memory) return probe_outcome{};
+  const auto derived = derive_layout(*memory, gen, rule);
+  if (!derived) return derived.error();
+  return probe_outcome{mode::emulated, *derived};
 }
 
 /// A sentence naming the §2.3 rule behind a derive_layout error, for tools.
@@ -118,6 +161,28 @@ struct layout {
       return gen == generation::hopper ? "usable memory rounds down to 0" : "memory size is 0";
     default: return "layout cannot be derived";
   }
+}
+
+/// The §2.3 rule that makes derive_layout(phys_base, length, gen, rule) fail,
+/// told apart precisely (the errno alone cannot separate the EOVERFLOW cases);
+/// "" when it succeeds.
+[[nodiscard]] constexpr std::string_view describe_layout_error(std::uint64_t phys_base, std::uint64_t length,
+                                                               generation gen,
+                                                               kernel_rule rule = kernel_rule::current) noexcept {
+  const auto derived = derive_layout(phys_base, length, gen, rule);
+  if (derived) return "";
+  if (rule == kernel_rule::v6_13) gen = generation::hopper;
+  if (gen == generation::blackwell)
+    return length == 0 ? "memory size is 0" : "memory size has no 64-bit power of two above it";
+  if (length < carve_out_size) return "memory is smaller than the 1 GiB carve-out";
+  const std::uint64_t usable = length - carve_out_size;
+  const std::uint64_t rounded = align_down(usable, memblock_size);
+  if (rule == kernel_rule::current && usable > (std::uint64_t{1} << 63))
+    return "usable memory has no 64-bit power of two above it";
+  if (rounded == 0) return "usable memory rounds down to 0";
+  if (rule == kernel_rule::v6_13 && rounded > (std::uint64_t{1} << 63))
+    return "usable memory has no 64-bit power of two above it";
+  return "the carve-out's physical address overflows 64 bits";
 }
 
 }  // namespace nvgrace::grace

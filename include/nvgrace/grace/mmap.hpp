@@ -58,6 +58,8 @@ struct huge_pfnmap {
   bool pmd_supported = true;
   bool pud_supported = true;
 };
+/// arm64 with 4 KiB pages: PMD order 9 (2 MiB), PUD order 18 (1 GiB).
+inline constexpr huge_pfnmap arm64_4k_pages{12, 9, 18, true, true};
 /// arm64 with 64 KiB pages: PMD order 13 (512 MiB); PUD maps are not offered.
 inline constexpr huge_pfnmap arm64_64k_pages{16, 13, 0, true, false};
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <limits>
 #include <utility>
 
 namespace nvgrace::mem {

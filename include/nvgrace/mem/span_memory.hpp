@@ -5,6 +5,7 @@
 #include <nvgrace/mem/device_memory.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 namespace nvgrace::mem {

@@ -73,6 +73,14 @@ namespace ext_cap {
 inline constexpr std::uint16_t dvsec = 0x23;
 }
 
+/// Designated Vendor-Specific Extended Capability registers, relative to the
+/// capability: header 1 holds the DVSEC vendor (bits 15:0), header 2 the DVSEC
+/// id (bits 15:0).
+namespace dvsec {
+inline constexpr std::uint16_t header1 = 0x4;
+inline constexpr std::uint16_t header2 = 0x8;
+}  // namespace dvsec
+
 inline constexpr std::size_t config_space_size = 256;
 inline constexpr std::size_t ext_config_space_size = 4096;
 inline constexpr std::uint16_t ext_cap_start = 0x100;
@@ -91,17 +99,28 @@ struct ext_cap_header {
   return std::uint32_t{h.id} | (std::uint32_t{h.version} << 16) | (std::uint32_t{h.next} << 20);
 }
 
-/// Visit every extended capability: `visit(offset, header)` returns true to
-/// stop. Returns the offset at which the visitor stopped, ENOENT when the
-/// list ended first, EBADMSG when a `next` leaves [0x100, config size) or the
-/// walk exceeds the number of capabilities that can fit (a cycle).
+/// Most extended-capability headers a walk visits: one per 8 bytes of
+/// extended config space (480 for a full 4 KiB space, the kernel's own bound).
+/// A longer walk can only be a cycle.
+[[nodiscard]] constexpr std::size_t max_ext_cap_visits(std::size_t config_size) noexcept {
+  return config_size <= ext_cap_start ? 0 : (config_size - ext_cap_start + 7) / 8;
+}
+
+/// Visit every extended capability from 0x100: `visit(offset, header)`
+/// returns true to stop. Returns the offset at which the visitor stopped, or:
+/// - ENOENT when the list ends first: `next` is 0, the header at 0x100 (or any
+///   later one) is all-zero or all-ones (no extended space), or the space is
+///   smaller than 0x104 bytes;
+/// - EBADMSG when a `next` leaves [0x100, size − 4] or the walk visits more
+///   than max_ext_cap_visits(size) headers (a cycle).
+/// Backward pointers are followed (the PCIe spec does not order the list);
+/// only the visit bound ends a cycle. Never reads outside `config`.
 template <class Visitor>
 [[nodiscard]] constexpr result<std::uint16_t> walk_ext_caps(std::span<const std::byte> config, Visitor&& visit) {
   if (config.size() < ext_cap_start + 4) return std::errc::no_such_file_or_directory;
-  // Every capability takes at least 8 bytes: more hops than this is a cycle.
-  const std::size_t max_hops = (config.size() - ext_cap_start) / 8;
+  const std::size_t max_visits = max_ext_cap_visits(config.size());
   std::size_t offset = ext_cap_start;
-  for (std::size_t hop = 0; hop <= max_hops; ++hop) {
+  for (std::size_t visits = 0; visits < max_visits; ++visits) {
     const auto dword = load_le<std::uint32_t>(config, offset);
     // An all-zero or all-ones header means the list is empty.
     if (dword == 0 || dword == 0xFFFFFFFF) return std::errc::no_such_file_or_directory;
@@ -127,11 +146,12 @@ template <class Visitor>
   bool truncated = false;
   auto found = walk_ext_caps(config, [&](std::uint16_t offset, ext_cap_header h) {
     if (h.id != ext_cap::dvsec) return false;
-    if (std::size_t{offset} + 10 > config.size()) {
+    if (std::size_t{offset} + dvsec::header2 + 2 > config.size()) {
       truncated = true;
       return true;
     }
-    return load_le<std::uint16_t>(config, offset + 4u) == vendor && load_le<std::uint16_t>(config, offset + 8u) == dvsec_id;
+    return load_le<std::uint16_t>(config, offset + std::size_t{dvsec::header1}) == vendor &&
+           load_le<std::uint16_t>(config, offset + std::size_t{dvsec::header2}) == dvsec_id;
   });
   if (truncated) return std::errc::bad_message;
   return found;

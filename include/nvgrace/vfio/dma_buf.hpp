@@ -19,8 +19,13 @@ namespace nvgrace::vfio {
   return {};
 }
 
-/// Step 7: every range non-empty and page-aligned, and the total length must
-/// not overflow → otherwise EINVAL.
+/// The top bit of a DMA mapping's total length is the DMA layer's "used
+/// swiotlb" marker, so the core refuses totals that reach it.
+inline constexpr std::uint64_t dma_iova_use_swiotlb = std::uint64_t{1} << 63;
+
+/// Step 7: every range non-empty with page-aligned offset and length, the
+/// total length must not overflow, and the total must stay below 2^63
+/// (dma_iova_use_swiotlb) → otherwise EINVAL.
 [[nodiscard]] constexpr status check_dma_buf_ranges(std::span<const region_dma_range> ranges,
                                                     std::uint64_t page_size = 4096) noexcept {
   std::uint64_t total = 0;
@@ -31,7 +36,30 @@ namespace nvgrace::vfio {
     if (!sum) return std::errc::invalid_argument;
     total = *sum;
   }
+  if ((total & dma_iova_use_swiotlb) != 0) return std::errc::invalid_argument;
   return {};
+}
+
+/// What the generic feature check tells a driver to do.
+enum class feature_action : std::uint8_t {
+  probe_only,  ///< a PROBE: report success without doing anything
+  execute,     ///< do the GET or SET
+};
+
+/// vfio's per-feature check of VFIO_DEVICE_FEATURE (step 2 of §8.2):
+/// GET/SET bits outside `supported_ops` → EINVAL; PROBE → probe_only; neither
+/// GET nor SET → EINVAL; `payload_size` (argsz minus the 8-byte header) below
+/// `min_payload` → EINVAL; otherwise execute. DMA_BUF supports GET only with a
+/// 16-byte minimum.
+[[nodiscard]] constexpr result<feature_action> check_feature(std::uint32_t flags, std::uint64_t payload_size,
+                                                             std::uint32_t supported_ops,
+                                                             std::uint64_t min_payload) noexcept {
+  const std::uint32_t get_set = feature_flags::get | feature_flags::set;
+  if ((flags & get_set & ~supported_ops) != 0) return std::errc::invalid_argument;
+  if ((flags & feature_flags::probe) != 0) return feature_action::probe_only;
+  if ((flags & get_set) == 0) return std::errc::invalid_argument;
+  if (payload_size < min_payload) return std::errc::invalid_argument;
+  return feature_action::execute;
 }
 
 }  // namespace nvgrace::vfio

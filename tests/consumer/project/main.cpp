@@ -9,6 +9,13 @@
 #define NVGRACE_CONSUMER_HEADER "nvgrace/core/checked.hpp"
 #endif
 
+#if __has_include(<nvgrace/grace/layout.hpp>)
+#include <nvgrace/grace/layout.hpp>
+#define NVGRACE_CONSUMER_HAS_LAYOUT 1
+#else
+#define NVGRACE_CONSUMER_HAS_LAYOUT 0
+#endif
+
 #include <cinttypes>
 #include <cstdio>
 #include <system_error>
@@ -30,6 +37,17 @@ static_assert(nvgrace::next_pow2(usemem_length).value() == 128 * nvgrace::GiB);
 static_assert(nvgrace::checked_add(0xFFFF'FFFF'FFFF'FFFFu, 1).error() == std::errc::value_too_large);
 static_assert(nvgrace::checked_sub(0, 1).error() == std::errc::value_too_large);
 static_assert(nvgrace::range_within(0x1000, 0x1000, 0x2000) && !nvgrace::range_within(0x1001, 0x1000, 0x2000));
+
+#if NVGRACE_CONSUMER_HAS_LAYOUT
+// The 96 GiB GH200 of spec §2.3: 95 GiB usable behind a 128 GiB BAR, then the 1 GiB carve-out.
+constexpr std::uint64_t phys_base = 0x4000'0000'0000;
+constexpr auto gh200 = nvgrace::grace::derive_layout(phys_base, 96 * nvgrace::GiB, nvgrace::grace::generation::hopper);
+static_assert(gh200.has_value());
+static_assert(gh200->usemem.real_length == 0x17'C000'0000 && gh200->usemem.reported_size == 0x20'0000'0000);
+static_assert(gh200->resmem.phys_base == 0x4017'C000'0000 && gh200->resmem.reported_size == nvgrace::GiB);
+static_assert(nvgrace::grace::derive_layout(phys_base, nvgrace::GiB / 2, nvgrace::grace::generation::hopper).error() ==
+              std::errc::value_too_large);
+#endif
 
 }  // namespace
 

@@ -1,0 +1,513 @@
+#pragma once
+/// \file
+/// The VMM side of a VFIO device, written once against `device_file`
+/// (access/device_file.hpp) so it runs unchanged over every backend: the
+/// in-process shim, a real /dev/vfio device and a vfio-user client.
+///
+/// What it does, in the order a VMM does it:
+/// - discovers the regions by index (GET_REGION_INFO with a bounded argsz
+///   retry loop; an index the device answers with EINVAL, such as VGA on a
+///   non-VGA device, is *absent*, not an error) and decodes their capabilities;
+/// - maps every sparse-mmap area (or the whole region when it has no sparse
+///   capability) so that huge pages can back it: it reserves address space,
+///   aligns the start to min(1 GiB, the largest power of two ≤ the area
+///   length) and maps the area there with MAP_FIXED through the device file,
+///   unwinding every earlier mapping if one fails;
+/// - routes each access: wholly inside a mapped area → the copy path
+///   (mem/copy.hpp) on the mapping, no system call; otherwise one pread or
+///   pwrite on the device file. The byte count is returned as the device gave
+///   it, so a short transfer stays visible;
+/// - sizes BARs through config space as VMMs do, and reads/writes config
+///   registers of 1, 2, 4 or 8 bytes.
+///
+/// Capacities are fixed (no allocation): `max_regions` regions,
+/// `max_sparse_areas` areas per region, replies up to `max_region_info_size`
+/// bytes. A device that exceeds them is refused with E2BIG.
+
+#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/core/bytes.hpp>
+#include <nvgrace/core/checked.hpp>
+#include <nvgrace/core/result.hpp>
+#include <nvgrace/mem/copy.hpp>
+#include <nvgrace/mem/device_memory.hpp>
+#include <nvgrace/pci/config.hpp>
+#include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/vfio/caps.hpp>
+#include <nvgrace/vfio/region_info.hpp>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <utility>
+
+namespace nvgrace::access {
+
+/// Most regions an accessor tracks (vfio-pci has 9 plus device-specific ones).
+inline constexpr std::uint32_t max_regions = 16;
+/// Most sparse-mmap areas per region.
+inline constexpr std::uint32_t max_sparse_areas = 8;
+/// Largest region-info reply accepted (the retry loop never asks for more).
+inline constexpr std::uint32_t max_region_info_size = 1024;
+/// How many times GET_REGION_INFO is asked before a device that keeps asking
+/// for a bigger argsz is declared broken (EPROTO).
+inline constexpr unsigned region_info_attempts = 4;
+/// The largest alignment a mapping is given (a PUD-sized huge page).
+inline constexpr std::uint64_t max_mapping_alignment = 1 * GiB;
+
+/// One mmap-able part of a region, as the device described it.
+struct area {
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+  friend constexpr bool operator==(area, area) = default;
+};
+
+/// A part of a region mapped into this process.
+struct mapped_area {
+  std::uint64_t offset = 0;  ///< offset of the first mapped byte inside the region
+  std::uint64_t length = 0;  ///< bytes mapped (whole pages)
+  std::byte* base = nullptr;
+};
+
+/// Everything the accessor knows about one region index.
+struct region {
+  /// False when GET_REGION_INFO answered EINVAL (the index does not exist).
+  bool present = false;
+  /// The final reply, every field as the device wrote it.
+  vfio::region_info info{};
+  /// True when the reply carried a sparse-mmap capability; then only `areas`
+  /// may be mapped. Without it a mappable region is one area [0, size).
+  bool has_sparse_mmap = false;
+  std::array<area, max_sparse_areas> areas{};
+  std::uint32_t area_count = 0;
+  std::optional<vfio::region_type> type;
+  bool msix_mappable = false;
+  /// How the mapped fast path touches this region's memory.
+  mem::caching caching = mem::caching::cached;
+  std::array<mapped_area, max_sparse_areas> mapped{};
+  std::uint32_t mapped_count = 0;
+
+  [[nodiscard]] constexpr std::uint64_t size() const noexcept { return info.size; }
+  [[nodiscard]] constexpr std::uint32_t flags() const noexcept { return info.flags; }
+  [[nodiscard]] constexpr std::uint64_t file_offset() const noexcept { return info.offset; }
+  [[nodiscard]] constexpr bool readable() const noexcept { return (info.flags & vfio::region_flags::read) != 0; }
+  [[nodiscard]] constexpr bool writable() const noexcept { return (info.flags & vfio::region_flags::write) != 0; }
+  [[nodiscard]] constexpr bool mappable() const noexcept { return (info.flags & vfio::region_flags::mmap) != 0; }
+  [[nodiscard]] constexpr std::span<const area> sparse_areas() const noexcept {
+    return std::span<const area>(areas).first(area_count);
+  }
+  [[nodiscard]] constexpr std::span<const mapped_area> mappings() const noexcept {
+    return std::span<const mapped_area>(mapped).first(mapped_count);
+  }
+};
+
+/// A BAR as sizing through config space shows it.
+struct bar_info {
+  unsigned bar = 0;            ///< BAR number 0..5
+  bool implemented = false;    ///< false: reads back 0, or the upper half of a 64-bit BAR
+  bool upper_half = false;     ///< this register is the high dword of BAR `bar - 1`
+  bool is_io = false;
+  bool is_64bit = false;
+  bool prefetchable = false;
+  std::uint64_t size = 0;
+  friend constexpr bool operator==(const bar_info&, const bar_info&) = default;
+};
+
+/// Choices made when opening an accessor.
+struct accessor_options {
+  /// Map every mmap-able area at open. When false, call map_areas() later or
+  /// route everything through pread/pwrite.
+  bool map_areas = true;
+  /// Bit i set → region i's mapped memory is touched only with the uncached
+  /// chunk path. nullopt → detect: a region is uncached when it is index 2 and
+  /// carries a sparse-mmap capability (the signature of the Grace Hopper
+  /// resmem carve-out, which the driver maps write-combine, §6.1). A wrong
+  /// guess costs speed, never correctness: the chunk path is valid on cached memory.
+  std::optional<std::uint32_t> uncached_regions;
+};
+
+/// GET_REGION_INFO for `index` into `buffer` with a bounded argsz retry loop:
+/// ask with argsz 32; while the reply asks for more, ask again with what it
+/// asked for (at most region_info_attempts times). Returns the argsz of the
+/// final request (the number of meaningful bytes in `buffer`). Errors: the
+/// device's (EINVAL = no such region); E2BIG when a reply asks for more than
+/// `buffer` holds; EPROTO when the device keeps asking for more.
+template <device_file File>
+[[nodiscard]] result<std::uint32_t> query_region_info(File& file, std::uint32_t index,
+                                                      std::span<std::byte> buffer) noexcept {
+  NVGRACE_EXPECTS(buffer.size() >= vfio::region_info_size);
+  std::uint32_t argsz = vfio::region_info_size;
+  for (unsigned attempt = 0; attempt < region_info_attempts; ++attempt) {
+    for (std::size_t i = 0; i < argsz; ++i) buffer[i] = std::byte{0};
+    store_le<std::uint32_t>(buffer, 0, argsz);
+    store_le<std::uint32_t>(buffer, 8, index);
+    if (auto s = file.get_region_info(buffer.first(argsz)); !s) return s.error();
+    const std::uint32_t wanted = load_le<std::uint32_t>(buffer, 0);
+    if (wanted <= argsz) return argsz;
+    if (wanted > buffer.size()) return std::errc::argument_list_too_long;
+    argsz = wanted;
+  }
+  return std::errc::protocol_error;
+}
+
+namespace detail {
+
+[[nodiscard]] inline std::uint64_t page_size() noexcept {
+  const long size = ::sysconf(_SC_PAGESIZE);
+  return size > 0 ? static_cast<std::uint64_t>(size) : 4096;
+}
+
+[[nodiscard]] inline std::errc last_errno() noexcept {
+  return errno != 0 ? static_cast<std::errc>(errno) : std::errc::io_error;
+}
+
+/// The error of a backend call's result, or no error.
+template <class R>
+[[nodiscard]] constexpr std::errc error_of(const R& r) noexcept {
+  return r.has_value() ? std::errc{} : r.error();
+}
+
+}  // namespace detail
+
+/// The VMM-side view of an open device. Holds a reference to the device file
+/// (which must outlive it) and owns the mappings it made. Move-only.
+///
+/// Thread safety: after open (and map_areas) the region table is read-only,
+/// so read/write may be called from many threads at once; map_areas,
+/// unmap_areas and moving the accessor must not race with them.
+template <device_file File>
+class accessor {
+public:
+  accessor() noexcept = default;
+  accessor(const accessor&) = delete;
+  accessor& operator=(const accessor&) = delete;
+  accessor(accessor&& other) noexcept
+      : file_(std::exchange(other.file_, nullptr)), device_info_(other.device_info_),
+        region_count_(std::exchange(other.region_count_, 0)), regions_(other.regions_) {
+    for (auto& r : other.regions_) r.mapped_count = 0;  // the mappings moved with us
+  }
+  accessor& operator=(accessor&& other) noexcept {
+    if (this != &other) {
+      unmap_areas();
+      file_ = std::exchange(other.file_, nullptr);
+      device_info_ = other.device_info_;
+      region_count_ = std::exchange(other.region_count_, 0);
+      regions_ = other.regions_;
+      for (auto& r : other.regions_) r.mapped_count = 0;
+    }
+    return *this;
+  }
+  ~accessor() { unmap_areas(); }
+
+  /// Query the device and every region, then (by default) map every
+  /// mmap-able area. Errors: GET_DEVICE_INFO's; a region query's other than
+  /// EINVAL (which marks the region absent); E2BIG beyond the fixed
+  /// capacities; EBADMSG/ENOBUFS/EINVAL from decoding a malformed capability
+  /// chain; a mapping's error (every mapping made is undone first).
+  [[nodiscard]] static result<accessor> open(File& file, accessor_options options = {}) noexcept {
+    accessor a;
+    a.file_ = &file;
+    const auto info = file.get_device_info();
+    if (!info) return info.error();
+    a.device_info_ = *info;
+    if (info->num_regions > max_regions) return std::errc::argument_list_too_long;
+    a.region_count_ = info->num_regions;
+    for (std::uint32_t index = 0; index < a.region_count_; ++index) {
+      if (auto s = a.discover(index, options); !s) return s.error();
+    }
+    if (options.map_areas) {
+      if (auto s = a.map_areas(); !s) return s.error();
+    }
+    return a;
+  }
+
+  [[nodiscard]] File& file() const noexcept {
+    NVGRACE_EXPECTS(file_ != nullptr);
+    return *file_;
+  }
+  [[nodiscard]] const vfio::device_info& device_info() const noexcept { return device_info_; }
+  /// Number of region indices the device reports (num_regions).
+  [[nodiscard]] std::uint32_t region_count() const noexcept { return region_count_; }
+  /// Region `index`, or nullptr when the index is out of range or absent.
+  [[nodiscard]] const region* find_region(std::uint32_t index) const noexcept {
+    if (index >= region_count_ || !regions_[index].present) return nullptr;
+    return &regions_[index];
+  }
+
+  /// Map every mmap-able area of every region not mapped yet. On failure
+  /// every mapping (including earlier regions') is undone and the error is
+  /// returned; the accessor then routes everything through the device file.
+  [[nodiscard]] status map_areas() noexcept {
+    for (std::uint32_t index = 0; index < region_count_; ++index) {
+      region& r = regions_[index];
+      if (!r.present || !r.mappable() || r.mapped_count != 0) continue;
+      const area whole{0, r.size()};
+      const std::span<const area> areas = r.has_sparse_mmap ? r.sparse_areas() : std::span<const area>(&whole, 1);
+      for (const area& a : areas) {
+        const auto m = map_area(r, a);
+        if (!m) {
+          unmap_areas();
+          return m.error();
+        }
+        if (m->length != 0) r.mapped[r.mapped_count++] = *m;
+      }
+    }
+    return {};
+  }
+
+  /// Undo every mapping this accessor made.
+  void unmap_areas() noexcept {
+    for (std::uint32_t index = 0; index < region_count_; ++index) {
+      region& r = regions_[index];
+      for (const mapped_area& m : r.mappings()) ::munmap(m.base, static_cast<std::size_t>(m.length));
+      r.mapped_count = 0;
+    }
+  }
+
+  /// Read `out.size()` bytes at `offset` of region `index`. Returns the bytes
+  /// transferred: all of them through a mapping; whatever one pread gave
+  /// otherwise (a short count is the device's answer, not retried). EINVAL
+  /// for an index outside [0, num_regions) or an offset ≥ 2^40.
+  [[nodiscard]] result<std::size_t> read(std::uint32_t index, std::uint64_t offset, std::span<std::byte> out) noexcept {
+    if (index >= region_count_ || offset > vfio::offset_mask) [[unlikely]]
+      return std::errc::invalid_argument;
+    const region& r = regions_[index];
+    if (const mapped_area* m = covering(r, offset, out.size())) {
+      mem::read_window(mem::memory_view{m->base, m->length, r.caching}, offset - m->offset, out);
+      return out.size();
+    }
+    return file_->pread(out, vfio::region_offset(index) + offset);
+  }
+
+  /// Write `in` at `offset` of region `index`; as read().
+  [[nodiscard]] result<std::size_t> write(std::uint32_t index, std::uint64_t offset,
+                                          std::span<const std::byte> in) noexcept {
+    if (index >= region_count_ || offset > vfio::offset_mask) [[unlikely]]
+      return std::errc::invalid_argument;
+    const region& r = regions_[index];
+    if (const mapped_area* m = covering(r, offset, in.size())) {
+      mem::write_window(mem::memory_view{m->base, m->length, r.caching}, offset - m->offset, in);
+      return in.size();
+    }
+    return file_->pwrite(in, vfio::region_offset(index) + offset);
+  }
+
+  /// Read a config register of 1, 2, 4 or 8 bytes (little-endian) with one
+  /// pread. EIO when the device returns fewer bytes.
+  template <class T>
+    requires(std::unsigned_integral<T> && (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8))
+  [[nodiscard]] result<T> config_read(std::uint64_t offset) noexcept {
+    std::array<std::byte, sizeof(T)> bytes{};
+    const auto n = file_->pread(bytes, config_offset(offset));
+    if (!n) return n.error();
+    if (*n != sizeof(T)) return std::errc::io_error;
+    return load_le<T>(bytes, 0);
+  }
+
+  /// Write a config register of 1, 2, 4 or 8 bytes with one pwrite. Returns
+  /// the bytes the device accepted: a write that touches an emulated BAR
+  /// window may legitimately return fewer (§3.3).
+  template <class T>
+    requires(std::unsigned_integral<T> && (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8))
+  [[nodiscard]] result<std::size_t> config_write(std::uint64_t offset, T value) noexcept {
+    std::array<std::byte, sizeof(T)> bytes{};
+    store_le<T>(bytes, 0, value);
+    return file_->pwrite(bytes, config_offset(offset));
+  }
+
+  /// Size every BAR through config space the way VMMs do: save the command
+  /// register, turn I/O and memory decode off, and for each BAR write
+  /// all-ones to its dword(s), read them back and restore the original value;
+  /// finally restore the command register. Entry i+1 of a 64-bit BAR i is
+  /// marked `upper_half`. Errors: a config access's; EIO on a short one.
+  [[nodiscard]] result<std::array<bar_info, 6>> size_bars() noexcept {
+    std::array<bar_info, 6> bars{};
+    const auto command = config_read<std::uint16_t>(pci::reg::command);
+    if (!command) return command.error();
+    if (auto s = set_command(static_cast<std::uint16_t>(*command & ~(pci::command::io | pci::command::memory))); !s)
+      return s.error();
+    status failure;
+    for (unsigned bar = 0; bar < 6 && failure; ++bar) {
+      bars[bar].bar = bar;
+      if (bar > 0 && bars[bar - 1].is_64bit && bars[bar - 1].implemented) {
+        bars[bar].upper_half = true;
+        continue;
+      }
+      const auto sized = size_one(bar);
+      if (!sized) failure = sized.error();
+      else bars[bar] = *sized;
+    }
+    // The command register is restored even when sizing failed half-way.
+    const auto restored = set_command(*command);
+    if (!failure) return failure.error();
+    if (!restored) return restored.error();
+    return bars;
+  }
+
+  /// Size one BAR (0..5) as size_bars() does, with its own command save/restore.
+  [[nodiscard]] result<bar_info> size_bar(unsigned bar) noexcept {
+    NVGRACE_EXPECTS(bar < 6);
+    const auto command = config_read<std::uint16_t>(pci::reg::command);
+    if (!command) return command.error();
+    if (auto s = set_command(static_cast<std::uint16_t>(*command & ~(pci::command::io | pci::command::memory))); !s)
+      return s.error();
+    const auto sized = size_one(bar);
+    const auto restored = set_command(*command);
+    if (!sized) return sized.error();
+    if (!restored) return restored.error();
+    return *sized;
+  }
+
+private:
+  [[nodiscard]] static constexpr std::uint64_t config_offset(std::uint64_t offset) noexcept {
+    return vfio::file_offset(vfio::to_index(vfio::region::config), offset);
+  }
+
+  [[nodiscard]] status set_command(std::uint16_t value) noexcept {
+    const auto n = config_write<std::uint16_t>(pci::reg::command, value);
+    if (!n) return n.error();
+    if (*n != 2) return std::errc::io_error;
+    return {};
+  }
+
+  [[nodiscard]] status write_dword_checked(std::uint64_t offset, std::uint32_t value) noexcept {
+    const auto n = config_write<std::uint32_t>(offset, value);
+    if (!n) return n.error();
+    if (*n != 4) return std::errc::io_error;
+    return {};
+  }
+
+  /// All-ones, read back, restore: for one BAR (and its upper dword if 64-bit).
+  [[nodiscard]] result<bar_info> size_one(unsigned bar) noexcept {
+    bar_info out;
+    out.bar = bar;
+    const std::uint64_t low_at = pci::reg::base_address(bar);
+    const auto low = config_read<std::uint32_t>(low_at);
+    if (!low) return low.error();
+    out.is_io = (*low & pci::bar_bits::space_io) != 0;
+    out.is_64bit = !out.is_io && (*low & pci::bar_bits::mem_type_mask) == pci::bar_bits::mem_type_64 && bar < 5;
+    out.prefetchable = !out.is_io && (*low & pci::bar_bits::mem_prefetch) != 0;
+    std::uint32_t high = 0;
+    const std::uint64_t high_at = low_at + 4;
+    if (out.is_64bit) {
+      const auto h = config_read<std::uint32_t>(high_at);
+      if (!h) return h.error();
+      high = *h;
+    }
+    if (auto s = write_dword_checked(low_at, 0xFFFF'FFFFu); !s) return s.error();
+    if (out.is_64bit) {
+      if (auto s = write_dword_checked(high_at, 0xFFFF'FFFFu); !s) return s.error();
+    }
+    const auto low_back = config_read<std::uint32_t>(low_at);
+    std::uint32_t high_back = 0;
+    std::errc read_error = detail::error_of(low_back);
+    if (out.is_64bit && read_error == std::errc{}) {
+      const auto h = config_read<std::uint32_t>(high_at);
+      read_error = detail::error_of(h);
+      if (h) high_back = *h;
+    }
+    // Restore before judging what was read, so a failure leaves the BAR as it was.
+    const auto restore_low = write_dword_checked(low_at, *low);
+    const auto restore_high = out.is_64bit ? write_dword_checked(high_at, high) : status{};
+    if (read_error != std::errc{}) return read_error;
+    if (!restore_low) return restore_low.error();
+    if (!restore_high) return restore_high.error();
+
+    if (out.is_io) {
+      const std::uint32_t bits = *low_back & pci::bar_bits::io_mask;
+      out.size = bits & (~bits + 1);
+    } else {
+      const std::uint64_t readback = std::uint64_t{*low_back} | (std::uint64_t{high_back} << 32);
+      out.size = pci::bar_size_from_readback(readback, out.is_64bit);
+    }
+    out.implemented = out.size != 0;
+    if (!out.implemented) out.is_64bit = out.prefetchable = out.is_io = false;
+    return out;
+  }
+
+  /// The mapping that holds all of [offset, offset + count), if any. An empty
+  /// access is never served from a mapping: the device decides what it means.
+  [[nodiscard]] static const mapped_area* covering(const region& r, std::uint64_t offset, std::size_t count) noexcept {
+    if (count == 0) return nullptr;
+    for (std::uint32_t i = 0; i < r.mapped_count; ++i) {
+      const mapped_area& m = r.mapped[i];
+      if (offset >= m.offset && offset - m.offset <= m.length && count <= m.length - (offset - m.offset)) return &m;
+    }
+    return nullptr;
+  }
+
+  [[nodiscard]] status discover(std::uint32_t index, const accessor_options& options) noexcept {
+    region& r = regions_[index];
+    r = region{};
+    std::array<std::byte, max_region_info_size> buffer{};
+    const auto used = query_region_info(*file_, index, buffer);
+    if (!used) {
+      if (used.error() == std::errc::invalid_argument) return {};  // absent
+      return used.error();
+    }
+    const auto reply = std::span<const std::byte>(buffer).first(*used);
+    r.present = true;
+    r.info = vfio::load_region_info(reply);
+    const auto caps = vfio::decode_region_caps(reply);
+    if (!caps) return caps.error();
+    if (caps->sparse_mmap) {
+      const auto& view = *caps->sparse_mmap;
+      if (view.size() > max_sparse_areas) return std::errc::argument_list_too_long;
+      r.has_sparse_mmap = true;
+      for (std::uint32_t i = 0; i < view.size(); ++i) r.areas[i] = {view[i].offset, view[i].size};
+      r.area_count = view.size();
+    }
+    r.type = caps->type;
+    r.msix_mappable = caps->msix_mappable;
+    const bool uncached = options.uncached_regions ? ((*options.uncached_regions >> index) & 1u) != 0
+                                                   : index == vfio::to_index(vfio::region::bar2) && r.has_sparse_mmap;
+    r.caching = uncached ? mem::caching::uncached : mem::caching::cached;
+    return {};
+  }
+
+  /// Map one area at an address aligned for huge pages. The area's last
+  /// partial page (a real length that is not page-aligned) is left to
+  /// pread/pwrite: the driver refuses to map it (§6.1). Returns a zero-length
+  /// mapping when nothing of the area can be mapped.
+  [[nodiscard]] result<mapped_area> map_area(const region& r, const area& a) noexcept {
+    const std::uint64_t page = detail::page_size();
+    const std::uint64_t length = align_down(a.size, page);
+    if (length == 0) return mapped_area{};
+    if (!is_aligned(a.offset, page)) return std::errc::invalid_argument;
+    const std::uint64_t alignment = std::max(page, std::min(max_mapping_alignment, std::bit_floor(length)));
+    const auto reserve_length = checked_add(length, alignment);
+    if (!reserve_length) return reserve_length.error();
+    void* reservation = ::mmap(nullptr, static_cast<std::size_t>(*reserve_length), PROT_NONE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (reservation == MAP_FAILED) return detail::last_errno();
+    const auto reserved = reinterpret_cast<std::uintptr_t>(reservation);
+    const std::uintptr_t start = (reserved + (alignment - 1)) & ~static_cast<std::uintptr_t>(alignment - 1);
+    const auto mapped = file_->mmap(reinterpret_cast<void*>(start), length, PROT_READ | PROT_WRITE,
+                                    r.file_offset() + a.offset);
+    if (!mapped) {
+      ::munmap(reservation, static_cast<std::size_t>(*reserve_length));
+      return mapped.error();
+    }
+    // Give back the parts of the reservation around the mapping.
+    if (start > reserved) ::munmap(reservation, start - reserved);
+    const std::uintptr_t end = start + static_cast<std::uintptr_t>(length);
+    const std::uintptr_t reserved_end = reserved + static_cast<std::uintptr_t>(*reserve_length);
+    if (reserved_end > end) ::munmap(reinterpret_cast<void*>(end), reserved_end - end);
+    return mapped_area{a.offset, length, reinterpret_cast<std::byte*>(start)};
+  }
+
+  File* file_ = nullptr;
+  vfio::device_info device_info_{};
+  std::uint32_t region_count_ = 0;
+  std::array<region, max_regions> regions_{};
+};
+
+}  // namespace nvgrace::access

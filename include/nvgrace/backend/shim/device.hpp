@@ -1,0 +1,992 @@
+#pragma once
+/// \file
+/// The in-process nvgrace-gpu device (the "kernel shim"): answers read,
+/// write, ioctl and mmap like the driver's vfio_device_ops, with real memory
+/// behind it and no system call on the access path. It implements
+/// `access::device_file` directly, so the accessor and the conformance suite
+/// run on it unchanged.
+///
+/// What it models:
+/// - probe (§2): ACPI memory properties → full variant with emulated BARs, or
+///   plain vfio-pci (fallback ops) when they are missing or the size is 0; a
+///   layout that cannot be derived fails `create` with the driver's errno;
+/// - Hopper: region 2 = resmem (uncached), region 4 = usemem (cached), both
+///   carved from one memory of `memlength` bytes at phys `memphys`;
+///   Blackwell: region 4 = all memory, region 2 = a real 64-bit BAR;
+///   plain: regions 2 and 4 are real 64-bit BARs; region 0 is always a 64-bit
+///   16 MiB BAR holding the readiness registers (0x1498, 0x200BC = 0xFF);
+/// - read/write (§3, §5), GET_REGION_INFO (§4), mmap (§6.1), reset,
+///   readiness and runtime PM (§7), DMA-buf (§8), the intercepted ioctls (§9).
+///
+/// Not modelled: mapping zaps (a mapping stays valid across reset and
+/// memory-decode off, where the kernel would fault it away and SIGBUS), huge
+/// faults (§6.2), the 7.2 CXL readiness path, interrupts (SET_IRQS → ENOTTY),
+/// hot reset, poison handling, and DMA-bufs as real files.
+///
+/// Thread safety (the driver's memory_lock, without a lock on the fast path):
+/// - Device state that memory accesses consult — reset_done, memory decode
+///   enabled, runtime-PM failure, and a reset epoch — lives in one atomic
+///   word. A read or write loads it once (acquire) and never writes it,
+///   except once after a successful readiness wait.
+/// - Config space, the emulated BAR registers, reset, ioeventfds and the
+///   DMA-buf record share one std::mutex (none of them is a hot path).
+/// - Why this is equivalent to the rwsem: nothing that changes the state
+///   word (reset, FLR, decode on/off, PM) touches device memory. So a memory
+///   access concurrent with such a change can be placed entirely before it
+///   (if its load saw the old state) or after it (new state); its bytes are
+///   the same either way. The one write a reader makes — clearing reset_done
+///   after a successful wait — is a compare-exchange that only succeeds if
+///   the reset epoch is unchanged: if a reset came in during the wait, its
+///   reset_done stays set and the next access waits again, exactly as when
+///   the kernel's reset waits for the reader to drop memory_lock.
+/// - Uncached memory (resmem, BAR0) is touched only with naturally aligned
+///   8/4/2/1-byte volatile accesses (mem/copy.hpp), so no aligned access is torn.
+/// Region tables and the layout are immutable after create().
+
+#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/backend/shim/config_space.hpp>
+#include <nvgrace/backend/shim/readiness.hpp>
+#include <nvgrace/core/bytes.hpp>
+#include <nvgrace/core/checked.hpp>
+#include <nvgrace/core/result.hpp>
+#include <nvgrace/grace/access_plan.hpp>
+#include <nvgrace/grace/acpi.hpp>
+#include <nvgrace/grace/bar_emulation.hpp>
+#include <nvgrace/grace/dma_buf.hpp>
+#include <nvgrace/grace/ids.hpp>
+#include <nvgrace/grace/layout.hpp>
+#include <nvgrace/grace/mmap.hpp>
+#include <nvgrace/grace/region_info.hpp>
+#include <nvgrace/mem/copy.hpp>
+#include <nvgrace/mem/device_memory.hpp>
+#include <nvgrace/mem/memfd_memory.hpp>
+#include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/vfio/dma_buf.hpp>
+#include <nvgrace/vfio/region_info.hpp>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <span>
+
+namespace nvgrace::shim {
+
+/// Memory the device can allocate for itself: `M::create(length, caching)`.
+template <class M>
+concept creatable_memory = mem::device_memory<M> && std::default_initializable<M> && std::movable<M> &&
+                           requires(std::uint64_t length, mem::caching mode) {
+                             { M::create(length, mode) } -> std::same_as<result<M>>;
+                           };
+
+/// The size of BAR0 (a 64-bit, non-prefetchable memory BAR).
+inline constexpr std::uint64_t bar0_size = 16 * MiB;
+/// Physical base the helpers give the GPU memory (the spec's examples use it).
+inline constexpr std::uint64_t default_memory_base = 0x4000'0000'0000;
+/// Bus address of BAR0; the other real BARs follow it, each aligned to its size.
+inline constexpr std::uint64_t default_bar0_address = 0x6600'0000'0000;
+/// The kernel's MAX_RW_COUNT: read/write never move more in one call.
+inline constexpr std::size_t max_rw_count = 0x7FFF'F000;
+/// Most ranges one DMA-buf request may carry (the record has a fixed
+/// capacity; more → ENOMEM, the kernel's code for a failed allocation).
+inline constexpr std::uint32_t max_dma_buf_ranges = 32;
+/// Most ioeventfds a plain-mode device stores (more → ENOSPC).
+inline constexpr std::size_t max_ioeventfds = 64;
+/// The first fake file-descriptor number a DMA-buf export returns.
+inline constexpr int first_dma_buf_fd = 1000;
+/// VFIO_DEVICE_IOEVENTFD_SIZE_MASK: one of 1, 2, 4, 8 in the low flag bits.
+inline constexpr std::uint32_t ioeventfd_size_mask = 0xF;
+
+/// How the device is built.
+struct device_options {
+  /// The ACPI _DSD properties (§2.1): absent, or size 0 → plain vfio-pci.
+  grace::acpi_properties acpi{};
+  /// Grace Hopper (1 GiB uncached carve-out) or Blackwell; also written into
+  /// the DVSEC so that grace::generation_from_config agrees.
+  grace::generation generation = grace::generation::hopper;
+  /// PCI device id; nullopt → 0x2342 (GH200) for Hopper, 0x2941 (GB200) for
+  /// Blackwell. Must be in grace::known_devices (else ENODEV).
+  std::optional<std::uint16_t> device_id;
+  /// Which kernel's usemem BAR sizing (§10 E1).
+  grace::kernel_rule rule = grace::kernel_rule::current;
+  /// resmem reads/writes that reach memory: upstream's short return (the
+  /// default, what the driver does) or the documented full count (§5.1, E7).
+  grace::resmem_return resmem_quirk = grace::resmem_return::upstream_short;
+  /// Size of the real BAR at region 2 (plain mode and Blackwell) and at
+  /// region 4 (plain mode): a power of two ≥ 4 KiB, or 0 for no BAR.
+  std::uint64_t bar2_size = 16 * MiB;
+  std::uint64_t bar4_size = 16 * MiB;
+  /// Whether the function can be reset (FLR): DEVICE_GET_INFO's RESET flag;
+  /// VFIO_DEVICE_RESET is EINVAL without it.
+  bool reset_supported = true;
+};
+
+/// Options for a Grace Hopper device with `memlength` bytes of GPU memory at
+/// `memphys` (96 GiB on real hardware; any length ≥ 1.5 GiB works, the
+/// memory is sparse).
+[[nodiscard]] constexpr device_options hopper(std::uint64_t memlength,
+                                              std::uint64_t memphys = default_memory_base) noexcept {
+  device_options o;
+  o.acpi = {memphys, memlength};
+  o.generation = grace::generation::hopper;
+  return o;
+}
+/// Options for a Grace Blackwell device (no carve-out; region 2 is a real BAR).
+[[nodiscard]] constexpr device_options blackwell(std::uint64_t memlength, std::uint64_t bar2_size = 16 * MiB,
+                                                 std::uint64_t memphys = default_memory_base) noexcept {
+  device_options o;
+  o.acpi = {memphys, memlength};
+  o.generation = grace::generation::blackwell;
+  o.bar2_size = bar2_size;
+  return o;
+}
+/// Options for the fallback: no usable ACPI memory, plain vfio-pci.
+[[nodiscard]] constexpr device_options plain(std::uint64_t bar2_size = 16 * MiB,
+                                             std::uint64_t bar4_size = 16 * MiB) noexcept {
+  device_options o;
+  o.bar2_size = bar2_size;
+  o.bar4_size = bar4_size;
+  return o;
+}
+
+/// What a region index is in this device.
+enum class region_kind : std::uint8_t {
+  unimplemented,  ///< region info size 0, flags 0; every access EINVAL (BAR1/3/5, ROM)
+  emulated,       ///< a Grace memory region behind a fake BAR (§5)
+  memory_bar,     ///< a real memory BAR handled by vfio-pci-core
+  config,         ///< PCI config space (index 7)
+  vga,            ///< absent: region info EINVAL (not a VGA device)
+};
+
+/// The record of a DMA-buf export (there is no real dma-buf file: the ioctl
+/// returns a fake fd number and the ranges are kept here).
+struct dma_buf_export {
+  int fd = -1;
+  std::uint32_t region_index = 0;
+  std::uint32_t open_flags = 0;
+  bool revoked = false;  ///< exported while memory decode was off
+  std::array<grace::phys_range, max_dma_buf_ranges> ranges{};
+  std::uint32_t range_count = 0;
+
+  [[nodiscard]] constexpr std::span<const grace::phys_range> phys_ranges() const noexcept {
+    return std::span<const grace::phys_range>(ranges).first(range_count);
+  }
+};
+
+/// A stored ioeventfd (plain mode only).
+struct ioeventfd_entry {
+  std::uint32_t index = 0;
+  std::uint64_t offset = 0;  ///< inside the BAR
+  std::uint64_t data = 0;
+  std::uint32_t size = 0;
+  int fd = -1;
+};
+
+namespace detail {
+
+[[nodiscard]] inline std::uint64_t page_size() noexcept {
+  const long size = ::sysconf(_SC_PAGESIZE);
+  return size > 0 ? static_cast<std::uint64_t>(size) : 4096;
+}
+
+[[nodiscard]] constexpr ssize_t negative(std::errc e) noexcept { return -static_cast<ssize_t>(e); }
+
+[[nodiscard]] inline std::errc last_errno() noexcept {
+  return errno != 0 ? static_cast<std::errc>(errno) : std::errc::io_error;
+}
+
+/// One region index, fixed at create().
+template <class Memory>
+struct region_slot {
+  region_kind kind = region_kind::unimplemented;
+  bool is_resmem = false;
+  grace::memregion model{};      ///< emulated: phys base, real length, reported size
+  mem::memory_view view{};       ///< the memory behind the region (real length, or the BAR size)
+  std::uint64_t size = 0;        ///< what region info reports
+  std::uint64_t phys = 0;        ///< physical / bus address of byte 0 (DMA-buf)
+  const Memory* backing = nullptr;
+  std::uint64_t backing_offset = 0;  ///< view.base − backing->view().base
+};
+
+}  // namespace detail
+
+template <creatable_memory Memory = mem::memfd_memory>
+class device {
+public:
+  using memory_type = Memory;
+
+  device(const device&) = delete;
+  device& operator=(const device&) = delete;
+  device(device&&) = delete;
+  device& operator=(device&&) = delete;
+  ~device() = default;
+
+  /// Probe and open a device (§2.1, §7.5): derive the layout (a failure is
+  /// the probe's errno: EINVAL/EOVERFLOW on Hopper with < 1.5 GiB), allocate
+  /// the memories, build config space, zero the emulated BARs and attempt the
+  /// open-time function reset (which sets reset_done when reset works, so the
+  /// first memory access polls readiness). Errors: ENODEV for a device id
+  /// outside the driver's table; EINVAL for a BAR size that is not 0 or a
+  /// power of two ≥ 4 KiB; ENOMEM when the device object cannot be
+  /// allocated; the memory's own errors.
+  [[nodiscard]] static result<std::unique_ptr<device>> create(const device_options& options = {}) noexcept {
+    const std::uint16_t id = options.device_id.value_or(
+        options.generation == grace::generation::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941});
+    if (grace::find_device(grace::nvidia_vendor_id, id) == nullptr) return std::errc::no_such_device;
+    for (const std::uint64_t s : {options.bar2_size, options.bar4_size})
+      if (s != 0 && (!std::has_single_bit(s) || s < 4 * KiB)) return std::errc::invalid_argument;
+
+    std::unique_ptr<device> d(new (std::nothrow) device());
+    if (!d) return std::errc::not_enough_memory;
+    d->options_ = options;
+    d->device_id_ = id;
+    if (const auto memory = grace::fetch_memory(options.acpi)) {
+      const auto layout = grace::derive_layout(*memory, options.generation, options.rule);
+      if (!layout) return layout.error();
+      d->mode_ = grace::mode::emulated;
+      d->layout_ = *layout;
+      d->memphys_ = memory->phys_base;
+      auto gpu = Memory::create(memory->length, mem::caching::cached);
+      if (!gpu) return gpu.error();
+      d->gpu_memory_ = std::move(*gpu);
+    }
+    if (auto s = d->build(); !s) return s.error();
+    return d;
+  }
+
+  // ---- identity -------------------------------------------------------------------
+
+  /// Full variant (emulated BARs) or plain vfio-pci.
+  [[nodiscard]] grace::mode mode() const noexcept { return mode_; }
+  [[nodiscard]] grace::generation generation() const noexcept { return options_.generation; }
+  [[nodiscard]] std::uint16_t device_id() const noexcept { return device_id_; }
+  /// The carve-up in the full variant; nullptr in plain mode.
+  [[nodiscard]] const grace::layout* layout() const noexcept {
+    return mode_ == grace::mode::emulated ? &layout_ : nullptr;
+  }
+  [[nodiscard]] const device_options& options() const noexcept { return options_; }
+  [[nodiscard]] region_kind kind(std::uint32_t index) const noexcept {
+    return index < vfio::pci_num_regions ? regions_[index].kind : region_kind::vga;
+  }
+
+  // ---- kernel-style file operations -----------------------------------------------
+
+  /// The driver's read: a count or −errno; `*ppos` advances as the kernel's
+  /// does (§3.2, §5.1, and vfio-pci-core for the other regions).
+  [[nodiscard]] ssize_t read(void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
+    if (count > max_rw_count) [[unlikely]] count = max_rw_count;
+    const std::uint32_t index = vfio::region_index_of(*ppos);
+    if (index < vfio::pci_num_regions) [[likely]] {
+      const slot& r = regions_[index];
+      if (r.kind == region_kind::emulated) [[likely]] return memory_read(r, static_cast<std::byte*>(buf), count, ppos);
+    }
+    return core_read(index, static_cast<std::byte*>(buf), count, ppos);
+  }
+
+  /// The driver's write; as read (§3.3, §5.2).
+  [[nodiscard]] ssize_t write(const void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
+    if (count > max_rw_count) [[unlikely]] count = max_rw_count;
+    const std::uint32_t index = vfio::region_index_of(*ppos);
+    if (index < vfio::pci_num_regions) [[likely]] {
+      const slot& r = regions_[index];
+      if (r.kind == region_kind::emulated) [[likely]]
+        return memory_write(r, static_cast<const std::byte*>(buf), count, ppos);
+    }
+    return core_write(index, static_cast<const std::byte*>(buf), count, ppos);
+  }
+
+  /// The device ioctls with the kernel's argument layouts (<linux/vfio.h>):
+  /// returns ≥ 0 or −errno. DEVICE_GET_INFO, GET_REGION_INFO, GET_IRQ_INFO,
+  /// DEVICE_RESET, IOEVENTFD (ENOTTY in the full variant; stored in plain
+  /// mode), DEVICE_FEATURE (DMA_BUF GET and PROBE; returns a fake fd number,
+  /// see last_dma_buf()); anything else ENOTTY. `arg` must point to as many
+  /// bytes as its argsz says (the kernel would fault otherwise; in-process
+  /// that cannot be detected).
+  [[nodiscard]] long ioctl(unsigned long request, void* arg) noexcept {
+    switch (request) {
+      case vfio::ioctl::device_get_info: return ioctl_device_info(arg);
+      case vfio::ioctl::device_get_region_info: return ioctl_region_info(arg);
+      case vfio::ioctl::device_get_irq_info: return ioctl_irq_info(arg);
+      case vfio::ioctl::device_reset: return to_long(reset());
+      case vfio::ioctl::device_ioeventfd:
+        if (mode_ == grace::mode::emulated) return detail::negative(std::errc::inappropriate_io_control_operation);
+        return ioctl_ioeventfd(arg);
+      case vfio::ioctl::device_feature: return ioctl_feature(arg);
+      default: return detail::negative(std::errc::inappropriate_io_control_operation);
+    }
+  }
+
+  // ---- access::device_file --------------------------------------------------------
+
+  /// VFIO_DEVICE_GET_INFO as a 20-byte reply: flags PCI (| RESET when reset
+  /// works), 9 regions, 5 IRQ indices, no capabilities.
+  [[nodiscard]] result<vfio::device_info> get_device_info() noexcept {
+    return vfio::device_info{sizeof(vfio::device_info), device_flags(), vfio::pci_num_regions, vfio::pci_num_irqs, 0};
+  }
+
+  /// VFIO_DEVICE_GET_REGION_INFO on `buffer` (argsz and index set by the
+  /// caller), byte for byte as the kernel replies. EFAULT when the buffer
+  /// cannot hold 32 bytes or its argsz claims more than its size (the kernel
+  /// would touch memory past it); EINVAL for argsz < 32, an index ≥ 9 or VGA.
+  [[nodiscard]] status get_region_info(std::span<std::byte> buffer) noexcept {
+    if (buffer.size() < vfio::region_info_size) return std::errc::bad_address;
+    if (load_le<std::uint32_t>(buffer, 0) > buffer.size()) return std::errc::bad_address;
+    return region_info_into(buffer);
+  }
+
+  /// VFIO_DEVICE_GET_IRQ_INFO: EINVAL for argsz < 16 or index ≥ 5. INTx 1
+  /// (pin INTA; EVENTFD|MASKABLE|AUTOMASKED), MSI 1 (one vector), MSI-X 0
+  /// (no capability), ERR 1 (PCI Express), REQ 1; all but INTx EVENTFD|NORESIZE.
+  [[nodiscard]] status get_irq_info(vfio::irq_info& info) noexcept {
+    if (info.argsz < sizeof(vfio::irq_info) || info.index >= vfio::pci_num_irqs) return std::errc::invalid_argument;
+    constexpr std::array<std::uint32_t, vfio::pci_num_irqs> counts{1, 1, 0, 1, 1};
+    info.count = counts[info.index];
+    info.flags = vfio::irq_flags::eventfd;
+    if (info.index == static_cast<std::uint32_t>(vfio::irq::intx))
+      info.flags |= vfio::irq_flags::maskable | vfio::irq_flags::automasked;
+    else
+      info.flags |= vfio::irq_flags::noresize;
+    return {};
+  }
+
+  /// VFIO_DEVICE_RESET (§7.3): zero both emulated BARs first (even if what
+  /// follows fails), then the core reset: EINVAL when reset is not
+  /// supported, an injected failure as injected; success sets reset_done.
+  [[nodiscard]] status reset() noexcept {
+    std::lock_guard lock(control_);
+    if (mode_ == grace::mode::emulated) bars_.reset();
+    if (!options_.reset_supported) return std::errc::invalid_argument;
+    if (reset_failure_) return *reset_failure_;
+    mark_reset_done();
+    return {};
+  }
+
+  /// pread(2) on the device file: read() at `pos`. EINVAL for pos ≥ 2^63.
+  [[nodiscard]] result<std::size_t> pread(std::span<std::byte> buffer, std::uint64_t pos) noexcept {
+    if (pos > max_file_offset) [[unlikely]]
+      return std::errc::invalid_argument;
+    const ssize_t n = read(buffer.data(), buffer.size(), &pos);
+    if (n < 0) [[unlikely]]
+      return static_cast<std::errc>(-n);
+    return static_cast<std::size_t>(n);
+  }
+
+  /// pwrite(2) on the device file: write() at `pos`.
+  [[nodiscard]] result<std::size_t> pwrite(std::span<const std::byte> data, std::uint64_t pos) noexcept {
+    if (pos > max_file_offset) [[unlikely]]
+      return std::errc::invalid_argument;
+    const ssize_t n = write(data.data(), data.size(), &pos);
+    if (n < 0) [[unlikely]]
+      return static_cast<std::errc>(-n);
+    return static_cast<std::size_t>(n);
+  }
+
+  /// mmap(2) of the device file: MAP_SHARED (MAP_FIXED at `addr` when
+  /// non-null) of `length` bytes (rounded up to pages) at file offset `pos`.
+  /// The memory backend is mapped for real (its fd at the right offset).
+  /// EINVAL: length 0, pos not page-aligned, a region that cannot be mapped,
+  /// a mapping past the real memory (§6.1) or past a real BAR; EOVERFLOW:
+  /// the end overflows; ENOMEM: the length cannot be page-rounded; ENODEV:
+  /// the memory type has no fd; otherwise mmap's errno.
+  [[nodiscard]] result<void*> mmap(void* addr, std::uint64_t length, int prot, std::uint64_t pos) noexcept {
+    const auto plan = plan_mmap(pos, length);
+    if (!plan) return plan.error();
+    if constexpr (!mem::mappable_memory<Memory>) {
+      static_cast<void>(addr);
+      static_cast<void>(prot);
+      return std::errc::no_such_device;
+    } else {
+      const slot& r = regions_[vfio::region_index_of(pos)];
+      const mem::map_source source = r.backing->source();
+      const std::uint64_t file_offset = source.offset + r.backing_offset + plan->region_offset;
+      if (file_offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()))
+        return std::errc::value_too_large;
+      void* p = ::mmap(addr, static_cast<std::size_t>(plan->length), prot, MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0),
+                       source.fd, static_cast<off_t>(file_offset));
+      if (p == MAP_FAILED) return detail::last_errno();
+      return p;
+    }
+  }
+
+  /// The checks of mmap() without mapping: which bytes of the region a
+  /// mapping of `length` at `pos` covers (length rounded up to pages) and
+  /// whether the driver maps them write-combine (resmem, §6.1 step 4).
+  [[nodiscard]] result<grace::mmap_plan> plan_mmap(std::uint64_t pos, std::uint64_t length) const noexcept {
+    const std::uint64_t page = detail::page_size();
+    if (length == 0 || !is_aligned(pos, page)) return std::errc::invalid_argument;
+    const auto rounded = checked_add(length, page - 1);
+    if (!rounded) return std::errc::not_enough_memory;
+    const std::uint64_t mapped_length = align_down(*rounded, page);
+    const std::uint32_t index = vfio::region_index_of(pos);
+    if (index >= vfio::pci_num_regions) return std::errc::invalid_argument;
+    const slot& r = regions_[index];
+    const std::uint64_t offset = vfio::offset_in_region(pos);
+    if (r.kind == region_kind::emulated) {
+      return grace::check_mmap(r.model, r.is_resmem, offset / page, mapped_length,
+                               static_cast<unsigned>(std::countr_zero(page)));
+    }
+    if (r.kind == region_kind::memory_bar) {
+      // vfio-pci-core: req_start + req_len must not pass the page-aligned BAR.
+      const auto end = checked_add(offset, mapped_length);
+      if (!end || *end > r.size) return std::errc::invalid_argument;
+      return grace::mmap_plan{offset, mapped_length, false};
+    }
+    return std::errc::invalid_argument;
+  }
+
+  // ---- memory and state, for servers and tests --------------------------------------
+
+  /// Where region `index`'s memory (its sparse area starting at region
+  /// offset 0) can be mapped from: fd + offset. nullopt for regions without
+  /// memory or a memory type without an fd. The fd stays owned by the device.
+  [[nodiscard]] std::optional<mem::map_source> region_source(std::uint32_t index) const noexcept {
+    if constexpr (!mem::mappable_memory<Memory>) {
+      static_cast<void>(index);
+      return std::nullopt;
+    } else {
+      if (index >= vfio::pci_num_regions || regions_[index].backing == nullptr) return std::nullopt;
+      const slot& r = regions_[index];
+      const mem::map_source source = r.backing->source();
+      return mem::map_source{source.fd, source.offset + r.backing_offset};
+    }
+  }
+
+  /// The memory behind region `index` as the copy path sees it (length =
+  /// real length, caching as the driver touches it); empty when none.
+  [[nodiscard]] mem::memory_view region_memory(std::uint32_t index) const noexcept {
+    return index < vfio::pci_num_regions ? regions_[index].view : mem::memory_view{};
+  }
+
+  /// The whole GPU memory (both emulated regions); empty in plain mode.
+  [[nodiscard]] const Memory& gpu_memory() const noexcept { return gpu_memory_; }
+
+  /// Read / set a 32-bit BAR0 register directly (no readiness, no decode check).
+  [[nodiscard]] std::uint32_t bar0_register(std::uint64_t offset) const noexcept {
+    std::array<std::byte, 4> bytes{};
+    mem::read_memory(regions_[0].view, offset, bytes);
+    return load_le<std::uint32_t>(bytes, 0);
+  }
+  void set_bar0_register(std::uint64_t offset, std::uint32_t value) noexcept {
+    std::array<std::byte, 4> bytes{};
+    store_le<std::uint32_t>(bytes, 0, value);
+    mem::write_memory(regions_[0].view, offset, bytes);
+  }
+
+  /// Use `source` for the §7.1 poll (registers and clock); nullptr restores
+  /// the default (this device's BAR0 + steady_clock). `source` must outlive
+  /// its use.
+  void set_readiness_source(readiness_source* source) noexcept { source_.store(source, std::memory_order_release); }
+
+  /// Make runtime-PM resume fail: memory read/write (and core accesses) → EIO.
+  void inject_pm_failure(bool fail) noexcept {
+    if (fail) state_.fetch_or(pm_failed_bit, std::memory_order_acq_rel);
+    else state_.fetch_and(~pm_failed_bit, std::memory_order_acq_rel);
+  }
+
+  /// Make the core part of VFIO_DEVICE_RESET fail with `error` (nullopt: succeed).
+  void inject_reset_failure(std::optional<std::errc> error) noexcept {
+    std::lock_guard lock(control_);
+    reset_failure_ = error;
+  }
+
+  /// §7.5: close and open again: zero the emulated BARs and attempt the
+  /// open-time function reset (its failure is ignored, as vfio_pci_core_enable does).
+  void reopen() noexcept {
+    std::lock_guard lock(control_);
+    if (mode_ == grace::mode::emulated) bars_.reset();
+    if (options_.reset_supported && !reset_failure_) mark_reset_done();
+  }
+
+  /// The next memory access will poll readiness.
+  [[nodiscard]] bool reset_done() const noexcept { return (state_.load(std::memory_order_acquire) & reset_done_bit) != 0; }
+  /// COMMAND.MEMORY in the virtual config.
+  [[nodiscard]] bool memory_enabled() const noexcept {
+    return (state_.load(std::memory_order_acquire) & memory_enabled_bit) != 0;
+  }
+  /// Resets (VFIO_DEVICE_RESET, FLR, open) that succeeded so far.
+  [[nodiscard]] std::uint32_t reset_count() const noexcept {
+    return static_cast<std::uint32_t>(state_.load(std::memory_order_acquire) >> epoch_shift);
+  }
+  /// The raw (unmasked) value of emulated BAR register `index` (2 or 4).
+  [[nodiscard]] std::uint64_t emulated_bar_raw(std::uint32_t index) const noexcept {
+    std::lock_guard lock(control_);
+    return bars_.raw(index);
+  }
+  /// The last DMA-buf export, if any.
+  [[nodiscard]] std::optional<dma_buf_export> last_dma_buf() const noexcept {
+    std::lock_guard lock(control_);
+    return last_dma_buf_;
+  }
+  /// The ioeventfds stored (plain mode).
+  [[nodiscard]] std::size_t ioeventfd_count() const noexcept {
+    std::lock_guard lock(control_);
+    return ioeventfd_count_;
+  }
+  /// The whole config space as a read of 4096 bytes at offset 0 returns it
+  /// (emulated BARs patched in).
+  [[nodiscard]] std::array<std::byte, config_space::size> config_snapshot() const noexcept {
+    std::array<std::byte, config_space::size> out{};
+    std::lock_guard lock(control_);
+    static_cast<void>(config_.read(0, out));
+    if (mode_ == grace::mode::emulated) bars_.patch_config_read(layout_, 0, out);
+    return out;
+  }
+
+private:
+  using slot = detail::region_slot<Memory>;
+
+  static constexpr std::uint64_t reset_done_bit = 1u << 0;
+  static constexpr std::uint64_t memory_enabled_bit = 1u << 1;
+  static constexpr std::uint64_t pm_failed_bit = 1u << 2;
+  static constexpr unsigned epoch_shift = 32;
+  static constexpr std::uint64_t epoch_one = std::uint64_t{1} << epoch_shift;
+  static constexpr std::uint64_t max_file_offset = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+
+  /// The default readiness source: this device's BAR0 and the real clock.
+  class bar0_source final : public readiness_source {
+  public:
+    explicit bar0_source(const device* d) noexcept : device_(d) {}
+    std::uint32_t read32(std::uint64_t offset) noexcept override { return device_->bar0_register(offset); }
+    std::chrono::milliseconds now() noexcept override { return steady_now(); }
+    void sleep(std::chrono::milliseconds duration) noexcept override { steady_sleep(duration); }
+
+  private:
+    const device* device_;
+  };
+
+  device() noexcept = default;
+
+  [[nodiscard]] std::uint32_t device_flags() const noexcept {
+    return vfio::device_flags::pci | (options_.reset_supported ? vfio::device_flags::reset : 0u);
+  }
+
+  [[nodiscard]] static long to_long(status s) noexcept { return s ? 0 : detail::negative(s.error()); }
+
+  /// Allocate the real BARs, fill the region table, build config space.
+  [[nodiscard]] status build() noexcept {
+    const bool emulated = mode_ == grace::mode::emulated;
+    const bool hopper = emulated && options_.generation == grace::generation::hopper;
+    std::array<core_bar, 6> bars{};
+    std::uint64_t cursor = default_bar0_address;
+    const auto place = [&cursor](std::uint64_t size) {
+      const std::uint64_t address = (cursor + size - 1) & ~(size - 1);
+      cursor = address + size;
+      return address;
+    };
+    constexpr std::uint32_t bar0_flags = pci::bar_bits::mem_type_64;
+    constexpr std::uint32_t prefetchable_64 = pci::bar_bits::mem_type_64 | pci::bar_bits::mem_prefetch;
+
+    // BAR0: registers, touched like MMIO (uncached, chunked).
+    auto bar0 = Memory::create(bar0_size, mem::caching::uncached);
+    if (!bar0) return bar0.error();
+    bar0_memory_ = std::move(*bar0);
+    bars[0] = {bar0_size, bar0_flags, place(bar0_size)};
+    set_memory_bar(0, bar0_memory_, bars[0]);
+    set_bar0_register(c2c_link_register, status_ready);
+    set_bar0_register(hbm_training_register, status_ready);
+
+    if (emulated) {
+      const mem::memory_view gpu = gpu_memory_.view();
+      slot& use = regions_[grace::usemem_index];
+      use.kind = region_kind::emulated;
+      use.model = layout_.usemem;
+      use.view = {gpu.base, layout_.usemem.real_length, mem::caching::cached};
+      use.size = layout_.usemem.reported_size;
+      use.phys = layout_.usemem.phys_base;
+      use.backing = &gpu_memory_;
+      use.backing_offset = 0;
+      if (hopper) {
+        slot& res = regions_[grace::resmem_index];
+        const std::uint64_t at = layout_.resmem.phys_base - memphys_;
+        res.kind = region_kind::emulated;
+        res.is_resmem = true;
+        res.model = layout_.resmem;
+        res.view = {gpu.base + at, layout_.resmem.real_length, mem::caching::uncached};
+        res.size = layout_.resmem.reported_size;
+        res.phys = layout_.resmem.phys_base;
+        res.backing = &gpu_memory_;
+        res.backing_offset = at;
+      }
+    }
+    // Real BARs: region 2 on Blackwell and in plain mode, region 4 in plain mode.
+    if (!hopper && options_.bar2_size != 0) {
+      auto m = Memory::create(options_.bar2_size, mem::caching::cached);
+      if (!m) return m.error();
+      bar2_memory_ = std::move(*m);
+      bars[2] = {options_.bar2_size, prefetchable_64, place(options_.bar2_size)};
+      set_memory_bar(2, bar2_memory_, bars[2]);
+    }
+    if (!emulated && options_.bar4_size != 0) {
+      auto m = Memory::create(options_.bar4_size, mem::caching::cached);
+      if (!m) return m.error();
+      bar4_memory_ = std::move(*m);
+      bars[4] = {options_.bar4_size, prefetchable_64, place(options_.bar4_size)};
+      set_memory_bar(4, bar4_memory_, bars[4]);
+    }
+    regions_[vfio::to_index(vfio::region::config)].kind = region_kind::config;
+    regions_[vfio::to_index(vfio::region::config)].size = config_space::size;
+    regions_[vfio::to_index(vfio::region::vga)].kind = region_kind::vga;
+
+    config_params params;
+    params.device_id = device_id_;
+    params.generation = options_.generation;
+    params.bars = bars;
+    params.flr_supported = options_.reset_supported;
+    config_ = config_space(params);
+
+    std::uint64_t state = memory_enabled_bit;
+    // open_device: vfio_pci_core_enable attempts a function reset.
+    if (options_.reset_supported) state = (state | reset_done_bit) + epoch_one;
+    state_.store(state, std::memory_order_release);
+    return {};
+  }
+
+  void set_memory_bar(std::uint32_t index, const Memory& memory, const core_bar& bar) noexcept {
+    slot& r = regions_[index];
+    r.kind = region_kind::memory_bar;
+    r.view = memory.view();
+    r.size = bar.size;
+    r.phys = bar.address;
+    r.backing = &memory;
+    r.backing_offset = 0;
+  }
+
+  /// Record a successful reset: a new epoch, reset_done set, in one step.
+  void mark_reset_done() noexcept {
+    std::uint64_t current = state_.load(std::memory_order_relaxed);
+    while (!state_.compare_exchange_weak(current, (current + epoch_one) | reset_done_bit, std::memory_order_acq_rel,
+                                         std::memory_order_relaxed)) {
+    }
+  }
+
+  /// §7.2 under the read side of memory_lock, entered only when `seen` had
+  /// reset_done: memory disabled → EIO; poll (ETIME); on success clear
+  /// reset_done unless a reset happened since `seen` was loaded.
+  [[gnu::noinline]] status check_ready(std::uint64_t seen) noexcept {
+    if ((seen & memory_enabled_bit) == 0) return std::errc::io_error;
+    readiness_source* source = source_.load(std::memory_order_acquire);
+    if (source == nullptr) source = &default_source_;
+    if (auto s = wait_device_ready(*source); !s) return s;
+    std::uint64_t current = state_.load(std::memory_order_relaxed);
+    while ((current & reset_done_bit) != 0 && (current >> epoch_shift) == (seen >> epoch_shift)) {
+      if (state_.compare_exchange_weak(current, current & ~reset_done_bit, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed))
+        break;
+    }
+    return {};
+  }
+
+  /// §5.1 for an emulated region (the hot path: a load, the plan, the copy).
+  [[nodiscard]] ssize_t memory_read(const slot& r, std::byte* buf, std::size_t count, std::uint64_t* ppos) noexcept {
+    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    if ((state & pm_failed_bit) != 0) [[unlikely]]
+      return detail::negative(std::errc::io_error);
+    const auto plan = grace::plan_access(grace::direction::read, r.model, vfio::offset_in_region(*ppos), count,
+                                         r.is_resmem, options_.resmem_quirk);
+    if (!plan) [[unlikely]]
+      return detail::negative(plan.error());
+    if (plan->waits_for_ready && (state & reset_done_bit) != 0) [[unlikely]] {
+      if (const auto s = check_ready(state); !s) return detail::negative(s.error());
+    }
+    mem::read_window(r.view, plan->offset,
+                     std::span<std::byte>(buf, static_cast<std::size_t>(plan->memory_bytes + plan->padding_bytes)));
+    *ppos += plan->advance;
+    return static_cast<ssize_t>(plan->returned);
+  }
+
+  /// §5.2 for an emulated region.
+  [[nodiscard]] ssize_t memory_write(const slot& r, const std::byte* buf, std::size_t count,
+                                     std::uint64_t* ppos) noexcept {
+    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    if ((state & pm_failed_bit) != 0) [[unlikely]]
+      return detail::negative(std::errc::io_error);
+    const auto plan = grace::plan_access(grace::direction::write, r.model, vfio::offset_in_region(*ppos), count,
+                                         r.is_resmem, options_.resmem_quirk);
+    if (!plan) [[unlikely]]
+      return detail::negative(plan.error());
+    if (plan->waits_for_ready && (state & reset_done_bit) != 0) [[unlikely]] {
+      if (const auto s = check_ready(state); !s) return detail::negative(s.error());
+    }
+    mem::write_window(r.view, plan->offset,
+                      std::span<const std::byte>(buf, static_cast<std::size_t>(plan->memory_bytes + plan->padding_bytes)));
+    *ppos += plan->advance;
+    return static_cast<ssize_t>(plan->returned);
+  }
+
+  /// vfio-pci-core's read for every other region, and §3.2 for config.
+  [[gnu::noinline]] ssize_t core_read(std::uint32_t index, std::byte* buf, std::size_t count,
+                                      std::uint64_t* ppos) noexcept {
+    if (count == 0) return 0;
+    if (index >= vfio::pci_num_regions) return detail::negative(std::errc::invalid_argument);
+    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    if ((state & pm_failed_bit) != 0) return detail::negative(std::errc::io_error);
+    const slot& r = regions_[index];
+    const std::uint64_t offset = vfio::offset_in_region(*ppos);
+    const std::span<std::byte> out(buf, count);
+    switch (r.kind) {
+      case region_kind::memory_bar: {
+        if (offset >= r.size) return detail::negative(std::errc::invalid_argument);
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
+        if ((state & memory_enabled_bit) == 0) return detail::negative(std::errc::io_error);
+        mem::read_memory(r.view, offset, out.first(n));
+        *ppos += n;
+        return static_cast<ssize_t>(n);
+      }
+      case region_kind::config: {
+        std::lock_guard lock(control_);
+        const auto n = config_.read(offset, out);
+        if (!n) return detail::negative(n.error());
+        if (mode_ == grace::mode::emulated) bars_.patch_config_read(layout_, offset, out);
+        *ppos += *n;
+        return static_cast<ssize_t>(*n);
+      }
+      default: return detail::negative(std::errc::invalid_argument);
+    }
+  }
+
+  /// vfio-pci-core's write for every other region, and §3.3 for config.
+  [[gnu::noinline]] ssize_t core_write(std::uint32_t index, const std::byte* buf, std::size_t count,
+                                       std::uint64_t* ppos) noexcept {
+    if (count == 0) return 0;
+    if (index >= vfio::pci_num_regions) return detail::negative(std::errc::invalid_argument);
+    const std::uint64_t offset = vfio::offset_in_region(*ppos);
+    const std::span<const std::byte> in(buf, count);
+    const slot& r = regions_[index];
+    if (r.kind == region_kind::config) {
+      std::lock_guard lock(control_);
+      // The emulated windows are intercepted before the core (and its PM get) runs.
+      if (mode_ == grace::mode::emulated) {
+        if (const auto n = bars_.intercept_config_write(layout_, offset, in)) {
+          *ppos += *n;
+          return static_cast<ssize_t>(*n);
+        }
+      }
+      if ((state_.load(std::memory_order_acquire) & pm_failed_bit) != 0) return detail::negative(std::errc::io_error);
+      const auto effects = config_.write(offset, in);
+      if (!effects) return detail::negative(effects.error());
+      if (effects->command_written) {
+        if ((config_.command() & pci::command::memory) != 0) state_.fetch_or(memory_enabled_bit, std::memory_order_acq_rel);
+        else state_.fetch_and(~memory_enabled_bit, std::memory_order_acq_rel);
+      }
+      // An FLR through config space sets reset_done but keeps the emulated BARs (§10 E12).
+      if (effects->flr_requested && !reset_failure_) mark_reset_done();
+      *ppos += effects->count;
+      return static_cast<ssize_t>(effects->count);
+    }
+    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    if ((state & pm_failed_bit) != 0) return detail::negative(std::errc::io_error);
+    if (r.kind != region_kind::memory_bar || offset >= r.size) return detail::negative(std::errc::invalid_argument);
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
+    if ((state & memory_enabled_bit) == 0) return detail::negative(std::errc::io_error);
+    mem::write_memory(r.view, offset, in.first(n));
+    *ppos += n;
+    return static_cast<ssize_t>(n);
+  }
+
+  /// GET_REGION_INFO into a buffer of at least 32 bytes and at least argsz.
+  [[nodiscard]] status region_info_into(std::span<std::byte> buffer) noexcept {
+    const std::uint32_t argsz = load_le<std::uint32_t>(buffer, 0);
+    const std::uint32_t index = load_le<std::uint32_t>(buffer, 8);
+    if (argsz < vfio::region_info_size) return std::errc::invalid_argument;
+    if (index >= vfio::pci_num_regions) return std::errc::invalid_argument;
+    const slot& r = regions_[index];
+    if (r.kind == region_kind::emulated) {
+      const auto written = grace::region_info_reply(layout_, index, argsz, buffer);
+      if (!written) return written.error();
+      return {};
+    }
+    vfio::region_info info{0, 0, index, 0, 0, vfio::region_offset(index)};
+    switch (r.kind) {
+      case region_kind::memory_bar:
+        info.size = r.size;
+        info.flags = vfio::region_flags::read | vfio::region_flags::write | vfio::region_flags::mmap;
+        break;
+      case region_kind::config:
+        info.size = config_space::size;
+        info.flags = vfio::region_flags::read | vfio::region_flags::write;
+        break;
+      case region_kind::vga: return std::errc::invalid_argument;
+      default: break;  // unimplemented BAR or ROM: size 0, flags 0
+    }
+    const vfio::cap_chain<8> no_caps;
+    const auto written = vfio::encode_region_info(buffer, argsz, info, no_caps);
+    if (!written) return written.error();
+    return {};
+  }
+
+  [[nodiscard]] long ioctl_device_info(void* arg) noexcept {
+    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    const std::span<std::byte> bytes(static_cast<std::byte*>(arg), vfio::device_info_min_size);
+    if (load_le<std::uint32_t>(bytes, 0) < vfio::device_info_min_size)
+      return detail::negative(std::errc::invalid_argument);
+    // Only the first 16 bytes are copied back: argsz stays as the caller wrote it.
+    store_le<std::uint32_t>(bytes, 4, device_flags());
+    store_le<std::uint32_t>(bytes, 8, vfio::pci_num_regions);
+    store_le<std::uint32_t>(bytes, 12, vfio::pci_num_irqs);
+    return 0;
+  }
+
+  [[nodiscard]] long ioctl_region_info(void* arg) noexcept {
+    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    const auto* bytes = static_cast<std::byte*>(arg);
+    const std::uint32_t argsz = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 4), 0);
+    // Trust argsz for the buffer's size, as the kernel does.
+    const std::size_t size = argsz < vfio::region_info_size ? vfio::region_info_size : argsz;
+    return to_long(region_info_into(std::span<std::byte>(static_cast<std::byte*>(arg), size)));
+  }
+
+  [[nodiscard]] long ioctl_irq_info(void* arg) noexcept {
+    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    vfio::irq_info info{};
+    std::memcpy(&info, arg, sizeof info);
+    if (auto s = get_irq_info(info); !s) return detail::negative(s.error());
+    std::memcpy(arg, &info, sizeof info);
+    return 0;
+  }
+
+  /// vfio-pci-core's IOEVENTFD (plain mode only): validated and stored,
+  /// never signalled.
+  [[nodiscard]] long ioctl_ioeventfd(void* arg) noexcept {
+    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    constexpr std::uint32_t minsz = 28;  // offsetofend(fd)
+    const std::span<const std::byte> bytes(static_cast<const std::byte*>(arg), minsz);
+    const auto argsz = load_le<std::uint32_t>(bytes, 0);
+    const auto flags = load_le<std::uint32_t>(bytes, 4);
+    const auto offset = load_le<std::uint64_t>(bytes, 8);
+    const auto data = load_le<std::uint64_t>(bytes, 16);
+    const auto fd = static_cast<std::int32_t>(load_le<std::uint32_t>(bytes, 24));
+    if (argsz < minsz || (flags & ~ioeventfd_size_mask) != 0) return detail::negative(std::errc::invalid_argument);
+    const std::uint32_t size = flags & ioeventfd_size_mask;
+    if (std::popcount(size) != 1 || fd < -1) return detail::negative(std::errc::invalid_argument);
+    const std::uint32_t index = vfio::region_index_of(offset);
+    const std::uint64_t pos = vfio::offset_in_region(offset);
+    if (index > vfio::to_index(vfio::region::bar5)) return detail::negative(std::errc::invalid_argument);
+    const slot& r = regions_[index];
+    const std::uint64_t bar_length = r.kind == region_kind::memory_bar ? r.size : 0;
+    if (!range_within(pos, size, bar_length)) return detail::negative(std::errc::invalid_argument);
+
+    std::lock_guard lock(control_);
+    for (std::size_t i = 0; i < ioeventfd_count_; ++i) {
+      const ioeventfd_entry& e = ioeventfds_[i];
+      if (e.index == index && e.offset == pos && e.data == data && e.size == size) {
+        if (fd != -1) return detail::negative(std::errc::file_exists);
+        ioeventfds_[i] = ioeventfds_[--ioeventfd_count_];
+        return 0;
+      }
+    }
+    if (fd == -1) return detail::negative(std::errc::no_such_device);
+    if (ioeventfd_count_ == max_ioeventfds) return detail::negative(std::errc::no_space_on_device);
+    if (::fcntl(fd, F_GETFD) < 0) return detail::negative(std::errc::bad_file_descriptor);
+    ioeventfds_[ioeventfd_count_++] = {index, pos, data, size, fd};
+    return 0;
+  }
+
+  /// VFIO_DEVICE_FEATURE: the vfio core's flag checks, then DMA_BUF (§8).
+  [[nodiscard]] long ioctl_feature(void* arg) noexcept {
+    using namespace vfio::feature_flags;
+    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    const auto* bytes = static_cast<const std::byte*>(arg);
+    const auto argsz = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 8), 0);
+    const auto flags = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 8), 4);
+    if (argsz < 8) return detail::negative(std::errc::invalid_argument);
+    if ((flags & ~(mask | get | set | probe)) != 0) return detail::negative(std::errc::invalid_argument);
+    if ((flags & probe) == 0 && (flags & set) != 0 && (flags & get) != 0)
+      return detail::negative(std::errc::invalid_argument);
+    if ((flags & mask) != vfio::feature_dma_buf) return detail::negative(std::errc::inappropriate_io_control_operation);
+    // vfio_check_feature(flags, argsz, GET, sizeof(request)).
+    if ((flags & set) != 0) return detail::negative(std::errc::invalid_argument);
+    if ((flags & probe) != 0) return 0;
+    if ((flags & get) == 0) return detail::negative(std::errc::invalid_argument);
+    const std::uint32_t payload = argsz - 8;
+    if (payload < sizeof(vfio::device_feature_dma_buf)) return detail::negative(std::errc::invalid_argument);
+    const std::span<const std::byte> body(bytes + 8, payload);
+    const vfio::device_feature_dma_buf request{load_le<std::uint32_t>(body, 0), load_le<std::uint32_t>(body, 4),
+                                               load_le<std::uint32_t>(body, 8), load_le<std::uint32_t>(body, 12)};
+    if (auto s = vfio::check_dma_buf_request(request); !s) return detail::negative(s.error());
+    // The kernel copies nr_ranges entries from after the header; past argsz
+    // that copy would fault.
+    if ((payload - sizeof request) / sizeof(vfio::region_dma_range) < request.nr_ranges)
+      return detail::negative(std::errc::bad_address);
+    if (request.nr_ranges > max_dma_buf_ranges) return detail::negative(std::errc::not_enough_memory);
+    std::array<vfio::region_dma_range, max_dma_buf_ranges> ranges{};
+    for (std::uint32_t i = 0; i < request.nr_ranges; ++i)
+      ranges[i] = {load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i}),
+                   load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i} + 8)};
+    const auto requested = std::span<const vfio::region_dma_range>(ranges).first(request.nr_ranges);
+    if (auto s = vfio::check_dma_buf_ranges(requested, detail::page_size()); !s) return detail::negative(s.error());
+    // The total must also stay clear of the DMA_IOVA_USE_SWIOTLB bit (bit 63).
+    std::uint64_t total = 0;
+    for (const auto& range : requested) total += range.length;
+    if ((total >> 63) != 0) return detail::negative(std::errc::invalid_argument);
+
+    // The driver's get_dmabuf_phys: an emulated region maps to its real
+    // memory (§8.3); any other BAR to the PCI resource (the core's op).
+    const slot& r = regions_[request.region_index];
+    grace::memregion target = r.model;
+    if (r.kind != region_kind::emulated) {
+      if (r.kind != region_kind::memory_bar) return detail::negative(std::errc::invalid_argument);  // no provider
+      target = {r.phys, r.size, r.size};
+    }
+    dma_buf_export record;
+    for (std::uint32_t i = 0; i < request.nr_ranges; ++i) {
+      const auto phys = grace::dma_range_to_phys(target, requested[i]);
+      if (!phys) return detail::negative(phys.error());
+      record.ranges[i] = *phys;
+    }
+    record.range_count = request.nr_ranges;
+    record.region_index = request.region_index;
+    record.open_flags = request.open_flags;
+    std::lock_guard lock(control_);
+    record.revoked = !memory_enabled();
+    record.fd = next_dma_buf_fd_++;
+    last_dma_buf_ = record;
+    return record.fd;
+  }
+
+  // Immutable after create().
+  device_options options_{};
+  std::uint16_t device_id_ = 0;
+  grace::mode mode_ = grace::mode::plain;
+  grace::layout layout_{};
+  std::uint64_t memphys_ = 0;
+  Memory gpu_memory_{};
+  Memory bar0_memory_{};
+  Memory bar2_memory_{};
+  Memory bar4_memory_{};
+  std::array<slot, vfio::pci_num_regions> regions_{};
+  bar0_source default_source_{this};
+
+  // Read by every memory access (see the file comment).
+  std::atomic<std::uint64_t> state_{0};
+  std::atomic<readiness_source*> source_{nullptr};
+
+  // Guarded by control_.
+  mutable std::mutex control_;
+  config_space config_{};
+  grace::bar_registers bars_{};
+  std::optional<std::errc> reset_failure_;
+  std::optional<dma_buf_export> last_dma_buf_;
+  int next_dma_buf_fd_ = first_dma_buf_fd;
+  std::array<ioeventfd_entry, max_ioeventfds> ioeventfds_{};
+  std::size_t ioeventfd_count_ = 0;
+};
+
+static_assert(access::device_file<device<>>);
+
+}  // namespace nvgrace::shim

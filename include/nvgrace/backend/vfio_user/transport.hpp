@@ -1,0 +1,322 @@
+#pragma once
+/// \file
+/// The vfio-user transport: UNIX stream sockets, file descriptors in
+/// SCM_RIGHTS, and `message_stream`, the framing decoder that turns the bytes
+/// (and fds) of buffered `recvmsg` calls into whole messages.
+///
+/// Fd placement rule: a sender attaches fds to the first byte of the message
+/// they belong to, in one sendmsg. Linux ends a stream recvmsg right after the
+/// data that carried fds, so the fds of one recvmsg belong to the message that
+/// holds the *last* byte of that recvmsg's data, and that message must start
+/// inside the same recvmsg. Fds that arrive anywhere else are "misplaced": the
+/// message that holds them is refused (EINVAL) and the fds are closed.
+
+#include <nvgrace/backend/vfio_user/protocol.hpp>
+#include <nvgrace/core/checked.hpp>
+#include <nvgrace/core/contracts.hpp>
+#include <nvgrace/core/result.hpp>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <span>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace nvgrace::vfio_user {
+
+namespace detail {
+
+/// errno as std::errc; a failure that left errno 0 is still a failure (EIO).
+[[nodiscard]] inline std::errc last_error() noexcept {
+  const int e = errno;
+  return e != 0 ? static_cast<std::errc>(e) : std::errc::io_error;
+}
+
+}  // namespace detail
+
+/// An owned file descriptor, closed on destruction. Default: -1 (owns nothing).
+class unique_fd {
+public:
+  unique_fd() noexcept = default;
+  /// Take ownership of `fd` (negative: nothing).
+  explicit unique_fd(int fd) noexcept : fd_(fd < 0 ? -1 : fd) {}
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    if (this != &other) reset(std::exchange(other.fd_, -1));
+    return *this;
+  }
+  ~unique_fd() { reset(); }
+
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  [[nodiscard]] bool valid() const noexcept { return fd_ >= 0; }
+  explicit operator bool() const noexcept { return valid(); }
+  /// Give up ownership without closing.
+  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+  /// Close what is owned (if anything) and own `fd` instead.
+  void reset(int fd = -1) noexcept {
+    const int old = std::exchange(fd_, fd < 0 ? -1 : fd);
+    if (old >= 0 && old != fd_) ::close(old);  // not retried on EINTR: on Linux the fd is gone either way
+  }
+
+private:
+  int fd_ = -1;
+};
+
+/// Most fds one message may carry (the SCM_MAX_FD of Linux is 253; the
+/// protocol's peers ask for at most 16).
+inline constexpr std::size_t max_fds_per_message = 64;
+
+/// Send `parts` as one message with `fds` (may be empty) attached to its first
+/// byte. A short send is completed without fds; EINTR is retried. SIGPIPE is
+/// never raised (EPIPE is returned instead).
+[[nodiscard]] inline status send_message(int socket, std::span<const iovec> parts, std::span<const int> fds = {}) noexcept {
+  NVGRACE_EXPECTS(parts.size() <= 8 && fds.size() <= max_fds_per_message);
+  iovec iov[8];
+  std::size_t count = 0;
+  for (const auto& p : parts)
+    if (p.iov_len > 0) iov[count++] = p;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)];
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  if (!fds.empty()) {
+    std::memset(control, 0, sizeof control);
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  std::size_t first = 0;
+  while (first < count) {
+    msg.msg_iov = iov + first;
+    msg.msg_iovlen = count - first;
+    const ssize_t sent = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      return detail::last_error();
+    }
+    // The fds went with the first byte; never send them twice.
+    msg.msg_control = nullptr;
+    msg.msg_controllen = 0;
+    auto done = static_cast<std::size_t>(sent);
+    while (first < count && done >= iov[first].iov_len) done -= iov[first++].iov_len;
+    if (first < count) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
+      iov[first].iov_len -= done;
+    }
+  }
+  return {};
+}
+
+/// A listening UNIX stream socket bound at `path` (close-on-exec). An existing
+/// socket file at `path` is not removed: EADDRINUSE. ENAMETOOLONG for a path
+/// that does not fit sockaddr_un.
+[[nodiscard]] inline result<unique_fd> listen_unix(const char* path, int backlog = 4) noexcept {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t length = std::strlen(path);
+  if (length == 0) return std::errc::invalid_argument;
+  if (length >= sizeof addr.sun_path) return std::errc::filename_too_long;
+  std::memcpy(addr.sun_path, path, length);
+  unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return detail::last_error();
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return detail::last_error();
+  if (::listen(fd.get(), backlog) != 0) return detail::last_error();
+  return fd;
+}
+
+/// A UNIX stream socket connected to `path` (close-on-exec).
+[[nodiscard]] inline result<unique_fd> connect_unix(const char* path) noexcept {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t length = std::strlen(path);
+  if (length == 0) return std::errc::invalid_argument;
+  if (length >= sizeof addr.sun_path) return std::errc::filename_too_long;
+  std::memcpy(addr.sun_path, path, length);
+  unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return detail::last_error();
+  while (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno != EINTR) return detail::last_error();
+  }
+  return fd;
+}
+
+/// One complete message taken from a `message_stream`.
+struct message {
+  vfio_user::header header;
+  /// The whole message (header included); valid until the next `next()`/`receive_space()`.
+  std::span<const std::byte> bytes;
+  /// The fds that arrived with it (owned by the message).
+  std::vector<unique_fd> fds;
+  /// Fds arrived somewhere other than with the message's first recvmsg, or
+  /// more arrived than fit (MSG_CTRUNC): refuse the message.
+  bool fds_misplaced = false;
+
+  [[nodiscard]] std::span<const std::byte> payload() const noexcept { return bytes.subspan(header_size); }
+};
+
+/// The framing decoder of one connection: a fixed buffer the receiver reads
+/// into (as much as the socket has, so small messages arrive whole and
+/// pipelined ones several per call), split into messages by the header's size.
+/// Allocates its buffer once; receiving fd-less messages allocates nothing.
+class message_stream {
+public:
+  /// What `next()` found.
+  enum class state : std::uint8_t {
+    need_more,      ///< no complete message buffered
+    ready,          ///< `message` holds one
+    framing_error,  ///< the header's size is < 16 or > the limit: the stream cannot be trusted further
+  };
+
+  /// `max_message_size`: the largest message accepted (header included, ≥ 16).
+  explicit message_stream(std::size_t max_message_size) : limit_(max_message_size), buffer_(max_message_size) {
+    NVGRACE_EXPECTS(max_message_size >= header_size);
+  }
+
+  /// Where the next receive may write (never empty while no message is ready
+  /// or pending framing error: the buffer holds a whole message of the limit).
+  [[nodiscard]] std::span<std::byte> receive_space() noexcept {
+    compact();
+    return std::span<std::byte>(buffer_).subspan(tail_);
+  }
+
+  /// Record that `count` bytes were written at the start of `receive_space()`,
+  /// with `fds` (taken) arriving with them; `truncated` when MSG_CTRUNC dropped some.
+  void commit(std::size_t count, std::vector<unique_fd> fds = {}, bool truncated = false) {
+    NVGRACE_EXPECTS(count <= buffer_.size() - tail_);
+    const std::uint64_t start = stream_position(tail_);
+    tail_ += count;
+    if ((!fds.empty() || truncated) && count > 0) groups_.push_back({start, start + count, std::move(fds), truncated});
+  }
+
+  /// The next complete message, if any.
+  state next(message& out) {
+    const std::size_t available = tail_ - head_;
+    if (available < header_size) return state::need_more;
+    const auto bytes = std::span<const std::byte>(buffer_).subspan(head_);
+    const header h = load_header(bytes);
+    out.header = h;
+    if (h.size < header_size || h.size > limit_) {
+      out.bytes = bytes.first(header_size);
+      return state::framing_error;
+    }
+    if (available < h.size) return state::need_more;
+    out.bytes = bytes.first(h.size);
+    out.fds.clear();
+    out.fds_misplaced = false;
+    const std::uint64_t begin = stream_position(head_);
+    const std::uint64_t end = begin + h.size;
+    // Hand over the fds of every receive whose last byte lies in this message.
+    while (!groups_.empty() && groups_.front().end - 1 < end) {
+      auto& g = groups_.front();
+      if (g.start > begin || g.end - 1 < begin || g.truncated) out.fds_misplaced = true;
+      for (auto& fd : g.fds) out.fds.push_back(std::move(fd));
+      groups_.pop_front();
+    }
+    head_ += h.size;
+    return state::ready;
+  }
+
+  /// Bytes buffered but not yet returned as messages (a partial message at end of stream).
+  [[nodiscard]] std::size_t pending() const noexcept { return tail_ - head_; }
+  /// The header of the pending partial message, if 16 bytes of it arrived.
+  [[nodiscard]] bool pending_header(header& out) const noexcept {
+    if (tail_ - head_ < header_size) return false;
+    out = load_header(std::span<const std::byte>(buffer_).subspan(head_));
+    return true;
+  }
+
+  /// Forget everything (a new connection).
+  void clear() noexcept {
+    head_ = tail_ = 0;
+    consumed_ = 0;
+    groups_.clear();
+  }
+
+  [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+
+private:
+  struct fd_group {
+    std::uint64_t start;  // stream position of the receive's first byte
+    std::uint64_t end;    // one past its last byte
+    std::vector<unique_fd> fds;
+    bool truncated;
+  };
+
+  [[nodiscard]] std::uint64_t stream_position(std::size_t buffer_offset) const noexcept {
+    return consumed_ + buffer_offset;
+  }
+
+  /// Move a partial message to the front when it could not otherwise complete.
+  void compact() noexcept {
+    if (head_ == tail_) {
+      consumed_ += head_;
+      head_ = tail_ = 0;
+      return;
+    }
+    std::size_t needed = header_size;
+    if (tail_ - head_ >= header_size) {
+      const header h = load_header(std::span<const std::byte>(buffer_).subspan(head_));
+      if (h.size >= header_size && h.size <= limit_) needed = h.size;
+    }
+    if (buffer_.size() - head_ >= needed && tail_ < buffer_.size()) return;
+    std::memmove(buffer_.data(), buffer_.data() + head_, tail_ - head_);
+    consumed_ += head_;
+    tail_ -= head_;
+    head_ = 0;
+  }
+
+  std::size_t limit_;
+  std::vector<std::byte> buffer_;
+  std::size_t head_ = 0;
+  std::size_t tail_ = 0;
+  std::uint64_t consumed_ = 0;  // stream position of buffer_[0]
+  std::deque<fd_group> groups_;
+};
+
+/// One buffered receive on `socket` into `stream`: as many bytes as are
+/// available (blocking until at least one), plus any fds. Returns the byte
+/// count; 0 is end of stream. EINTR is returned to the caller (so a stop
+/// request can be seen).
+[[nodiscard]] inline result<std::size_t> receive_into(int socket, message_stream& stream) {
+  const auto space = stream.receive_space();
+  iovec iov{space.data(), space.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_message)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t got = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+  if (got < 0) return detail::last_error();
+  std::vector<unique_fd> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < n; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds.emplace_back(fd);
+    }
+  }
+  const bool truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
+  if (got == 0) return std::size_t{0};  // fds cannot arrive without data on a stream socket
+  stream.commit(static_cast<std::size_t>(got), std::move(fds), truncated);
+  return static_cast<std::size_t>(got);
+}
+
+}  // namespace nvgrace::vfio_user

@@ -1,0 +1,282 @@
+// The VMM-side accessor (access/accessor.hpp) over the in-process device,
+// wrapped where a test must see or steer what crosses the device-file boundary.
+#include "shim_fixtures.hpp"
+
+#include <nvgrace/access/accessor.hpp>
+#include <nvgrace/backend/shim/device.hpp>
+
+#include <doctest/doctest.h>
+
+#include <sys/mman.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <utility>
+#include <vector>
+
+using namespace device_test;
+using access::accessor;
+
+namespace {
+
+constexpr std::uint32_t resmem = 2;
+constexpr std::uint32_t usemem = 4;
+
+/// A device file that forwards to the shim and records (or tampers with)
+/// what passes: calls per kind, mappings made, region-info replies.
+struct recording_file {
+  explicit recording_file(shim_device* device) : inner(device) {}
+
+  shim_device* inner = nullptr;
+  int preads = 0;
+  int pwrites = 0;
+  std::array<int, 16> region_info_calls{};
+  std::optional<std::uint32_t> fail_mmap_region;
+  std::vector<std::pair<void*, std::uint64_t>> mappings;
+  /// Called on each successful region-info reply with the argsz asked for.
+  std::function<void(std::span<std::byte>, std::uint32_t)> tamper;
+
+  result<vfio::device_info> get_device_info() { return inner->get_device_info(); }
+  status get_region_info(std::span<std::byte> buffer) {
+    const std::uint32_t argsz = load_le<std::uint32_t>(buffer, 0);
+    const std::uint32_t index = load_le<std::uint32_t>(buffer, 8);
+    if (index < region_info_calls.size()) ++region_info_calls[index];
+    auto s = inner->get_region_info(buffer);
+    if (s && tamper) tamper(buffer, argsz);
+    return s;
+  }
+  status get_irq_info(vfio::irq_info& irq) { return inner->get_irq_info(irq); }
+  status reset() { return inner->reset(); }
+  result<std::size_t> pread(std::span<std::byte> b, std::uint64_t pos) {
+    ++preads;
+    return inner->pread(b, pos);
+  }
+  result<std::size_t> pwrite(std::span<const std::byte> b, std::uint64_t pos) {
+    ++pwrites;
+    return inner->pwrite(b, pos);
+  }
+  result<void*> mmap(void* addr, std::uint64_t length, int prot, std::uint64_t pos) {
+    if (fail_mmap_region && vfio::region_index_of(pos) == *fail_mmap_region) return std::errc::not_enough_memory;
+    auto p = inner->mmap(addr, length, prot, pos);
+    if (p) mappings.emplace_back(*p, length);
+    return p;
+  }
+};
+static_assert(access::device_file<recording_file>);
+
+bool is_mapped(void* address) {
+  unsigned char resident = 0;
+  return ::mincore(address, 4096, &resident) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("accessor §4: regions by index; VGA's EINVAL marks it absent without shifting config") {
+  auto d = make_hopper();
+  auto a = accessor<shim_device>::open(*d, {.map_areas = false, .uncached_regions = std::nullopt});
+  REQUIRE(a.has_value());
+  CHECK(a->region_count() == 9);
+  CHECK(a->find_region(8) == nullptr);
+  CHECK(a->find_region(9) == nullptr);
+  const access::region* config = a->find_region(7);
+  REQUIRE(config != nullptr);
+  CHECK(config->info.index == 7);
+  CHECK(config->size() == 4096);
+  CHECK(config->flags() == 0x3);
+  const access::region* bar1 = a->find_region(1);
+  REQUIRE(bar1 != nullptr);  // present, but empty
+  CHECK(bar1->size() == 0);
+  CHECK(a->device_info().num_irqs == 5);
+}
+
+TEST_CASE("accessor §4.2: the argsz retry loop takes every field from the final reply") {
+  auto d = make_hopper();
+  recording_file f(d.get());
+  // A reply to the short query carries a stale size; only the final one counts.
+  f.tamper = [](std::span<std::byte> reply, std::uint32_t argsz) {
+    if (load_le<std::uint32_t>(reply, 8) == usemem && argsz < 64) store_le<std::uint64_t>(reply, 16, 0x1234);
+  };
+  auto a = accessor<recording_file>::open(f, {.map_areas = false, .uncached_regions = std::nullopt});
+  REQUIRE(a.has_value());
+  const access::region* r = a->find_region(usemem);
+  REQUIRE(r != nullptr);
+  CHECK(r->size() == hopper_usemem_bar);
+  CHECK(r->info.argsz == 64);
+  CHECK(r->info.cap_offset == 32);
+  CHECK(f.region_info_calls[usemem] == 2);  // 32, then 64
+  CHECK(f.region_info_calls[0] == 1);       // no caps: one query
+  REQUIRE(r->area_count == 1);
+  CHECK(r->areas[0] == access::area{0, hopper_usemem_real});
+}
+
+TEST_CASE("accessor §4.2: a device that keeps asking for more is EPROTO; one asking too much is E2BIG") {
+  auto d = make_hopper();
+  recording_file f(d.get());
+  f.tamper = [](std::span<std::byte> reply, std::uint32_t argsz) {
+    if (load_le<std::uint32_t>(reply, 8) == usemem) store_le<std::uint32_t>(reply, 0, argsz + 8);
+  };
+  CHECK(accessor<recording_file>::open(f).error() == std::errc::protocol_error);
+  CHECK(f.region_info_calls[usemem] == static_cast<int>(access::region_info_attempts));
+  f.tamper = [](std::span<std::byte> reply, std::uint32_t) {
+    if (load_le<std::uint32_t>(reply, 8) == usemem) store_le<std::uint32_t>(reply, 0, access::max_region_info_size + 1);
+  };
+  CHECK(accessor<recording_file>::open(f).error() == std::errc::argument_list_too_long);
+  // A malformed chain is an error, not "no caps".
+  f.tamper = [](std::span<std::byte> reply, std::uint32_t argsz) {
+    if (load_le<std::uint32_t>(reply, 8) == usemem && argsz >= 64) store_le<std::uint32_t>(reply, 12, 8);
+  };
+  CHECK(accessor<recording_file>::open(f).error() == std::errc::bad_message);
+}
+
+TEST_CASE("accessor §6: sparse areas are mapped at huge-page-aligned addresses") {
+  auto d = make_hopper();
+  auto a = accessor<shim_device>::open(*d);
+  REQUIRE(a.has_value());
+  const access::region* res = a->find_region(resmem);
+  const access::region* use = a->find_region(usemem);
+  REQUIRE(res != nullptr);
+  REQUIRE(use != nullptr);
+  REQUIRE(res->mapped_count == 1);
+  REQUIRE(use->mapped_count == 1);
+  CHECK(res->mapped[0].length == hopper_resmem_real);
+  CHECK(reinterpret_cast<std::uintptr_t>(res->mapped[0].base) % GiB == 0);
+  CHECK(use->mapped[0].length == hopper_usemem_real);
+  CHECK(reinterpret_cast<std::uintptr_t>(use->mapped[0].base) % (512 * MiB) == 0);
+  CHECK(res->caching == mem::caching::uncached);
+  CHECK(use->caching == mem::caching::cached);
+  // BAR0 has no sparse cap: the whole 16 MiB region is one area.
+  REQUIRE(a->find_region(0)->mapped_count == 1);
+  CHECK(a->find_region(0)->mapped[0].length == 16 * MiB);
+  CHECK(reinterpret_cast<std::uintptr_t>(a->find_region(0)->mapped[0].base) % (16 * MiB) == 0);
+  // The padding around each mapping was given back.
+  CHECK_FALSE(is_mapped(use->mapped[0].base + hopper_usemem_real));
+}
+
+TEST_CASE("accessor §6: a failing mapping unwinds every earlier one") {
+  auto d = make_hopper();
+  recording_file f(d.get());
+  f.fail_mmap_region = usemem;
+  CHECK(accessor<recording_file>::open(f).error() == std::errc::not_enough_memory);
+  REQUIRE(f.mappings.size() == 2);  // BAR0 and resmem were mapped first
+  for (const auto& [address, length] : f.mappings) CHECK_FALSE(is_mapped(address));
+}
+
+TEST_CASE("accessor §6: destruction unmaps; a move carries the mappings along") {
+  auto d = make_hopper();
+  void* base = nullptr;
+  {
+    auto a = accessor<shim_device>::open(*d);
+    REQUIRE(a.has_value());
+    accessor<shim_device> moved = std::move(*a);
+    base = moved.find_region(usemem)->mapped[0].base;
+    CHECK(is_mapped(base));
+  }
+  CHECK_FALSE(is_mapped(base));
+}
+
+TEST_CASE("accessor §5: accesses inside a mapping use the copy path; others are one pread or pwrite") {
+  auto d = make_hopper();
+  recording_file f(d.get());
+  auto a = accessor<recording_file>::open(f);
+  REQUIRE(a.has_value());
+  const auto data = bytes_of({1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(a->write(usemem, 64, data).value() == 8);
+  std::array<std::byte, 8> out{};
+  CHECK(a->read(usemem, 64, out).value() == 8);
+  CHECK(std::equal(out.begin(), out.end(), data.begin()));
+  CHECK(a->read(resmem, hopper_resmem_real - 8, out).value() == 8);  // last bytes of the mapping
+  CHECK(f.preads == 0);
+  CHECK(f.pwrites == 0);
+  // The device sees the bytes written through the mapping.
+  CHECK(d->pread(out, at(usemem, 64)).value() == 8);
+  CHECK(std::equal(out.begin(), out.end(), data.begin()));
+
+  // Straddling the real end: one call, whatever count the device gives.
+  std::array<std::byte, 16> wide{};
+  CHECK(a->read(usemem, hopper_usemem_real - 8, wide).value() == 16);
+  CHECK(f.preads == 1);
+  CHECK(a->read(resmem, hopper_resmem_real - 8, wide).value() == 8);  // the upstream short return stays visible
+  CHECK(f.preads == 2);
+  CHECK(a->write(usemem, hopper_usemem_real - 8, wide).value() == 16);
+  CHECK(f.pwrites == 1);
+  CHECK(a->read(usemem, hopper_usemem_bar, wide).error() == std::errc::invalid_argument);
+  CHECK(a->read(7, 0, out).value() == 8);  // config: never mapped
+  CHECK(a->read(8, 0, out).error() == std::errc::invalid_argument);  // absent: the device says EINVAL
+  CHECK(f.preads == 5);
+  CHECK(a->read(9, 0, out).error() == std::errc::invalid_argument);           // beyond num_regions: no call
+  CHECK(a->read(usemem, vfio::offset_mask + 1, out).error() == std::errc::invalid_argument);
+  CHECK(f.preads == 5);
+  // Zero bytes are the device's business (a read there runs the readiness check).
+  CHECK(a->read(usemem, 0, std::span<std::byte>(out).first(0)).value() == 0);
+  CHECK(f.preads == 6);
+}
+
+TEST_CASE("accessor: without mappings everything goes through the device file") {
+  auto d = make_hopper();
+  recording_file f(d.get());
+  auto a = accessor<recording_file>::open(f, {.map_areas = false, .uncached_regions = std::nullopt});
+  REQUIRE(a.has_value());
+  CHECK(f.mappings.empty());
+  std::array<std::byte, 8> out{};
+  CHECK(a->read(usemem, 0, out).value() == 8);
+  CHECK(f.preads == 1);
+  REQUIRE(a->map_areas().has_value());
+  CHECK(f.mappings.size() == 3);
+  CHECK(a->read(usemem, 0, out).value() == 8);
+  CHECK(f.preads == 1);
+  a->unmap_areas();
+  CHECK_FALSE(is_mapped(f.mappings[0].first));
+}
+
+TEST_CASE("accessor §3: config helpers of 1, 2, 4 and 8 bytes") {
+  auto d = make_hopper();
+  auto a = accessor<shim_device>::open(*d, {.map_areas = false, .uncached_regions = std::nullopt});
+  REQUIRE(a.has_value());
+  CHECK(a->config_read<std::uint8_t>(0x0B).value() == 0x03);
+  CHECK(a->config_read<std::uint16_t>(0x00).value() == 0x10DE);
+  CHECK(a->config_read<std::uint32_t>(0x00).value() == 0x2342'10DEu);
+  CHECK(a->config_read<std::uint64_t>(0x20).value() == 0xC);
+  CHECK(a->config_read<std::uint32_t>(4096).error() == std::errc::bad_address);
+  CHECK(a->config_write<std::uint64_t>(0x14, ~std::uint64_t{0}).value() == 4);  // §3.3 E3
+  CHECK(d->emulated_bar_raw(resmem) == 0xFFFF'FFFFu);
+  CHECK(a->config_write<std::uint8_t>(0x3C, 0x0B).value() == 1);
+  CHECK(a->config_read<std::uint8_t>(0x3C).value() == 0x0B);
+}
+
+TEST_CASE("accessor §3: BAR sizing saves and restores the command register, decode off meanwhile") {
+  auto d = make(shim::plain(16 * MiB, 0));
+  recording_file f(d.get());
+  auto a = accessor<recording_file>::open(f, {.map_areas = false, .uncached_regions = std::nullopt});
+  REQUIRE(a.has_value());
+  REQUIRE(a->config_write<std::uint16_t>(0x04, 0x0006).value() == 2);
+  bool decode_seen_off = false;
+  f.tamper = nullptr;
+  const auto bars = a->size_bars();
+  REQUIRE(bars.has_value());
+  decode_seen_off = !d->memory_enabled();  // restored by now
+  CHECK_FALSE(decode_seen_off);
+  CHECK(a->config_read<std::uint16_t>(0x04).value() == 0x0006);
+  CHECK((*bars)[0] == access::bar_info{0, true, false, false, true, false, 16 * MiB});
+  CHECK((*bars)[1].upper_half);
+  CHECK((*bars)[2] == access::bar_info{2, true, false, false, true, true, 16 * MiB});
+  CHECK((*bars)[3].upper_half);
+  CHECK((*bars)[4] == access::bar_info{4, false, false, false, false, false, 0});
+  const auto one = a->size_bar(2);
+  REQUIRE(one.has_value());
+  CHECK(*one == (*bars)[2]);
+}
+
+TEST_CASE("accessor: uncached detection and override") {
+  auto b = make(shim::blackwell(blackwell_length));
+  auto a = accessor<shim_device>::open(*b, {.map_areas = false, .uncached_regions = std::nullopt});
+  REQUIRE(a.has_value());
+  CHECK(a->find_region(resmem)->caching == mem::caching::cached);  // a real BAR: no sparse cap
+  auto h = make_hopper();
+  auto o = accessor<shim_device>::open(*h, {.map_areas = false, .uncached_regions = 1u << usemem});
+  REQUIRE(o.has_value());
+  CHECK(o->find_region(resmem)->caching == mem::caching::cached);
+  CHECK(o->find_region(usemem)->caching == mem::caching::uncached);
+}

@@ -1,0 +1,128 @@
+#pragma once
+// Shared helpers of the device tests: small layouts that follow the driver's
+// rules, a fake readiness source (registers + a clock that only sleeping
+// advances), and short-hands for kernel-style calls.
+
+#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/core/checked.hpp>
+#include <nvgrace/vfio/abi.hpp>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace device_test {
+
+using namespace nvgrace;
+using shim_device = shim::device<>;
+
+/// Hopper with 1.5 GiB + 4 KiB: usemem 512 MiB behind a 1 GiB BAR, resmem
+/// 1 GiB + 4 KiB behind a 2 GiB BAR (§2.3 step 4: the usemem BAR is sized
+/// before the 512 MiB round-down).
+inline constexpr std::uint64_t hopper_length = 3 * GiB / 2 + 4 * KiB;
+inline constexpr std::uint64_t hopper_usemem_real = 0x2000'0000;
+inline constexpr std::uint64_t hopper_usemem_bar = 0x4000'0000;
+inline constexpr std::uint64_t hopper_resmem_real = 0x4000'1000;
+inline constexpr std::uint64_t hopper_resmem_bar = 0x8000'0000;
+/// Blackwell with 64 MiB + 4 KiB: usemem all of it, behind a 128 MiB BAR.
+inline constexpr std::uint64_t blackwell_length = 64 * MiB + 4 * KiB;
+inline constexpr std::uint64_t blackwell_usemem_bar = 128 * MiB;
+inline constexpr std::uint64_t base = shim::default_memory_base;
+
+inline constexpr std::uint32_t config_index = 7;
+
+[[nodiscard]] inline std::uint64_t at(std::uint32_t index, std::uint64_t offset) {
+  return vfio::file_offset(index, offset);
+}
+
+[[nodiscard]] inline std::unique_ptr<shim_device> make(const shim::device_options& options) {
+  auto d = shim_device::create(options);
+  REQUIRE(d.has_value());
+  return std::move(*d);
+}
+
+[[nodiscard]] inline std::unique_ptr<shim_device> make_hopper(
+    grace::resmem_return quirk = grace::resmem_return::upstream_short) {
+  auto options = shim::hopper(hopper_length);
+  options.resmem_quirk = quirk;
+  return make(options);
+}
+
+/// A readiness source whose registers come from the device's BAR0 unless
+/// overridden, and whose clock moves only when the poll sleeps.
+struct fake_readiness final : shim::readiness_source {
+  const shim_device* device = nullptr;
+  std::optional<std::uint32_t> c2c;
+  std::optional<std::uint32_t> hbm;
+  std::chrono::milliseconds time{0};
+  int c2c_reads = 0;
+  int hbm_reads = 0;
+  int sleeps = 0;
+
+  std::uint32_t read32(std::uint64_t offset) noexcept override {
+    if (offset == shim::c2c_link_register) {
+      ++c2c_reads;
+      if (c2c) return *c2c;
+    } else if (offset == shim::hbm_training_register) {
+      ++hbm_reads;
+      if (hbm) return *hbm;
+    }
+    return device->bar0_register(offset);
+  }
+  std::chrono::milliseconds now() noexcept override { return time; }
+  void sleep(std::chrono::milliseconds d) noexcept override {
+    time += d;
+    ++sleeps;
+  }
+  [[nodiscard]] int polls() const { return c2c_reads; }
+};
+
+/// Kernel-style read: returns the count or −errno, and the position after it.
+struct rw_result {
+  ssize_t value = 0;
+  std::uint64_t pos = 0;
+};
+inline rw_result kread(shim_device& d, std::span<std::byte> buf, std::uint64_t pos) {
+  const ssize_t n = d.read(buf.data(), buf.size(), &pos);
+  return {n, pos};
+}
+inline rw_result kwrite(shim_device& d, std::span<const std::byte> buf, std::uint64_t pos) {
+  const ssize_t n = d.write(buf.data(), buf.size(), &pos);
+  return {n, pos};
+}
+
+/// Config register reads/writes through the device file.
+template <class T>
+T config_read(shim_device& d, std::uint64_t offset) {
+  std::array<std::byte, sizeof(T)> bytes{};
+  const auto n = d.pread(bytes, at(config_index, offset));
+  REQUIRE(n.has_value());
+  REQUIRE(*n == sizeof(T));
+  return load_le<T>(bytes, 0);
+}
+template <class T>
+std::size_t config_write(shim_device& d, std::uint64_t offset, T value) {
+  std::array<std::byte, sizeof(T)> bytes{};
+  store_le<T>(bytes, 0, value);
+  const auto n = d.pwrite(bytes, at(config_index, offset));
+  REQUIRE(n.has_value());
+  return *n;
+}
+
+inline std::vector<std::byte> bytes_of(std::initializer_list<unsigned> values) {
+  std::vector<std::byte> out;
+  for (unsigned v : values) out.push_back(static_cast<std::byte>(v));
+  return out;
+}
+
+inline std::vector<std::byte> filled(std::size_t n, unsigned value) {
+  return std::vector<std::byte>(n, static_cast<std::byte>(value));
+}
+
+}  // namespace device_test

@@ -1,0 +1,450 @@
+#pragma once
+/// \file
+/// nvgrace-probe's engine, written once against the device_file concept so
+/// that it runs on a real /dev/vfio device and, in the tests, on the shim:
+/// collect the facts (device, regions, capabilities, IRQs, BAR sizes), then
+/// for an NVIDIA Grace GPU check the nvgrace rules one by one.
+
+#include <nvgrace/access/accessor.hpp>
+#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/core/bytes.hpp>
+#include <nvgrace/core/checked.hpp>
+#include <nvgrace/core/result.hpp>
+#include <nvgrace/grace/ids.hpp>
+#include <nvgrace/pci/config.hpp>
+#include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/vfio/caps.hpp>
+#include <nvgrace/vfio/region_info.hpp>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace nvgrace::tools::probe {
+
+/// One region as GET_REGION_INFO described it.
+struct region_fact {
+  std::uint32_t index = 0;
+  std::errc error{};                 ///< the ioctl's errno (EINVAL: absent, e.g. VGA)
+  std::uint32_t needed_argsz = 0;    ///< argsz the reply asked for on the 32-byte query
+  vfio::region_info info{};          ///< the final reply's fixed part
+  std::errc caps_error{};            ///< the capability chain could not be decoded
+  std::optional<std::vector<vfio::sparse_mmap_area>> sparse;  ///< SPARSE_MMAP areas
+  std::optional<vfio::region_type> type;                      ///< TYPE capability
+  bool msix_mappable = false;                                 ///< MSIX_MAPPABLE capability
+  std::uint32_t unknown_caps = 0;
+
+  [[nodiscard]] bool present() const noexcept { return error == std::errc{}; }
+};
+
+struct irq_fact {
+  std::uint32_t index = 0;
+  std::errc error{};
+  vfio::irq_info info{};
+};
+
+enum class bar_kind : std::uint8_t { none, io, mem32, mem64 };
+
+[[nodiscard]] constexpr std::string_view to_string(bar_kind k) noexcept {
+  switch (k) {
+    case bar_kind::io: return "io";
+    case bar_kind::mem32: return "mem32";
+    case bar_kind::mem64: return "mem64";
+    case bar_kind::none: break;
+  }
+  return "none";
+}
+
+/// A BAR as config-space sizing saw it (a 64-bit BAR spans two registers and
+/// is reported once, at its low index).
+struct bar_fact {
+  unsigned index = 0;
+  std::uint32_t original = 0;  ///< the low register before sizing
+  bar_kind kind = bar_kind::none;
+  bool prefetchable = false;
+  std::uint64_t size = 0;
+  bool restored = false;       ///< the register reads its original value afterwards
+};
+
+enum class verdict : std::uint8_t { pass, fail, skip };
+
+[[nodiscard]] constexpr std::string_view to_string(verdict v) noexcept {
+  switch (v) {
+    case verdict::pass: return "PASS";
+    case verdict::fail: return "FAIL";
+    case verdict::skip: break;
+  }
+  return "SKIP";
+}
+
+/// One nvgrace rule checked on one region.
+struct rule_result {
+  std::string id;        ///< stable name, e.g. "size_pow2"
+  std::string spec;      ///< spec section, e.g. "§2.3"
+  std::uint32_t region = 0;
+  verdict outcome = verdict::skip;
+  std::string detail;    ///< what was seen
+};
+
+struct pci_identity {
+  std::uint16_t vendor = 0;
+  std::uint16_t device = 0;
+  std::uint16_t subsystem_vendor = 0;
+  std::uint16_t subsystem = 0;
+  std::uint32_t class_code = 0;  ///< 24 bits: base, sub, prog-if
+  std::uint8_t revision = 0;
+  std::uint16_t command = 0;
+};
+
+/// Everything nvgrace-probe found out.
+struct report {
+  std::errc info_error{};
+  vfio::device_info info{};
+  std::errc config_error{};
+  pci_identity identity{};
+  std::vector<region_fact> regions;
+  std::vector<irq_fact> irqs;
+  std::errc bar_error{};  ///< sizing failed (a config access failed or was short)
+  std::vector<bar_fact> bars;
+
+  const grace::device_id* grace = nullptr;        ///< the Grace id-table entry, if the device is one
+  std::optional<grace::generation> generation;    ///< from the config space DVSEC (§2.2)
+  std::vector<rule_result> rules;
+
+  [[nodiscard]] std::size_t count(verdict v) const noexcept {
+    std::size_t n = 0;
+    for (const auto& r : rules) n += r.outcome == v ? 1 : 0;
+    return n;
+  }
+  [[nodiscard]] const region_fact* region(std::uint32_t index) const noexcept {
+    for (const auto& r : regions)
+      if (r.index == index) return &r;
+    return nullptr;
+  }
+  [[nodiscard]] const bar_fact* bar(unsigned index) const noexcept {
+    for (const auto& b : bars)
+      if (b.index == index) return &b;
+    return nullptr;
+  }
+};
+
+/// What the probe may do.
+struct options {
+  bool size_bars = true;    ///< config-space BAR sizing (writes the BAR registers, restores them)
+  bool check_rules = true;  ///< the Grace rules (for Grace devices only)
+};
+
+[[nodiscard]] constexpr std::string_view region_name(std::uint32_t index) noexcept {
+  constexpr std::array<std::string_view, vfio::pci_num_regions> names{"BAR0", "BAR1", "BAR2",   "BAR3", "BAR4",
+                                                                      "BAR5", "ROM",  "CONFIG", "VGA"};
+  return index < names.size() ? names[index] : "DEVICE-SPECIFIC";
+}
+
+[[nodiscard]] constexpr std::string_view irq_name(std::uint32_t index) noexcept {
+  constexpr std::array<std::string_view, vfio::pci_num_irqs> names{"INTX", "MSI", "MSIX", "ERR", "REQ"};
+  return index < names.size() ? names[index] : "DEVICE-SPECIFIC";
+}
+
+[[nodiscard]] constexpr std::string_view cap_name(std::uint16_t id) noexcept {
+  switch (id) {
+    case vfio::cap_id::sparse_mmap: return "SPARSE_MMAP";
+    case vfio::cap_id::type: return "TYPE";
+    case vfio::cap_id::msix_mappable: return "MSIX_MAPPABLE";
+    default: return "UNKNOWN";
+  }
+}
+
+namespace detail {
+
+/// GET_REGION_INFO with the accessor's argsz retry, then the capability chain
+/// decoded. Unlike the accessor, every error stays attached to its region.
+template <access::device_file F>
+[[nodiscard]] region_fact query_region(F& dev, std::uint32_t index) {
+  region_fact fact;
+  fact.index = index;
+  std::array<std::byte, access::max_region_info_size> buffer{};
+  const auto used = access::query_region_info(dev, index, buffer);
+  if (!used) {
+    fact.error = used.error();
+    return fact;
+  }
+  const auto reply = std::span<const std::byte>(buffer).first(*used);
+  fact.needed_argsz = *used;
+  fact.info = vfio::load_region_info(reply);
+  const auto caps = vfio::decode_region_caps(reply);
+  if (!caps) {
+    fact.caps_error = caps.error();
+    return fact;
+  }
+  if (caps->sparse_mmap) {
+    std::vector<vfio::sparse_mmap_area> areas;
+    for (std::uint32_t i = 0; i < caps->sparse_mmap->size(); ++i) areas.push_back((*caps->sparse_mmap)[i]);
+    fact.sparse = std::move(areas);
+  }
+  fact.type = caps->type;
+  fact.msix_mappable = caps->msix_mappable;
+  fact.unknown_caps = caps->unknown;
+  return fact;
+}
+
+/// Size every BAR with the accessor (decode off, all-ones, read back,
+/// restore), recording each low register before and after.
+template <access::device_file F>
+[[nodiscard]] status size_bars(access::accessor<F>& acc, std::vector<bar_fact>& out) {
+  std::array<std::uint32_t, 6> before{};
+  for (unsigned n = 0; n < 6; ++n) {
+    const auto reg = acc.template config_read<std::uint32_t>(pci::reg::base_address(n));
+    if (!reg) return reg.error();
+    before[n] = *reg;
+  }
+  const auto bars = acc.size_bars();
+  if (!bars) return bars.error();
+  for (const auto& bar : *bars) {
+    if (bar.upper_half) continue;
+    bar_fact fact;
+    fact.index = bar.bar;
+    fact.original = before[bar.bar];
+    fact.kind = !bar.implemented ? bar_kind::none
+                : bar.is_io      ? bar_kind::io
+                : bar.is_64bit   ? bar_kind::mem64
+                                 : bar_kind::mem32;
+    fact.prefetchable = bar.prefetchable;
+    fact.size = bar.size;
+    const auto after = acc.template config_read<std::uint32_t>(pci::reg::base_address(bar.bar));
+    fact.restored = after && *after == before[bar.bar];
+    out.push_back(fact);
+  }
+  return {};
+}
+
+[[nodiscard]] inline std::string hex(std::uint64_t v) {
+  constexpr std::string_view digits = "0123456789abcdef";
+  std::string out = "0x";
+  int shift = 60;
+  while (shift > 0 && ((v >> shift) & 0xF) == 0) shift -= 4;
+  for (; shift >= 0; shift -= 4) out += digits[(v >> shift) & 0xF];
+  return out;
+}
+
+/// "ENOENT" for any errno: glibc (2.32+) names them all; the library's
+/// table, then the number, are the fallbacks.
+[[nodiscard]] inline std::string errno_symbol(std::errc e) {
+  if (const char* name = ::strerrorname_np(static_cast<int>(e))) return name;
+  if (errno_name(e) != "E?") return std::string(errno_name(e));
+  return std::to_string(static_cast<int>(e));
+}
+
+[[nodiscard]] inline std::string errno_text(std::errc e) {
+  return errno_symbol(e) + " (" + std::make_error_code(e).message() + ")";
+}
+
+/// The rules of one emulated region (index 2 = resmem, 4 = usemem).
+template <access::device_file F>
+void check_emulated_region(access::accessor<F>& acc, const report& facts, const region_fact& region,
+                           std::vector<rule_result>& out) {
+  const auto add = [&](std::string id, std::string spec, verdict v, std::string detail) {
+    out.push_back(rule_result{std::move(id), std::move(spec), region.index, v, std::move(detail)});
+  };
+  const std::uint64_t memlength = (*region.sparse)[0].size;
+  const std::uint64_t size = region.info.size;
+  const std::uint64_t base = region.info.offset;
+  F& dev = acc.file();
+
+  // §2.3 / §4.3: the region is the power-of-two BAR around the real memory.
+  const auto pow2 = next_pow2(memlength);
+  if (pow2 && *pow2 == size)
+    add("size_pow2", "§2.3", verdict::pass, "size " + hex(size) + " = next power of two of " + hex(memlength));
+  else
+    add("size_pow2", "§2.3", verdict::fail,
+        "size " + hex(size) + ", sparse area " + hex(memlength) + " (expected " + (pow2 ? hex(*pow2) : "none") + ")");
+
+  // §4.3: READ|WRITE|MMAP plus CAPS, and a 64-byte reply (32 info + 32 cap).
+  if (region.info.flags == 0xF && region.needed_argsz == 64)
+    add("region_info", "§4.3", verdict::pass, "flags 0xf, reply needs argsz 64");
+  else
+    add("region_info", "§4.3", verdict::fail,
+        "flags " + hex(region.info.flags) + ", reply needs argsz " + std::to_string(region.needed_argsz) +
+            " (expected 0xf and 64)");
+
+  // §3: the emulated BAR register reads its flag bits as 0xC; sizing gives the region size.
+  if (const bar_fact* bar = facts.bar(region.index); bar == nullptr) {
+    const std::string why =
+        facts.bar_error != std::errc{} ? errno_text(facts.bar_error) : std::string("BAR sizing did not run");
+    add("bar_flags", "§3", verdict::fail, "cannot read the BAR register: " + why);
+    add("bar_sizing", "§3", verdict::fail, "cannot size the BAR: " + why);
+  } else {
+    add("bar_flags", "§3", (bar->original & 0xF) == 0xC ? verdict::pass : verdict::fail,
+        "BAR" + std::to_string(region.index) + " register " + hex(bar->original) + ", low bits " +
+            hex(bar->original & 0xF) + " (expected 0xc)");
+    add("bar_sizing", "§3", bar->size == size && bar->restored ? verdict::pass : verdict::fail,
+        "sizing reads back " + hex(bar->size) + " (" + std::string(to_string(bar->kind)) + "), region " + hex(size) +
+            (bar->restored ? ", register restored" : ", register NOT restored"));
+  }
+
+  // §5.1 / §5.2: the padding between memlength and the BAR end.
+  if (memlength >= size) {
+    add("read_padding", "§5.1", verdict::skip, "no padding: the memory fills the BAR");
+    add("write_padding", "§5.2", verdict::skip, "no padding: the memory fills the BAR");
+  } else {
+    constexpr std::size_t probe_bytes = 16;
+    const std::size_t count = static_cast<std::size_t>(size - memlength < probe_bytes ? size - memlength : probe_bytes);
+    std::array<std::byte, probe_bytes> buffer{};
+    const auto span = std::span<std::byte>(buffer).first(count);
+    const auto all_ff = [&] {
+      for (auto b : span)
+        if (b != std::byte{0xFF}) return false;
+      return true;
+    };
+    const auto read = acc.read(region.index, memlength, span);
+    if (!read)
+      add("read_padding", "§5.1", verdict::fail, "pread at " + hex(memlength) + ": " + errno_text(read.error()));
+    else
+      add("read_padding", "§5.1", *read == count && all_ff() ? verdict::pass : verdict::fail,
+          "pread of " + std::to_string(count) + " bytes at " + hex(memlength) + " returned " + std::to_string(*read) +
+              (all_ff() ? ", all 0xff" : ", not all 0xff"));
+
+    std::array<std::byte, probe_bytes> zeros{};
+    const auto wrote = acc.write(region.index, memlength, std::span<const std::byte>(zeros).first(count));
+    if (!wrote) {
+      add("write_padding", "§5.2", verdict::fail, "pwrite at " + hex(memlength) + ": " + errno_text(wrote.error()));
+    } else {
+      buffer.fill(std::byte{0});
+      const auto again = acc.read(region.index, memlength, span);
+      const bool dropped = again && *again == count && all_ff();
+      add("write_padding", "§5.2", *wrote == count && dropped ? verdict::pass : verdict::fail,
+          "pwrite of " + std::to_string(count) + " zero bytes returned " + std::to_string(*wrote) +
+              (dropped ? "; padding still reads 0xff" : "; padding no longer reads 0xff"));
+    }
+  }
+
+  // §6.1: mmap is bounded by memlength, not by the BAR size. The host's page
+  // size matters: Grace hosts often run 64 KiB pages.
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  const std::uint64_t page = page_size > 0 ? static_cast<std::uint64_t>(page_size) : 4096;
+  const std::uint64_t last_inside = align_down(memlength, page);
+  if (last_inside < page) {
+    add("mmap_bound", "§6.1", verdict::skip, "memory smaller than a page");
+  } else {
+    const auto inside = dev.mmap(nullptr, page, PROT_READ, base + last_inside - page);
+    if (inside) ::munmap(*inside, page);
+    const auto past = dev.mmap(nullptr, page, PROT_READ, base + last_inside);
+    if (past) ::munmap(*past, page);
+    const bool ok = inside && !past && past.error() == std::errc::invalid_argument;
+    add("mmap_bound", "§6.1", ok ? verdict::pass : verdict::fail,
+        "mmap of the page at " + hex(last_inside - page) + ": " + (inside ? "ok" : errno_text(inside.error())) +
+            "; of the page at " + hex(last_inside) + ": " +
+            (past ? std::string("succeeded (expected EINVAL)") : errno_text(past.error())));
+  }
+}
+
+template <access::device_file F>
+void check_grace_rules(access::accessor<F>& acc, report& facts) {
+  for (const std::uint32_t index : {2u, 4u}) {
+    const region_fact* region = facts.region(index);
+    const bool emulated_expected = index == 4 || facts.generation != grace::generation::blackwell;
+    const auto add = [&](verdict v, std::string detail) {
+      facts.rules.push_back(rule_result{"emulated", index == 4 ? "§2.3" : "§2.2", index, v, std::move(detail)});
+    };
+    if (region == nullptr || !region->present()) {
+      add(verdict::fail, "GET_REGION_INFO: " + errno_text(region == nullptr ? std::errc::no_such_device : region->error));
+      continue;
+    }
+    if (region->caps_error != std::errc{}) {
+      add(verdict::fail, "capability chain: " + errno_text(region->caps_error));
+      continue;
+    }
+    const bool emulated = region->sparse && region->sparse->size() == 1 && (*region->sparse)[0].offset == 0;
+    if (!emulated_expected) {
+      add(emulated ? verdict::fail : verdict::pass,
+          emulated ? "Blackwell exposes its real BAR at index 2, but the region carries a sparse-mmap capability"
+                   : "Blackwell: index 2 is the real BAR (no sparse-mmap capability)");
+      continue;
+    }
+    if (!emulated) {
+      add(verdict::fail,
+          "expected one sparse-mmap area at offset 0 describing the real memory; without it the driver runs its "
+          "fallback ops (the ACPI GPU memory properties are missing or zero, §2.1)");
+      continue;
+    }
+    add(verdict::pass, "one sparse-mmap area: memory length " + hex((*region->sparse)[0].size));
+    check_emulated_region(acc, facts, *region, facts.rules);
+  }
+}
+
+}  // namespace detail
+
+/// Collect the facts about `dev` and, for a Grace GPU, check its rules.
+template <access::device_file F>
+[[nodiscard]] report run(F& dev, const options& opts = {}) {
+  report facts;
+  const auto info = dev.get_device_info();
+  if (!info) {
+    facts.info_error = info.error();
+    return facts;
+  }
+  facts.info = *info;
+  for (std::uint32_t i = 0; i < info->num_regions; ++i) facts.regions.push_back(detail::query_region(dev, i));
+  for (std::uint32_t i = 0; i < info->num_irqs; ++i) {
+    irq_fact irq;
+    irq.index = i;
+    irq.info = vfio::irq_info{sizeof(vfio::irq_info), 0, i, 0};
+    if (auto s = dev.get_irq_info(irq.info); !s) irq.error = s.error();
+    facts.irqs.push_back(irq);
+  }
+
+  // Config space, BAR sizing and the rules' accesses go through the accessor,
+  // without mappings: every access is a pread/pwrite the device answers.
+  auto acc = access::accessor<F>::open(dev, access::accessor_options{false, std::nullopt});
+  if (!acc) {
+    facts.config_error = facts.bar_error = acc.error();
+    return facts;
+  }
+  const auto* config = acc->find_region(vfio::to_index(vfio::region::config));
+  if (config == nullptr || config->size() < 64) {
+    facts.config_error = facts.bar_error = std::errc::no_such_device;
+    return facts;
+  }
+  std::vector<std::byte> space(static_cast<std::size_t>(std::min<std::uint64_t>(config->size(), pci::ext_config_space_size)));
+  const auto got = acc->read(vfio::to_index(vfio::region::config), 0, space);
+  if (!got || *got != space.size()) {
+    facts.config_error = got ? std::errc::io_error : got.error();
+  } else {
+    auto& id = facts.identity;
+    id.vendor = load_le<std::uint16_t>(space, pci::reg::vendor_id);
+    id.device = load_le<std::uint16_t>(space, pci::reg::device_id);
+    id.command = load_le<std::uint16_t>(space, pci::reg::command);
+    id.revision = load_le<std::uint8_t>(space, pci::reg::revision_id);
+    id.class_code = load_le<std::uint32_t>(space, pci::reg::revision_id) >> 8;
+    id.subsystem_vendor = load_le<std::uint16_t>(space, pci::reg::subsystem_vendor_id);
+    id.subsystem = load_le<std::uint16_t>(space, pci::reg::subsystem_id);
+    facts.grace = grace::find_device(id.vendor, id.device);
+    if (facts.grace != nullptr) {
+      const auto generation = grace::generation_from_config(space);
+      if (generation) facts.generation = *generation;
+    }
+  }
+  if (opts.size_bars) {
+    if (auto s = detail::size_bars(*acc, facts.bars); !s) facts.bar_error = s.error();
+  }
+  if (opts.check_rules && facts.grace != nullptr) detail::check_grace_rules(*acc, facts);
+  return facts;
+}
+
+/// 0: no rule failed (or none applied); 1: a rule failed; 3: the device could
+/// not be queried at all.
+[[nodiscard]] inline int exit_status(const report& r) noexcept {
+  if (r.info_error != std::errc{}) return 3;
+  return r.count(verdict::fail) > 0 ? 1 : 0;
+}
+
+}  // namespace nvgrace::tools::probe

@@ -1,0 +1,285 @@
+// nvgrace-vfio-user-server: serve an emulated Grace GPU (the in-process shim
+// device) to a vfio-user client (QEMU vfio-user-pci, cloud-hypervisor
+// --user-device, vfio_user::client) on a UNIX socket.
+//
+//   nvgrace-vfio-user-server --socket PATH [--size SIZE] [--generation hopper|blackwell]
+//                            [--memory-file PATH]
+//
+// GPU memory is a memfd, or the file given with --memory-file (created or
+// extended to SIZE; its bytes survive restarts). One client at a time; a
+// client that disconnects loses its DMA windows and IRQ eventfds, the device
+// and its memory stay. Runs in the foreground; SIGTERM or SIGINT stops it
+// cleanly (exit 0, socket removed). Logs one line per connection and one per
+// error to stderr.
+
+#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/vfio_user/protocol.hpp>
+#include <nvgrace/backend/vfio_user/server.hpp>
+#include <nvgrace/core/checked.hpp>
+#include <nvgrace/core/result.hpp>
+#include <nvgrace/mem/memfd_memory.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace {
+
+using namespace nvgrace;
+
+constexpr const char* program = "nvgrace-vfio-user-server";
+
+constexpr const char* usage_text =
+    "usage: nvgrace-vfio-user-server --socket PATH [--size SIZE] [--generation hopper|blackwell]\n"
+    "                                [--memory-file PATH]\n"
+    "\n"
+    "Serve an emulated NVIDIA Grace GPU (nvgrace-gpu semantics) over vfio-user.\n"
+    "\n"
+    "  --socket PATH        UNIX socket to listen on (must not exist; removed on exit)\n"
+    "  --size SIZE          GPU memory in bytes, with an optional K, M, G or T suffix (binary);\n"
+    "                       default 2G. Hopper needs at least 1536M (1 GiB resmem carve-out)\n"
+    "  --generation GEN     hopper (default: resmem region 2 + usemem region 4) or\n"
+    "                       blackwell (usemem region 4 only)\n"
+    "  --memory-file PATH   keep GPU memory in this regular file (created or extended to SIZE)\n"
+    "                       instead of a memfd, so it survives restarts\n"
+    "  --help               this text\n"
+    "\n"
+    "One client at a time. SIGTERM or SIGINT: clean exit 0. Logs go to stderr.\n";
+
+/// GPU memory for the shim: a memfd, except the first cached allocation (the
+/// GPU memory, which the device creates first) when a memory file is set.
+class tool_memory {
+public:
+  static inline const char* memory_file = nullptr;
+
+  tool_memory() noexcept = default;
+  [[nodiscard]] static result<tool_memory> create(std::uint64_t length, mem::caching mode) noexcept {
+    tool_memory m;
+    const char* path = std::exchange(memory_file, nullptr);
+    auto made = (path != nullptr && mode == mem::caching::cached) ? mem::memfd_memory::open_file(path, length, mode)
+                                                                   : mem::memfd_memory::create(length, mode);
+    if (!made) return made.error();
+    m.memory_ = std::move(*made);
+    return m;
+  }
+  [[nodiscard]] mem::memory_view view() const noexcept { return memory_.view(); }
+  [[nodiscard]] mem::map_source source() const noexcept { return memory_.source(); }
+  [[nodiscard]] std::uint64_t length() const noexcept { return memory_.length(); }
+
+private:
+  mem::memfd_memory memory_;
+};
+
+using device = shim::device<tool_memory>;
+using server = vfio_user::server<device>;
+
+server* running = nullptr;  // for the signal handler
+
+extern "C" void on_stop_signal(int) {
+  if (running != nullptr) running->request_stop();  // atomics and shutdown(2): async-signal-safe
+}
+
+struct arguments {
+  std::string socket;
+  std::uint64_t size = 2 * GiB;
+  grace::generation generation = grace::generation::hopper;
+  std::string memory_file;
+};
+
+/// The symbolic name of an errno ("EADDRINUSE"), or "errno N".
+std::string name_of(std::errc e) {
+  const auto known = errno_name(e);
+  if (known != "E?") return std::string(known);
+  switch (e) {
+    case std::errc::address_in_use: return "EADDRINUSE";
+    case std::errc::filename_too_long: return "ENAMETOOLONG";
+    case std::errc::not_a_directory: return "ENOTDIR";
+    case std::errc::is_a_directory: return "EISDIR";
+    case std::errc::read_only_file_system: return "EROFS";
+    case std::errc::no_space_on_device: return "ENOSPC";
+    case std::errc::too_many_files_open: return "EMFILE";
+    case std::errc::connection_aborted: return "ECONNABORTED";
+    default: return "errno " + std::to_string(to_errno(e));
+  }
+}
+
+[[noreturn]] void bad_argument(const std::string& rule, std::errc error = std::errc::invalid_argument) {
+  std::fprintf(stderr, "%s: %s (%s)\n", program, rule.c_str(), name_of(error).c_str());
+  std::exit(2);
+}
+
+/// "2G", "1536M", "4096", "0x40000000": a byte count with an optional binary suffix.
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int base = 10;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    base = 16;
+    text.remove_prefix(2);
+  }
+  std::uint64_t multiplier = 1;
+  const char last = text.back();
+  if (base == 10 && std::strchr("KkMmGgTt", last) != nullptr) {
+    multiplier = (last == 'K' || last == 'k') ? KiB : (last == 'M' || last == 'm') ? MiB : (last == 'G' || last == 'g') ? GiB : TiB;
+    text.remove_suffix(1);
+  }
+  if (text.empty()) return std::nullopt;
+  std::uint64_t value = 0;
+  for (char c : text) {
+    unsigned digit = 0;
+    if (c >= '0' && c <= '9') digit = static_cast<unsigned>(c - '0');
+    else if (base == 16 && c >= 'a' && c <= 'f') digit = static_cast<unsigned>(c - 'a' + 10);
+    else if (base == 16 && c >= 'A' && c <= 'F') digit = static_cast<unsigned>(c - 'A' + 10);
+    else return std::nullopt;
+    const auto scaled = checked_mul(value, static_cast<std::uint64_t>(base));
+    if (!scaled) return std::nullopt;
+    const auto next = checked_add(*scaled, digit);
+    if (!next) return std::nullopt;
+    value = *next;
+  }
+  const auto bytes = checked_mul(value, multiplier);
+  if (!bytes || *bytes == 0) return std::nullopt;
+  return *bytes;
+}
+
+arguments parse(int argc, char** argv) {
+  arguments a;
+  bool have_socket = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    auto value = [&](std::string_view name) -> std::string_view {
+      // --name VALUE or --name=VALUE
+      if (arg.size() > name.size() && arg.substr(0, name.size()) == name && arg[name.size()] == '=')
+        return arg.substr(name.size() + 1);
+      if (i + 1 >= argc) bad_argument(std::string(name) + " needs a value");
+      return argv[++i];
+    };
+    auto is = [&](std::string_view name) {
+      return arg == name || (arg.size() > name.size() && arg.substr(0, name.size()) == name && arg[name.size()] == '=');
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage_text, stdout);
+      std::exit(0);
+    } else if (is("--socket")) {
+      a.socket = value("--socket");
+      have_socket = true;
+      if (a.socket.empty()) bad_argument("--socket needs a non-empty path");
+    } else if (is("--size")) {
+      const auto text = value("--size");
+      const auto size = parse_size(text);
+      if (!size) bad_argument("--size must be a positive byte count like 2G, 1536M or 0x80000000, not '" +
+                              std::string(text) + "'");
+      a.size = *size;
+    } else if (is("--generation")) {
+      const auto text = value("--generation");
+      if (text == "hopper") a.generation = grace::generation::hopper;
+      else if (text == "blackwell") a.generation = grace::generation::blackwell;
+      else bad_argument("--generation must be hopper or blackwell, not '" + std::string(text) + "'");
+    } else if (is("--memory-file")) {
+      a.memory_file = value("--memory-file");
+      if (a.memory_file.empty()) bad_argument("--memory-file needs a non-empty path");
+    } else {
+      bad_argument("unknown argument '" + std::string(arg) + "' (see --help)");
+    }
+  }
+  if (!have_socket) bad_argument("--socket PATH is required (see --help)");
+  return a;
+}
+
+struct log_context {
+  std::uint64_t connection = 0;
+};
+
+void log_event(void* context, const vfio_user::event& e) noexcept {
+  auto& log = *static_cast<log_context*>(context);
+  using kind = vfio_user::event::kind;
+  switch (e.what) {
+    case kind::connected:
+      ++log.connection;
+      if (e.peer_pid >= 0)
+        std::fprintf(stderr, "%s: connection %llu from pid %d\n", program,
+                     static_cast<unsigned long long>(log.connection), e.peer_pid);
+      else
+        std::fprintf(stderr, "%s: connection %llu\n", program, static_cast<unsigned long long>(log.connection));
+      break;
+    case kind::error_reply:
+      std::fprintf(stderr, "%s: connection %llu: %s (id %u) refused: %s%s\n", program,
+                   static_cast<unsigned long long>(log.connection),
+                   std::string(vfio_user::command_name(e.request.command)).c_str(), e.request.id, name_of(e.error).c_str(),
+                   e.replied ? "" : " (NO_REPLY: not answered)");
+      break;
+    case kind::framing_error:
+      std::fprintf(stderr, "%s: connection %llu: unframeable message (size %u): %s, closing\n", program,
+                   static_cast<unsigned long long>(log.connection), e.request.size, name_of(e.error).c_str());
+      break;
+    case kind::socket_error:
+      std::fprintf(stderr, "%s: connection %llu: socket error: %s\n", program,
+                   static_cast<unsigned long long>(log.connection), name_of(e.error).c_str());
+      break;
+    case kind::negotiated:
+    case kind::disconnected:
+      break;  // one line per connection: the connect line
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const arguments args = parse(argc, argv);
+
+  if (!args.memory_file.empty()) tool_memory::memory_file = args.memory_file.c_str();
+  const auto options = args.generation == grace::generation::hopper ? shim::hopper(args.size) : shim::blackwell(args.size);
+  auto created = device::create(options);
+  if (!created) {
+    std::string rule = "cannot create the device";
+    if (args.generation == grace::generation::hopper && args.size < 1536 * MiB)
+      rule += ": a Hopper device needs --size of at least 1536M (§2.3)";
+    else if (!args.memory_file.empty())
+      rule += " with memory file '" + args.memory_file + "'";
+    bad_argument(rule, created.error());
+  }
+  std::unique_ptr<device> dev = std::move(*created);
+
+  log_context log;
+  vfio_user::server_options server_options;
+  server_options.on_event = log_event;
+  server_options.event_context = &log;
+  server srv(*dev, server_options);
+  if (auto s = srv.listen(args.socket.c_str()); !s) {
+    std::string rule = "cannot listen on '" + args.socket + "'";
+    if (s.error() == std::errc::address_in_use) rule += ": the path exists (remove it or choose another)";
+    bad_argument(rule, s.error());
+  }
+
+  running = &srv;
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: blocked calls return so the stop is seen
+  ::sigaction(SIGTERM, &action, nullptr);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  const std::string amount = args.size % MiB == 0 ? std::to_string(args.size / MiB) + " MiB"
+                                                 : std::to_string(args.size) + " bytes";
+  const std::string where = args.memory_file.empty() ? "a memfd" : "'" + args.memory_file + "'";
+  std::fprintf(stderr, "%s: listening on %s (%s, %s of GPU memory in %s)\n", program, args.socket.c_str(),
+               args.generation == grace::generation::hopper ? "hopper" : "blackwell", amount.c_str(), where.c_str());
+  const auto result = srv.run();
+  running = nullptr;
+  ::unlink(args.socket.c_str());
+  if (!result) {
+    std::fprintf(stderr, "%s: accept failed: %s\n", program, name_of(result.error()).c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "%s: stopped\n", program);
+  return 0;
+}
