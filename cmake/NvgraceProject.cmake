@@ -7,11 +7,20 @@ find_package(Microsoft.GSL CONFIG REQUIRED)
 find_package(Threads REQUIRED)
 
 add_library(nvgrace_project INTERFACE)
-target_link_libraries(nvgrace_project INTERFACE nvgrace::nvgrace Microsoft.GSL::GSL Threads::Threads)
-# Inside this build the headers are not SYSTEM: their warnings must surface.
-target_include_directories(nvgrace_project BEFORE INTERFACE ${PROJECT_SOURCE_DIR}/include)
+# Inside this build the headers are not SYSTEM: their warnings must surface. So this
+# target does not link nvgrace::nvgrace: CMake treats a directory as a system one as soon
+# as any linked target marks it SYSTEM, and nvgrace::nvgrace does (for consumers).
+# Project targets must therefore link nvgrace_project only, never nvgrace::nvgrace too.
+target_compile_features(nvgrace_project INTERFACE cxx_std_20)
+target_include_directories(nvgrace_project INTERFACE ${PROJECT_SOURCE_DIR}/include)
+target_link_libraries(nvgrace_project INTERFACE Microsoft.GSL::GSL Threads::Threads)
 target_compile_definitions(nvgrace_project INTERFACE NVGRACE_USE_GSL)
 target_compile_options(nvgrace_project INTERFACE -Wall -Wextra -Wpedantic -Werror)
+# GCC 12 at -O2/-O3 reports -Wrestrict inside libstdc++ for plain `"text" + std::string`
+# (GCC bug 105651, fixed in GCC 13): a false positive that would fail Release builds.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+  target_compile_options(nvgrace_project INTERFACE -Wno-restrict)
+endif()
 if(NVGRACE_SANITIZE)
   target_compile_options(nvgrace_project INTERFACE -fsanitize=${NVGRACE_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
   target_link_options(nvgrace_project INTERFACE -fsanitize=${NVGRACE_SANITIZE})

@@ -200,9 +200,16 @@ TEST_CASE("layout tool: JSON carries integers in bytes") {
   CHECK(contains(r.out, "\"base\":70368744177664"));
   CHECK(contains(r.out, "\"size\":103079215104"));
   CHECK(contains(r.out, "{\"index\":4,\"name\":\"usemem\",\"file_offset\":4398046511104,\"phys\":70368744177664,"
-                        "\"real_length\":102005473280,\"reported_size\":137438953472,\"padding\":35433480192"));
+                        "\"phys_end\":70470749650944,\"real_length\":102005473280,\"reported_size\":137438953472,"
+                        "\"padding\":35433480192"));
   CHECK(contains(r.out, "{\"index\":2,\"name\":\"resmem\",\"file_offset\":2199023255552,\"phys\":70470749650944,"
-                        "\"real_length\":1073741824,\"reported_size\":1073741824"));
+                        "\"phys_end\":70471823392768,\"real_length\":1073741824,\"reported_size\":1073741824"));
+  // Blackwell memory that runs past 2^64 (not validated by the driver): no end.
+  const auto wrap = run_tool({"0x200000000", "--base", "0xffffffff00000000", "--generation", "blackwell", "--json"});
+  CHECK(wrap.status == 0);
+  CHECK(contains(wrap.out, "\"phys_end\":null"));
+  CHECK(contains(run_tool({"0x200000000", "--base", "0xffffffff00000000", "--generation", "blackwell"}).out,
+                 "0xffffffff00000000-(wraps past 2^64)"));
   CHECK(contains(r.out, "\"bar_probe\":{\"before\":12,\"after\":18446743936270598156,\"size\":137438953472}"));
   CHECK(contains(r.out, "\"argsz_32\":\"400000000f0000000400000000000000000000002000000000000000000400"
                         "00\""));

@@ -11,6 +11,7 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -247,7 +248,7 @@ TEST_CASE("vu §1.2 client: an error reply is its errno; the connection stays up
   CHECK(c->connected());
 }
 
-TEST_CASE("vu §1.12 client: wrong reply id, unexpected fd, oversized reply are EPROTO/EMSGSIZE and close") {
+TEST_CASE("vu §1.12 client: wrong reply id or type, a mismatched or oversized reply are EPROTO/EMSGSIZE and close") {
   SUBCASE("wrong id") {
     auto s = scripted::start();
     s.handshake();
@@ -258,13 +259,13 @@ TEST_CASE("vu §1.12 client: wrong reply id, unexpected fd, oversized reply are 
     CHECK(fut.get().error() == std::errc::protocol_error);
     CHECK_FALSE(c->connected());
   }
-  SUBCASE("an fd with a reply that takes none") {
+  SUBCASE("a header-only reply of the wrong type") {
     auto s = scripted::start();
     s.handshake();
     auto c = s.pending.get();
     auto fut = std::async(std::launch::async, [&] { return c->reset(); });
     auto req = s.server_end.receive();
-    s.server_end.send(make_message(req.h.id, command::device_reset, {}, 1), {s.server_end.fd()});
+    s.server_end.send(make_message(req.h.id, command::device_reset, {}, 0));
     CHECK(fut.get().error() == std::errc::protocol_error);
   }
   SUBCASE("a READ reply larger than asked") {
@@ -326,4 +327,20 @@ TEST_CASE("vu §1.6 client: a malformed cap chain from the server is EPROTO, the
                                  1));
   CHECK(fut.get().error() == std::errc::protocol_error);
   CHECK(b == before);
+}
+
+TEST_CASE("vu §1.12 client: an fd on a reply that takes none is never received (the kernel closes it)") {
+  auto s = scripted::start();
+  s.handshake();
+  auto c = s.pending.get();
+  int p[2];
+  REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+  unique_fd rd(p[0]), wr(p[1]);
+  auto fut = std::async(std::launch::async, [&] { return c->reset(); });
+  auto req = s.server_end.receive();
+  s.server_end.send(make_message(req.h.id, command::device_reset, {}, 1), {wr.get()});
+  wr.reset();
+  CHECK(fut.get().has_value());
+  CHECK(pipe_write_end_closed(rd.get()));
+  CHECK(c->connected());
 }

@@ -72,15 +72,21 @@ int main(int argc, char** argv) {
   std::array<std::byte, 8> edge{};
   auto e = c->pread(edge, use + use_real - 4);
   if (!e) return fail("pread at the real length", e.error());
-  std::printf("read 8 bytes at real length - 4:");
-  for (auto b : edge) std::printf(" %02x", std::to_integer<unsigned>(b));
+  std::printf("REGION_READ of 8 bytes at usemem's real length - 4 gives %zu:", *e);
+  for (std::size_t i = 0; i < *e; ++i) std::printf(" %02x", std::to_integer<unsigned>(edge[i]));
   std::printf("\n");
 
   auto p = c->mmap(nullptr, 4096, PROT_READ, use + 0x1000);
   if (!p) return fail("mmap", p.error());
   std::printf("mmap of usemem at 0x1000 reads \"%s\"\n", static_cast<const char*>(*p));
   ::munmap(*p, 4096);
-  auto bad = c->pread(edge, use + (std::uint64_t{1} << 39));
-  std::printf("read past the BAR: %s\n", bad ? "ok?" : std::string(errno_name(bad.error())).c_str());
+  std::vector<std::byte> usemem(32);
+  store_le<std::uint32_t>(usemem, 0, 32);
+  store_le<std::uint32_t>(usemem, 8, 4);
+  static_cast<void>(c->get_region_info(usemem));
+  const std::uint64_t bar_size = vfio::load_region_info(usemem).size;
+  auto bad = c->pread(edge, use + bar_size);
+  std::printf("REGION_READ at the BAR end (0x%" PRIx64 "): %s\n", bar_size,
+              bad ? "ok?" : std::string(errno_name(bad.error())).c_str());
   return 0;
 }

@@ -384,8 +384,10 @@ struct report {
     std::string row = std::to_string(index) + "      " + std::string(grace::region_name(index)) + "  ";
     const auto pad = [](std::string s, std::size_t w) { return s.size() < w ? s + std::string(w - s.size(), ' ') : s + " "; };
     row += pad(hex(vfio::region_offset(index)), 16);
+    const auto last = checked_add(m.phys_base, m.real_length - 1);
     const std::string range = m.real_length == 0 ? hex(m.phys_base) + " (empty)"
-                                                 : hex(m.phys_base) + "-" + hex(m.phys_base + (m.real_length - 1));
+                              : last             ? hex(m.phys_base) + "-" + hex(*last)
+                                                 : hex(m.phys_base) + "-(wraps past 2^64)";
     row += pad(range, 35);
     const auto both = [&](std::uint64_t v) { return hex(v) + " (" + human_size(v) + ")"; };
     row += pad(both(m.real_length), 25);
@@ -451,6 +453,9 @@ struct report {
       out += ",\"name\":" + str(grace::region_name(index));
       out += ",\"file_offset\":" + num(vfio::region_offset(index));
       out += ",\"phys\":" + num(m.phys_base);
+      // Blackwell does not check base + length (§2.3): the end may not exist.
+      const auto end = checked_add(m.phys_base, m.real_length);
+      out += ",\"phys_end\":" + (end ? num(*end) : std::string("null"));
       out += ",\"real_length\":" + num(m.real_length);
       out += ",\"reported_size\":" + num(m.reported_size);
       out += ",\"padding\":" + num(m.padding());

@@ -268,8 +268,9 @@ int main(int argc, char** argv) {
   ::sigaction(SIGINT, &action, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  const std::string amount = args.size % MiB == 0 ? std::to_string(args.size / MiB) + " MiB"
-                                                 : std::to_string(args.size) + " bytes";
+  const std::string amount = args.size % GiB == 0   ? std::to_string(args.size / GiB) + " GiB"
+                             : args.size % MiB == 0 ? std::to_string(args.size / MiB) + " MiB"
+                                                    : std::to_string(args.size) + " bytes";
   const std::string where = args.memory_file.empty() ? "a memfd" : "'" + args.memory_file + "'";
   std::fprintf(stderr, "%s: listening on %s (%s, %s of GPU memory in %s)\n", program, args.socket.c_str(),
                args.generation == grace::generation::hopper ? "hopper" : "blackwell", amount.c_str(), where.c_str());

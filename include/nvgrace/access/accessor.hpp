@@ -276,28 +276,30 @@ public:
   /// transferred: all of them through a mapping; whatever one pread gave
   /// otherwise (a short count is the device's answer, not retried). EINVAL
   /// for an index outside [0, num_regions) or an offset ≥ 2^40.
-  [[nodiscard]] result<std::size_t> read(std::uint32_t index, std::uint64_t offset, std::span<std::byte> out) noexcept {
-    if (index >= region_count_ || offset > vfio::offset_mask) [[unlikely]]
-      return std::errc::invalid_argument;
-    const region& r = regions_[index];
-    if (const mapped_area* m = covering(r, offset, out.size())) {
-      mem::read_window(mem::memory_view{m->base, m->length, r.caching}, offset - m->offset, out);
-      return out.size();
+  [[nodiscard, gnu::always_inline]] result<std::size_t> read(std::uint32_t index, std::uint64_t offset,
+                                                             std::span<std::byte> out) noexcept {
+    if (index < region_count_ && offset <= vfio::offset_mask) [[likely]] {
+      const region& r = regions_[index];
+      if (const mapped_area* m = covering(r, offset, out.size())) [[likely]] {
+        // Wholly inside the mapping: no padding, so the copy path's memory copy.
+        mem::read_memory(mem::memory_view{m->base, m->length, r.caching}, offset - m->offset, out);
+        return out.size();
+      }
     }
-    return file_->pread(out, vfio::region_offset(index) + offset);
+    return read_through_file(index, offset, out);
   }
 
   /// Write `in` at `offset` of region `index`; as read().
-  [[nodiscard]] result<std::size_t> write(std::uint32_t index, std::uint64_t offset,
-                                          std::span<const std::byte> in) noexcept {
-    if (index >= region_count_ || offset > vfio::offset_mask) [[unlikely]]
-      return std::errc::invalid_argument;
-    const region& r = regions_[index];
-    if (const mapped_area* m = covering(r, offset, in.size())) {
-      mem::write_window(mem::memory_view{m->base, m->length, r.caching}, offset - m->offset, in);
-      return in.size();
+  [[nodiscard, gnu::always_inline]] result<std::size_t> write(std::uint32_t index, std::uint64_t offset,
+                                                              std::span<const std::byte> in) noexcept {
+    if (index < region_count_ && offset <= vfio::offset_mask) [[likely]] {
+      const region& r = regions_[index];
+      if (const mapped_area* m = covering(r, offset, in.size())) [[likely]] {
+        mem::write_memory(mem::memory_view{m->base, m->length, r.caching}, offset - m->offset, in);
+        return in.size();
+      }
     }
-    return file_->pwrite(in, vfio::region_offset(index) + offset);
+    return write_through_file(index, offset, in);
   }
 
   /// Read a config register of 1, 2, 4 or 8 bytes (little-endian) with one
@@ -367,6 +369,17 @@ public:
   }
 
 private:
+  [[gnu::noinline]] result<std::size_t> read_through_file(std::uint32_t index, std::uint64_t offset,
+                                                          std::span<std::byte> out) noexcept {
+    if (index >= region_count_ || offset > vfio::offset_mask) return std::errc::invalid_argument;
+    return file_->pread(out, vfio::region_offset(index) + offset);
+  }
+  [[gnu::noinline]] result<std::size_t> write_through_file(std::uint32_t index, std::uint64_t offset,
+                                                           std::span<const std::byte> in) noexcept {
+    if (index >= region_count_ || offset > vfio::offset_mask) return std::errc::invalid_argument;
+    return file_->pwrite(in, vfio::region_offset(index) + offset);
+  }
+
   [[nodiscard]] static constexpr std::uint64_t config_offset(std::uint64_t offset) noexcept {
     return vfio::file_offset(vfio::to_index(vfio::region::config), offset);
   }
@@ -435,7 +448,7 @@ private:
 
   /// The mapping that holds all of [offset, offset + count), if any. An empty
   /// access is never served from a mapping: the device decides what it means.
-  [[nodiscard]] static const mapped_area* covering(const region& r, std::uint64_t offset, std::size_t count) noexcept {
+  [[nodiscard, gnu::always_inline]] static const mapped_area* covering(const region& r, std::uint64_t offset, std::size_t count) noexcept {
     if (count == 0) return nullptr;
     for (std::uint32_t i = 0; i < r.mapped_count; ++i) {
       const mapped_area& m = r.mapped[i];

@@ -289,24 +289,39 @@ public:
 
   /// The driver's read: a count or −errno; `*ppos` advances as the kernel's
   /// does (§3.2, §5.1, and vfio-pci-core for the other regions).
-  [[nodiscard]] ssize_t read(void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
+  [[nodiscard, gnu::always_inline]] ssize_t read(void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
     if (count > max_rw_count) [[unlikely]] count = max_rw_count;
     const std::uint32_t index = vfio::region_index_of(*ppos);
     if (index < vfio::pci_num_regions) [[likely]] {
       const slot& r = regions_[index];
-      if (r.kind == region_kind::emulated) [[likely]] return memory_read(r, static_cast<std::byte*>(buf), count, ppos);
+      if (r.kind == region_kind::emulated) [[likely]] {
+        const std::uint64_t offset = vfio::offset_in_region(*ppos);
+        if (idle_and_in_memory(r, offset, count)) [[likely]] {
+          mem::read_memory(r.view, offset, std::span<std::byte>(static_cast<std::byte*>(buf), count));
+          *ppos += count;
+          return static_cast<ssize_t>(count);
+        }
+        return memory_read(r, static_cast<std::byte*>(buf), count, ppos);
+      }
     }
     return core_read(index, static_cast<std::byte*>(buf), count, ppos);
   }
 
   /// The driver's write; as read (§3.3, §5.2).
-  [[nodiscard]] ssize_t write(const void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
+  [[nodiscard, gnu::always_inline]] ssize_t write(const void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
     if (count > max_rw_count) [[unlikely]] count = max_rw_count;
     const std::uint32_t index = vfio::region_index_of(*ppos);
     if (index < vfio::pci_num_regions) [[likely]] {
       const slot& r = regions_[index];
-      if (r.kind == region_kind::emulated) [[likely]]
+      if (r.kind == region_kind::emulated) [[likely]] {
+        const std::uint64_t offset = vfio::offset_in_region(*ppos);
+        if (idle_and_in_memory(r, offset, count)) [[likely]] {
+          mem::write_memory(r.view, offset, std::span<const std::byte>(static_cast<const std::byte*>(buf), count));
+          *ppos += count;
+          return static_cast<ssize_t>(count);
+        }
         return memory_write(r, static_cast<const std::byte*>(buf), count, ppos);
+      }
     }
     return core_write(index, static_cast<const std::byte*>(buf), count, ppos);
   }
@@ -378,7 +393,7 @@ public:
   }
 
   /// pread(2) on the device file: read() at `pos`. EINVAL for pos ≥ 2^63.
-  [[nodiscard]] result<std::size_t> pread(std::span<std::byte> buffer, std::uint64_t pos) noexcept {
+  [[nodiscard, gnu::always_inline]] result<std::size_t> pread(std::span<std::byte> buffer, std::uint64_t pos) noexcept {
     if (pos > max_file_offset) [[unlikely]]
       return std::errc::invalid_argument;
     const ssize_t n = read(buffer.data(), buffer.size(), &pos);
@@ -388,7 +403,8 @@ public:
   }
 
   /// pwrite(2) on the device file: write() at `pos`.
-  [[nodiscard]] result<std::size_t> pwrite(std::span<const std::byte> data, std::uint64_t pos) noexcept {
+  [[nodiscard, gnu::always_inline]] result<std::size_t> pwrite(std::span<const std::byte> data,
+                                                               std::uint64_t pos) noexcept {
     if (pos > max_file_offset) [[unlikely]]
       return std::errc::invalid_argument;
     const ssize_t n = write(data.data(), data.size(), &pos);
@@ -692,8 +708,21 @@ private:
     return {};
   }
 
-  /// §5.1 for an emulated region (the hot path: a load, the plan, the copy).
-  [[nodiscard]] ssize_t memory_read(const slot& r, std::byte* buf, std::size_t count, std::uint64_t* ppos) noexcept {
+  /// The plan of the common case, decided inline: when the device needs no
+  /// readiness wait and has no PM failure, an access wholly inside the real
+  /// memory moves every byte from/to memory and returns and advances by its
+  /// count (grace::plan_access gives exactly that: no clipping, no padding,
+  /// and the resmem short return equals the count). Everything else takes
+  /// memory_read/memory_write, which run the full plan.
+  [[nodiscard, gnu::always_inline]] bool idle_and_in_memory(const slot& r, std::uint64_t offset,
+                                                            std::size_t count) const noexcept {
+    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    return (state & (reset_done_bit | pm_failed_bit)) == 0 && offset < r.model.real_length &&
+           count <= r.model.real_length - offset;
+  }
+
+  /// §5.1 for an emulated region, in full: PM, the plan, readiness, the copy.
+  [[gnu::noinline]] ssize_t memory_read(const slot& r, std::byte* buf, std::size_t count, std::uint64_t* ppos) noexcept {
     const std::uint64_t state = state_.load(std::memory_order_acquire);
     if ((state & pm_failed_bit) != 0) [[unlikely]]
       return detail::negative(std::errc::io_error);
@@ -710,8 +739,8 @@ private:
     return static_cast<ssize_t>(plan->returned);
   }
 
-  /// §5.2 for an emulated region.
-  [[nodiscard]] ssize_t memory_write(const slot& r, const std::byte* buf, std::size_t count,
+  /// §5.2 for an emulated region, in full.
+  [[gnu::noinline]] ssize_t memory_write(const slot& r, const std::byte* buf, std::size_t count,
                                      std::uint64_t* ppos) noexcept {
     const std::uint64_t state = state_.load(std::memory_order_acquire);
     if ((state & pm_failed_bit) != 0) [[unlikely]]

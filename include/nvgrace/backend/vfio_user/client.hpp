@@ -394,11 +394,18 @@ private:
     return done;
   }
 
+  using clock = std::chrono::steady_clock;
+
+  /// Messages up to this size travel through contiguous buffers with
+  /// send(2)/recv(2): every msghdr-based call costs measurably more (the
+  /// header and iovec copies), and small messages are the hot path.
+  static constexpr std::size_t small_message = 4096 + 64;
+
   /// Wait until the socket is readable (poll mode) within the deadline.
-  status wait_readable(std::chrono::steady_clock::time_point deadline) noexcept {
+  status wait_readable(clock::time_point deadline) noexcept {
     if (options_.wait != client_options::wait_mode::poll) return {};
     while (true) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
       if (left.count() < 0) return std::errc::timed_out;
       pollfd p{socket_.get(), POLLIN, 0};
       const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, 1 << 30)));
@@ -408,35 +415,128 @@ private:
     }
   }
 
-  /// Send one command and receive its reply: the reply's payload is scattered
-  /// into `fixed` then `data` (it may not exceed their total). `fd_out`: where
-  /// an fd that came with the reply goes (nullptr: fds are a protocol error).
+  /// The overall bound of one reply. In socket-timeout mode each receive is
+  /// bounded by SO_RCVTIMEO and the clock is read only once a reply arrives in
+  /// pieces (so a reply takes at most twice the timeout); in poll mode it is
+  /// read before the first wait.
+  struct reply_deadline {
+    std::optional<clock::time_point> at;
+    clock::time_point get(std::chrono::milliseconds timeout) {
+      if (!at) at = clock::now() + timeout;
+      return *at;
+    }
+  };
+
+  /// What the reply header says, checked against the request.
+  enum class verdict : std::uint8_t { ok, error_reply, malformed, too_big };
+  [[nodiscard]] static verdict judge(const header& h, std::uint16_t id, command cmd, std::size_t got,
+                                     std::size_t capacity) noexcept {
+    if (h.id != id || h.command != static_cast<std::uint16_t>(cmd) ||
+        (h.flags & message_flags::type_mask) != message_flags::type_reply ||
+        (h.flags & ~message_flags::known) != 0 || h.size < header_size || got > h.size)
+      return verdict::malformed;
+    if ((h.flags & message_flags::error) != 0) return h.size == header_size ? verdict::error_reply : verdict::malformed;
+    return h.size > capacity ? verdict::too_big : verdict::ok;
+  }
+
+  /// One receive's error, as this client reports it (and the connection is closed).
+  std::errc receive_error(ssize_t r) noexcept {
+    if (r == 0) return fail(std::errc::connection_reset);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return fail(std::errc::timed_out);
+    return fail(detail::last_error());
+  }
+
+  /// Send one command and receive its reply: the reply's payload goes to
+  /// `fixed` then `data` (it may not exceed their total). `fd_out`: where an
+  /// fd that came with the reply goes (nullptr: the reply takes none; an fd
+  /// sent anyway is closed by the kernel, which never gives it to us).
   result<received> transact(command cmd, std::span<const iovec> parts, std::span<std::byte> fixed,
                             std::span<std::byte> data, unique_fd* fd_out) {
     if (!socket_) return std::errc::not_connected;
     std::size_t request_payload = 0;
     for (const auto& p : parts) request_payload += p.iov_len;
     const std::uint16_t id = next_id_++;
-    std::array<std::byte, header_size> head{};
-    store_header(head, header{id, static_cast<std::uint16_t>(cmd),
-                              static_cast<std::uint32_t>(header_size + request_payload), message_flags::type_command, 0});
-    std::array<iovec, 4> out{};
-    std::size_t n = 0;
-    out[n++] = iovec{head.data(), head.size()};
-    for (const auto& p : parts) out[n++] = p;
-    if (auto s = send_message(socket_.get(), std::span<const iovec>(out.data(), n)); !s)
-      return fail(s.error() == std::errc::resource_unavailable_try_again ? std::errc::timed_out : s.error());
+    const header request{id, static_cast<std::uint16_t>(cmd), static_cast<std::uint32_t>(header_size + request_payload),
+                         message_flags::type_command, 0};
+    status sent;
+    if (header_size + request_payload <= small_message) {
+      std::array<std::byte, small_message> out;  // NOLINT: filled below
+      store_header(out, request);
+      std::size_t at = header_size;
+      for (const auto& p : parts) {
+        if (p.iov_len > 0) std::memcpy(out.data() + at, p.iov_base, p.iov_len);
+        at += p.iov_len;
+      }
+      sent = send_bytes(socket_.get(), std::span<const std::byte>(out.data(), at));
+    } else {
+      std::array<std::byte, header_size> head{};
+      store_header(head, request);
+      std::array<iovec, 4> out{};
+      std::size_t n = 0;
+      out[n++] = iovec{head.data(), head.size()};
+      for (const auto& p : parts) out[n++] = p;
+      sent = send_message(socket_.get(), std::span<const iovec>(out.data(), n));
+    }
+    if (!sent) return fail(sent.error() == std::errc::resource_unavailable_try_again ? std::errc::timed_out : sent.error());
 
-    // Receive exactly one message: header, then fixed, then data. Normally one
-    // recvmsg takes it all; nothing can follow it (one request is outstanding).
-    std::array<std::byte, header_size> reply_head{};
+    const std::size_t capacity = header_size + fixed.size() + data.size();
+    if (fd_out == nullptr && capacity <= small_message) return receive_small(id, cmd, fixed, data);
+    return receive_scattered(id, cmd, fixed, data, fd_out);
+  }
+
+  /// The reply through one contiguous buffer and recv(2), then copied out.
+  result<received> receive_small(std::uint16_t id, command cmd, std::span<std::byte> fixed, std::span<std::byte> data) {
+    std::array<std::byte, small_message> in;  // NOLINT: filled by recv
     const std::size_t capacity = header_size + fixed.size() + data.size();
     std::size_t got = 0;
     std::size_t target = header_size;  // bytes needed: the header, then the whole message
-    std::size_t limit = capacity;      // bytes that may be read
-    const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+    std::size_t limit = capacity;      // bytes that may be read (never past this reply)
+    reply_deadline deadline;
+    if (options_.wait == client_options::wait_mode::poll) deadline.get(options_.timeout);
     while (got < target) {
-      if (auto s = wait_readable(deadline); !s) return fail(s.error());
+      if (got > 0 && clock::now() > deadline.get(options_.timeout)) return fail(std::errc::timed_out);
+      if (options_.wait == client_options::wait_mode::poll)
+        if (auto s = wait_readable(deadline.get(options_.timeout)); !s) return fail(s.error());
+      const ssize_t r = ::recv(socket_.get(), in.data() + got, limit - got, 0);
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR) continue;
+        return receive_error(r);
+      }
+      const bool had_header = got >= header_size;
+      got += static_cast<std::size_t>(r);
+      if (!had_header && got >= header_size) {
+        const header h = load_header(in);
+        switch (judge(h, id, cmd, got, capacity)) {
+          case verdict::malformed: return fail(std::errc::protocol_error);
+          case verdict::too_big: return fail(std::errc::message_size);
+          case verdict::error_reply: return reply_errno(h);
+          case verdict::ok: break;
+        }
+        target = limit = h.size;
+      }
+    }
+    const std::size_t payload = target - header_size;
+    const std::size_t to_fixed = std::min(payload, fixed.size());
+    if (to_fixed > 0) std::memcpy(fixed.data(), in.data() + header_size, to_fixed);
+    if (payload > to_fixed) std::memcpy(data.data(), in.data() + header_size + to_fixed, payload - to_fixed);
+    return received{payload};
+  }
+
+  /// The reply scattered by recvmsg(2) straight into `fixed` and `data`
+  /// (large transfers: no copy), with its fd if one may come.
+  result<received> receive_scattered(std::uint16_t id, command cmd, std::span<std::byte> fixed,
+                                     std::span<std::byte> data, unique_fd* fd_out) {
+    std::array<std::byte, header_size> reply_head{};
+    const std::size_t capacity = header_size + fixed.size() + data.size();
+    std::size_t got = 0;
+    std::size_t target = header_size;
+    std::size_t limit = capacity;
+    reply_deadline deadline;
+    if (options_.wait == client_options::wait_mode::poll) deadline.get(options_.timeout);
+    while (got < target) {
+      if (got > 0 && clock::now() > deadline.get(options_.timeout)) return fail(std::errc::timed_out);
+      if (options_.wait == client_options::wait_mode::poll)
+        if (auto s = wait_readable(deadline.get(options_.timeout)); !s) return fail(s.error());
       std::array<iovec, 3> in{};
       std::size_t count = 0;
       std::size_t skip = got;
@@ -461,12 +561,10 @@ private:
       msg.msg_control = control;
       msg.msg_controllen = sizeof control;
       const ssize_t r = ::recvmsg(socket_.get(), &msg, MSG_CMSG_CLOEXEC);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return fail(std::errc::timed_out);
-        return fail(detail::last_error());
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR) continue;
+        return receive_error(r);
       }
-      if (r == 0) return fail(std::errc::connection_reset);
       std::size_t fds_here = 0;
       for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
@@ -486,16 +584,14 @@ private:
       got += static_cast<std::size_t>(r);
       if (!had_header && got >= header_size) {
         const header h = load_header(reply_head);
-        if (h.id != id || h.command != static_cast<std::uint16_t>(cmd) ||
-            (h.flags & message_flags::type_mask) != message_flags::type_reply ||
-            (h.flags & ~message_flags::known) != 0 || h.size < header_size || got > h.size)
-          return fail(std::errc::protocol_error);
-        if ((h.flags & message_flags::error) != 0) {
-          if (h.size != header_size) return fail(std::errc::protocol_error);
-          if (fd_out != nullptr) fd_out->reset();
-          return reply_errno(h);
+        switch (judge(h, id, cmd, got, capacity)) {
+          case verdict::malformed: return fail(std::errc::protocol_error);
+          case verdict::too_big: return fail(std::errc::message_size);
+          case verdict::error_reply:
+            if (fd_out != nullptr) fd_out->reset();
+            return reply_errno(h);
+          case verdict::ok: break;
         }
-        if (h.size > capacity) return fail(std::errc::message_size);
         target = limit = h.size;
       }
     }
