@@ -116,7 +116,8 @@ int main() {
   show_read(vmm, "BAR4", 4, 0x4000'0000 - 8);  // clipped at the BAR end
   show_read(vmm, "BAR4", 4, 0x4000'0000);      // past it
 
-  // Across the real end of BAR2 (resmem): upstream returns only the memory part.
+  // Across the real end of BAR2 (resmem, uncached): the documented semantics
+  // return the full count (upstream's driver would return only the memory part).
   const std::uint64_t resmem_real = 0x4000'1000;
   std::array<std::byte, 8> tail{};
   for (std::size_t i = 0; i < tail.size(); ++i) tail[i] = static_cast<std::byte>(0xA1 + i);

@@ -3,7 +3,9 @@
 /// Umbrella header: the whole of nvgrace.
 ///
 /// Layers, in dependency order: the constexpr model (core, pci, vfio, grace),
-/// the copy path (mem), the VMM-side accessor (access) and the backends.
+/// the copy path (mem), the VMM-side accessor (access) and the backends
+/// (shim: in-process device; linux: /dev/vfio; vfio_user: server and client).
+/// Only the standard library and Linux headers are needed.
 
 // model
 #include <nvgrace/core/bytes.hpp>
@@ -12,6 +14,7 @@
 #include <nvgrace/pci/config.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
+#include <nvgrace/vfio/chunk_plan.hpp>
 #include <nvgrace/vfio/dma_buf.hpp>
 #include <nvgrace/vfio/intersect.hpp>
 #include <nvgrace/vfio/region_info.hpp>
@@ -22,6 +25,16 @@
 #include <nvgrace/grace/ids.hpp>
 #include <nvgrace/grace/layout.hpp>
 #include <nvgrace/grace/mmap.hpp>
-// concepts
+#include <nvgrace/grace/region_info.hpp>
+// copy path
+#include <nvgrace/mem/memory.hpp>
+// VMM side
+#include <nvgrace/access/accessor.hpp>
 #include <nvgrace/access/device_file.hpp>
-#include <nvgrace/mem/device_memory.hpp>
+// backends
+#include <nvgrace/backend/linux/device.hpp>
+#include <nvgrace/backend/shim/device.hpp>
+#if __has_include(<nvgrace/backend/vfio_user/server.hpp>)
+#include <nvgrace/backend/vfio_user/client.hpp>
+#include <nvgrace/backend/vfio_user/server.hpp>
+#endif

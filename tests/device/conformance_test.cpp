@@ -51,8 +51,9 @@ expectations hopper_expectations(bool short_return) {
 }  // namespace
 
 TEST_CASE("conformance: shim, Grace Hopper 1.5 GiB + 4 KiB, upstream resmem return") {
-  nvgrace::conformance::run_conformance([] { return shim_device::create(shim::hopper(hopper_length)); },
-                                        hopper_expectations(true));
+  auto options = shim::hopper(hopper_length);
+  options.resmem_quirk = grace::resmem_return::upstream_short;
+  nvgrace::conformance::run_conformance([&] { return shim_device::create(options); }, hopper_expectations(true));
 }
 
 TEST_CASE("conformance: shim, Grace Hopper, documented resmem return") {
@@ -64,7 +65,7 @@ TEST_CASE("conformance: shim, Grace Hopper, documented resmem return") {
 TEST_CASE("conformance: shim, Grace Hopper without function reset") {
   auto options = shim::hopper(hopper_length);
   options.reset_supported = false;
-  expectations e = hopper_expectations(true);
+  expectations e = hopper_expectations(false);
   e.reset_supported = false;
   e.device_flags = vfio::device_flags::pci;
   nvgrace::conformance::run_conformance([&] { return shim_device::create(options); }, e);

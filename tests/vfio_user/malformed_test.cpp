@@ -60,7 +60,7 @@ struct malformed {
 };
 
 std::vector<std::byte> msg(std::uint16_t id, std::uint16_t cmd, std::span<const std::byte> payload,
-                           std::uint32_t flags = command_flags, std::optional<std::uint32_t> size = std::nullopt,
+                           std::uint32_t flags = command_flags, std::uint32_t size = computed_size,
                            std::uint32_t error = 0) {
   return make_message(id, cmd, payload, flags, size, error);
 }
@@ -102,7 +102,7 @@ std::vector<malformed> table() {
   add({"type bits 0xF", msg(12, 9, good_read, 0xF), expect::error, EINVAL, 12, 9});
   add({"ERROR flag in a command", msg(13, 9, good_read, 0x20), expect::error, EINVAL, 13, 9});
   add({"unknown flag bit 0x100", msg(14, 9, good_read, 0x100), expect::error, EINVAL, 14, 9});
-  add({"error field set in a command", msg(15, 10, write8, command_flags, std::nullopt, 5), expect::error, EINVAL, 15,
+  add({"error field set in a command", msg(15, 10, write8, command_flags, computed_size, 5), expect::error, EINVAL, 15,
        10});
   add({"unknown command 0x99", msg(16, 0x99, good_read), expect::error, EINVAL, 16, 0x99});
   add({"command 0", msg(17, 0, {}), expect::error, EINVAL, 17, 0});

@@ -56,13 +56,16 @@ private:
   std::vector<std::byte> bytes_;
 };
 
+/// `size` value of make_message meaning "16 + the payload's size".
+inline constexpr std::uint32_t computed_size = 0xFFFFFFFF;
+
 /// A whole message: header (size computed unless `size` overrides it) + payload.
 inline std::vector<std::byte> make_message(std::uint16_t id, std::uint16_t cmd, std::span<const std::byte> payload,
                                            std::uint32_t flags = message_flags::type_command,
-                                           std::optional<std::uint32_t> size = std::nullopt,
-                                           std::uint32_t error = 0) {
+                                           std::uint32_t size = computed_size, std::uint32_t error = 0) {
   bytes_builder b;
-  b.u16(id).u16(cmd).u32(size.value_or(static_cast<std::uint32_t>(header_size + payload.size()))).u32(flags).u32(error);
+  const auto real_size = static_cast<std::uint32_t>(header_size + payload.size());
+  b.u16(id).u16(cmd).u32(size == computed_size ? real_size : size).u32(flags).u32(error);
   b.raw(payload);
   return b.bytes();
 }

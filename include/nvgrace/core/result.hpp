@@ -54,6 +54,7 @@ public:
 
   constexpr T& operator*() & noexcept { return value(); }
   constexpr const T& operator*() const& noexcept { return value(); }
+  constexpr T&& operator*() && noexcept { return std::move(*this).value(); }
   constexpr T* operator->() noexcept { return &value(); }
   constexpr const T* operator->() const noexcept { return &value(); }
 
