@@ -32,15 +32,27 @@ inline void volatile_store(std::byte* device, const std::byte* user) {
 void chunk_read(const std::byte* device, std::byte* user, std::size_t n) {
   std::size_t i = 0;
   for (; n - i >= 8; i += 8) volatile_load<std::uint64_t>(device + i, user + i);
-  if (n - i >= 4) { volatile_load<std::uint32_t>(device + i, user + i); i += 4; }
-  if (n - i >= 2) { volatile_load<std::uint16_t>(device + i, user + i); i += 2; }
+  if (n - i >= 4) {
+    volatile_load<std::uint32_t>(device + i, user + i);
+    i += 4;
+  }
+  if (n - i >= 2) {
+    volatile_load<std::uint16_t>(device + i, user + i);
+    i += 2;
+  }
   if (n - i >= 1) volatile_load<std::uint8_t>(device + i, user + i);
 }
 void chunk_write(std::byte* device, const std::byte* user, std::size_t n) {
   std::size_t i = 0;
   for (; n - i >= 8; i += 8) volatile_store<std::uint64_t>(device + i, user + i);
-  if (n - i >= 4) { volatile_store<std::uint32_t>(device + i, user + i); i += 4; }
-  if (n - i >= 2) { volatile_store<std::uint16_t>(device + i, user + i); i += 2; }
+  if (n - i >= 4) {
+    volatile_store<std::uint32_t>(device + i, user + i);
+    i += 4;
+  }
+  if (n - i >= 2) {
+    volatile_store<std::uint16_t>(device + i, user + i);
+    i += 2;
+  }
   if (n - i >= 1) volatile_store<std::uint8_t>(device + i, user + i);
 }
 
@@ -78,46 +90,60 @@ void register_baseline_benchmarks() {
         }
         return out.size();
       };
-      configure(benchmark::RegisterBenchmark(("baseline/read" + tail).c_str(),
-                                             [=](benchmark::State& st) { read_body(st, read, offset, size); }));
+      configure(benchmark::RegisterBenchmark(("baseline/read" + tail).c_str(), [=](benchmark::State& st) {
+        read_body(st, read, offset, size, memory + offset);
+      }));
       if (s == split::padding) continue;  // nothing to copy
       auto write = [=](std::uint64_t at, std::span<const std::byte> in) {
         const std::size_t m = opaque(mem_part);
         std::memcpy(memory + at, in.data(), m);
         return in.size();
       };
-      configure(benchmark::RegisterBenchmark(("baseline/write" + tail).c_str(),
-                                             [=](benchmark::State& st) { write_body(st, write, offset, size); }));
+      configure(benchmark::RegisterBenchmark(("baseline/write" + tail).c_str(), [=](benchmark::State& st) {
+        write_body(st, write, offset, size, memory + offset);
+      }));
     }
 
   for (const std::size_t size : sizes) {
     const std::string tail = "/" + std::to_string(size);
     configure(benchmark::RegisterBenchmark(("baseline/chunk_read" + tail).c_str(), [=](benchmark::State& st) {
-      read_body(st, [=](std::uint64_t at, std::span<std::byte> out) {
-        chunk_read(memory + at, out.data(), out.size());
-        return out.size();
-      }, 0, size);
+      read_body(
+          st,
+          [=](std::uint64_t at, std::span<std::byte> out) {
+            chunk_read(memory + at, out.data(), out.size());
+            return out.size();
+          },
+          0, size, memory);
     }));
     configure(benchmark::RegisterBenchmark(("baseline/chunk_write" + tail).c_str(), [=](benchmark::State& st) {
-      write_body(st, [=](std::uint64_t at, std::span<const std::byte> in) {
-        chunk_write(memory + at, in.data(), in.size());
-        return in.size();
-      }, 0, size);
+      write_body(
+          st,
+          [=](std::uint64_t at, std::span<const std::byte> in) {
+            chunk_write(memory + at, in.data(), in.size());
+            return in.size();
+          },
+          0, size, memory);
     }));
     configure(benchmark::RegisterBenchmark(("baseline/byte_fill" + tail).c_str(), [=](benchmark::State& st) {
-      read_body(st, [](std::uint64_t, std::span<std::byte> out) {
-        auto* p = reinterpret_cast<volatile unsigned char*>(out.data());
-        for (std::size_t i = 0; i < out.size(); ++i) p[i] = 0xFF;
-        return out.size();
-      }, memory_length, size);
+      read_body(
+          st,
+          [](std::uint64_t, std::span<std::byte> out) {
+            auto* p = reinterpret_cast<volatile unsigned char*>(out.data());
+            for (std::size_t i = 0; i < out.size(); ++i) p[i] = 0xFF;
+            return out.size();
+          },
+          memory_length, size, memory + memory_length);
     }));
   }
 
-  configure(benchmark::RegisterBenchmark("baseline/pread_memfd/8", [](benchmark::State& st) {
+  configure(benchmark::RegisterBenchmark("baseline/pread_memfd/8", [=](benchmark::State& st) {
     static memfd_file file;
-    read_body(st, [fd = file.fd](std::uint64_t at, std::span<std::byte> out) {
-      return static_cast<std::size_t>(::pread(fd, out.data(), out.size(), static_cast<off_t>(at)));
-    }, 0, 8);
+    read_body(
+        st,
+        [fd = file.fd](std::uint64_t at, std::span<std::byte> out) {
+          return static_cast<std::size_t>(::pread(fd, out.data(), out.size(), static_cast<off_t>(at)));
+        },
+        0, 8, memory);
   }));
 }
 

@@ -15,6 +15,9 @@ void register_copy_benchmarks() {
         return [view = fixture::get().view(c)](std::uint64_t offset, std::span<const std::byte> in) {
           return nvgrace::mem::write_window(view, offset, in);
         };
+      },
+      [](nvgrace::mem::caching, split) -> const std::byte* {
+        return fixture::get().view(nvgrace::mem::caching::cached).base;
       });
 }
 

@@ -35,7 +35,10 @@ public:
   template <class T>
   T take() {
     T value = 0;
-    for (std::size_t i = 0; i < sizeof(T); ++i) value |= static_cast<T>(static_cast<T>(at_ < size_ ? data_[at_++] : 0) << (8 * i));
+    for (std::size_t i = 0; i < sizeof(T); ++i) {
+      const T byte = at_ < size_ ? data_[at_++] : 0;
+      value |= static_cast<T>(byte << (8 * i));
+    }
     return value;
   }
 

@@ -34,7 +34,4 @@
 // backends
 #include <nvgrace/backend/linux/device.hpp>
 #include <nvgrace/backend/shim/device.hpp>
-#if __has_include(<nvgrace/backend/vfio_user/server.hpp>)
-#include <nvgrace/backend/vfio_user/client.hpp>
-#include <nvgrace/backend/vfio_user/server.hpp>
-#endif
+#include <nvgrace/backend/vfio_user/vfio_user.hpp>

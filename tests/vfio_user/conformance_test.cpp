@@ -104,9 +104,15 @@ expectations common() {
   return e;
 }
 
-expectations hopper_expectations() {
+shim::device_options hopper(grace::resmem_return quirk) {
+  auto options = shim::hopper(hopper_length);
+  options.resmem_quirk = quirk;
+  return options;
+}
+
+expectations hopper_expectations(bool short_return) {
   expectations e = common();
-  e.regions[2] = {true, hopper_resmem_bar, rwm, hopper_resmem_real, true, true, true, true, true};
+  e.regions[2] = {true, hopper_resmem_bar, rwm, hopper_resmem_real, true, short_return, true, true, true};
   e.regions[4] = {true, hopper_usemem_bar, rwm, hopper_usemem_real, true, false, true, true, true};
   e.ioeventfd_enotty = true;  // checked only through an ioctl(), which vfio-user has not
   return e;
@@ -116,15 +122,20 @@ expectations hopper_expectations() {
 
 static_assert(access::device_file<remote_device>);
 
-TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper 1.5 GiB + 4 KiB") {
-  nvgrace::conformance::run_conformance([] { return serve_in_child(shim::hopper(hopper_length)); },
-                                        hopper_expectations());
+TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper 1.5 GiB + 4 KiB, upstream resmem return") {
+  const auto options = hopper(grace::resmem_return::upstream_short);
+  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, hopper_expectations(true));
+}
+
+TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper, documented resmem return") {
+  const auto options = hopper(grace::resmem_return::documented);
+  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, hopper_expectations(false));
 }
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper without function reset") {
-  auto options = shim::hopper(hopper_length);
+  auto options = hopper(grace::resmem_return::upstream_short);
   options.reset_supported = false;
-  expectations e = hopper_expectations();
+  expectations e = hopper_expectations(true);
   e.reset_supported = false;
   e.device_flags = vfio::device_flags::pci;
   nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, e);

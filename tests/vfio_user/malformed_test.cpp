@@ -108,7 +108,8 @@ std::vector<malformed> table() {
   add({"command 0", msg(17, 0, {}), expect::error, EINVAL, 17, 0});
   add({"server-to-client DMA_WRITE sent to the server", msg(18, cmd(command::dma_write), write8), expect::error,
        EINVAL, 18, cmd(command::dma_write)});
-  add({"DEVICE_FEATURE (no migration)", msg(19, cmd(command::device_feature), bytes_builder().u32(8).u32(0x10001).bytes()),
+  add({"DEVICE_FEATURE (no migration)",
+       msg(19, cmd(command::device_feature), bytes_builder().u32(8).u32(0x10001).bytes()),
        expect::error, EINVAL, 19, cmd(command::device_feature)});
   add({"REGION_WRITE_MULTI (not advertised)",
        msg(20, cmd(command::region_write_multi), bytes_builder().u64(1).u64(0).u32(bar).u32(8).u64(0).bytes()),
@@ -120,7 +121,8 @@ std::vector<malformed> table() {
   add({"command before VERSION", msg(30, 10, write8), expect::error, EINVAL, 30, 10, 0, true});
   add({"second VERSION", msg(31, 1, version_payload(0, 0)), expect::error, EINVAL, 31, 1});
   add({"VERSION major 1", msg(32, 1, version_payload(1, 0)), expect::error_and_close, EINVAL, 32, 1, 0, true});
-  add({"VERSION payload of 2 bytes", msg(33, 1, bytes_builder().u16(0).bytes()), expect::error, EINVAL, 33, 1, 0, true});
+  add({"VERSION payload of 2 bytes", msg(33, 1, bytes_builder().u16(0).bytes()), expect::error, EINVAL, 33, 1, 0,
+       true});
   add({"VERSION JSON without its NUL", msg(34, 1, bytes_builder().u16(0).u16(0).text("{}", false).bytes()),
        expect::error, EINVAL, 34, 1, 0, true});
   add({"VERSION malformed JSON", msg(35, 1, version_payload(0, 0, R"({"capabilities":{"max_msg_fds":})")),
@@ -168,7 +170,8 @@ std::vector<malformed> table() {
        delivery::too_many_fds});
 
   // ---- DEVICE_SET_IRQS ----
-  add({"SET_IRQS two data types", msg(70, 8, set_irqs_req(irq::data_none | irq::data_bool | irq::action_trigger, 3, 0, 1)),
+  add({"SET_IRQS two data types",
+       msg(70, 8, set_irqs_req(irq::data_none | irq::data_bool | irq::action_trigger, 3, 0, 1)),
        expect::error, EINVAL, 70, 8});
   add({"SET_IRQS no action", msg(71, 8, set_irqs_req(irq::data_none, 3, 0, 1)), expect::error, EINVAL, 71, 8});
   add({"SET_IRQS unknown flag bit", msg(72, 8, set_irqs_req(irq::data_none | irq::action_trigger | 0x40, 3, 0, 1)),

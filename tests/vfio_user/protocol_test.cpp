@@ -93,7 +93,8 @@ TEST_CASE("vu §1.4 capabilities: QEMU's offer parses, every key read") {
 
 TEST_CASE("vu §1.4 capabilities: libvfio-user's reply with spaces, unknown keys skipped") {
   auto caps = parse_capabilities(
-      R"( { "capabilities": { "max_msg_fds": 8, "max_data_xfer_size": 1048576, "x": [1, -2.5e3, "s\"\u00e9", null, {}],)"
+      R"( { "capabilities": { "max_msg_fds": 8, "max_data_xfer_size": 1048576,)"
+      R"( "x": [1, -2.5e3, "s\"\u00e9", null, {}],)"
       R"( "twin_socket": {"supported": true, "fd_index": 0} }, "other": false } )");
   REQUIRE(caps);
   CHECK(caps->max_msg_fds == 8u);
@@ -265,7 +266,8 @@ TEST_CASE("framing: a receive truncated by MSG_CTRUNC marks its message") {
 TEST_CASE("framing: a partial message at the buffer end is moved to the front to complete") {
   message_stream s(64);
   auto small = make_message(1, command::device_reset);  // 16 bytes
-  auto big = make_message(2, command::region_write, bytes_builder().u64(0).u32(4).u32(32).fill(32, std::byte{7}).bytes());
+  auto big =
+      make_message(2, command::region_write, bytes_builder().u64(0).u32(4).u32(32).fill(32, std::byte{7}).bytes());
   REQUIRE(big.size() == 64);
   message m;
   feed(s, small);

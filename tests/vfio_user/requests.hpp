@@ -31,7 +31,8 @@ inline std::vector<std::byte> read_req(std::uint64_t offset, std::uint32_t regio
 
 inline std::vector<std::byte> write_req(std::uint64_t offset, std::uint32_t region, std::span<const std::byte> data,
                                         std::optional<std::uint32_t> count = std::nullopt) {
-  return bytes_builder().u64(offset).u32(region).u32(count.value_or(static_cast<std::uint32_t>(data.size()))).raw(data).bytes();
+  const auto announced = count.value_or(static_cast<std::uint32_t>(data.size()));
+  return bytes_builder().u64(offset).u32(region).u32(announced).raw(data).bytes();
 }
 
 inline std::vector<std::byte> irq_info_req(std::uint32_t index, std::uint32_t argsz = 16) {

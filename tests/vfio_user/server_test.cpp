@@ -94,7 +94,8 @@ TEST_CASE("vu §1.6 §4.3 GET_REGION_INFO argsz 32: the bare struct with argsz 6
   fixture f;
   auto r = f.peer.call(make_message(5, command::device_get_region_info, region_info_req(32, bar)));
   CHECK_REPLY(r, 5, command::device_get_region_info, 32);
-  // argsz = needed 64, flags READ|WRITE|MMAP|CAPS as the kernel reports, cap_offset 0, size = BAR, offset = fd offset 0.
+  // argsz = needed 64, flags READ|WRITE|MMAP|CAPS as the kernel reports, cap_offset 0, size = BAR,
+  // offset = the fd offset (0).
   CHECK(r.payload == bytes_builder().u32(64).u32(0xF).u32(bar).u32(0).u64(bar_size).u64(0).bytes());
   CHECK(r.fds.empty());
 }
@@ -217,7 +218,8 @@ TEST_CASE("vu §1.7 REGION_READ of exactly max_data_xfer_size (1 MiB) succeeds")
 
 TEST_CASE("vu §1.7 config space (region 7) goes through the same messages") {
   fixture f;
-  auto w = f.peer.call(make_message(29, command::region_write, write_req(0x10, 7, bytes_builder().u32(0xFFFFFFFF).bytes())));
+  const auto ones = bytes_builder().u32(0xFFFFFFFF).bytes();
+  auto w = f.peer.call(make_message(29, command::region_write, write_req(0x10, 7, ones)));
   CHECK(w.payload == read_req(0x10, 7, 4));
   auto r = f.peer.call(make_message(30, command::region_read, read_req(0x10, 7, 4)));
   CHECK(std::vector<std::byte>(r.payload.begin() + 16, r.payload.end()) == bytes_builder().u32(0xFFFFFFFF).bytes());
@@ -227,7 +229,8 @@ TEST_CASE("vu §1.9 DEVICE_GET_IRQ_INFO answers every index") {
   fixture f;
   const std::uint32_t counts[] = {1, 0, 0, 1, 1};
   for (std::uint32_t i = 0; i < 5; ++i) {
-    auto r = f.peer.call(make_message(static_cast<std::uint16_t>(40 + i), command::device_get_irq_info, irq_info_req(i)));
+    const auto id = static_cast<std::uint16_t>(40 + i);
+    auto r = f.peer.call(make_message(id, command::device_get_irq_info, irq_info_req(i)));
     CHECK_REPLY(r, 40 + i, command::device_get_irq_info, 16);
     CHECK(r.payload == bytes_builder().u32(16).u32(i == 0 ? 0x7 : 0x1).u32(i).u32(counts[i]).bytes());
   }
@@ -237,31 +240,35 @@ TEST_CASE("vu §1.9 SET_IRQS: an eventfd is stored, triggered, replaced and disa
   namespace fl = vfio::irq_set_flags;
   fixture f;
   unique_fd ev(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  auto a = f.peer.call(make_message(50, command::device_set_irqs, set_irqs_req(fl::data_eventfd | fl::action_trigger, 3, 0, 1)),
-                       {ev.get()});
+  const auto assign = set_irqs_req(fl::data_eventfd | fl::action_trigger, 3, 0, 1);
+  const auto trigger = set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 1);
+  const auto disable = set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 0);
+  auto a = f.peer.call(make_message(50, command::device_set_irqs, assign), {ev.get()});
   CHECK_REPLY(a, 50, command::device_set_irqs, 0);
   // A loopback trigger (DATA_NONE|TRIGGER, count 1) signals the stored eventfd.
-  auto t = f.peer.call(make_message(51, command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 1)));
+  auto t = f.peer.call(make_message(51, command::device_set_irqs, trigger));
   CHECK_REPLY(t, 51, command::device_set_irqs, 0);
   std::uint64_t value = 0;
   CHECK(::read(ev.get(), &value, sizeof value) == 8);
   CHECK(value == 1);
   // DATA_BOOL trigger with a false entry signals nothing.
-  auto b = f.peer.call(make_message(52, command::device_set_irqs,
-                                    set_irqs_req(fl::data_bool | fl::action_trigger, 3, 0, 1, bytes_builder().u8(0).bytes())));
+  const auto no = bytes_builder().u8(0).bytes();
+  const auto bool_trigger = set_irqs_req(fl::data_bool | fl::action_trigger, 3, 0, 1, no);
+  auto b = f.peer.call(make_message(52, command::device_set_irqs, bool_trigger));
   CHECK_REPLY(b, 52, command::device_set_irqs, 0);
   CHECK(::read(ev.get(), &value, sizeof value) == -1);
   // Disable (DATA_NONE|TRIGGER, count 0) drops it: a trigger signals nothing.
-  auto d = f.peer.call(make_message(53, command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 0)));
+  auto d = f.peer.call(make_message(53, command::device_set_irqs, disable));
   CHECK_REPLY(d, 53, command::device_set_irqs, 0);
-  f.peer.call(make_message(54, command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 1)));
+  f.peer.call(make_message(54, command::device_set_irqs, trigger));
   CHECK(::read(ev.get(), &value, sizeof value) == -1);
 }
 
 TEST_CASE("vu §1.9 SET_IRQS disable is accepted for an index with no vectors (QEMU issues it)") {
   namespace fl = vfio::irq_set_flags;
   fixture f;
-  auto d = f.peer.call(make_message(55, command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 2, 0, 0)));
+  const auto disable = set_irqs_req(fl::data_none | fl::action_trigger, 2, 0, 0);
+  auto d = f.peer.call(make_message(55, command::device_set_irqs, disable));
   CHECK_REPLY(d, 55, command::device_set_irqs, 0);
 }
 

@@ -28,11 +28,20 @@ constexpr std::uint64_t use_bar = 1 * GiB;
 constexpr std::uint64_t res_len = memlength - use_len;
 constexpr std::uint64_t res_bar = 2 * GiB;
 
+shim::device_options hopper(grace::resmem_return quirk = grace::resmem_return::upstream_short) {
+  auto options = shim::hopper(memlength);
+  options.resmem_quirk = quirk;
+  return options;
+}
+
 struct fixture {
-  std::unique_ptr<shim_device> device = make_shim(shim::hopper(memlength));
-  threaded_server<shim_device> server{*device};
-  raw_peer peer = server.connect();
-  fixture() { peer.negotiate(); }
+  std::unique_ptr<shim_device> device;
+  threaded_server<shim_device> server;
+  raw_peer peer;
+  explicit fixture(const shim::device_options& options = hopper())
+      : device(make_shim(options)), server(*device), peer(server.connect()) {
+    peer.negotiate();
+  }
 };
 
 bool same_file(int a, int b) {
@@ -80,6 +89,17 @@ TEST_CASE("§5.1 E7 vu §1.7 a resmem read crossing its real length comes back s
   CHECK(p.payload == bytes_builder().u64(res_len).u32(2).u32(8).u64(~std::uint64_t{0}).bytes());
 }
 
+TEST_CASE("§5.1 E7 vu §1.7 with the documented resmem return the same read is whole: memory then 0xFF") {
+  fixture f(hopper(grace::resmem_return::documented));
+  gpu_poke(*f.device, memlength - 4, bytes_builder().u32(0xA1B2C3D4).bytes());
+  auto r = f.peer.call(make_message(4, command::region_read, read_req(res_len - 4, 2, 16)));
+  CHECK_REPLY(r, 4, command::region_read, 16 + 16);
+  CHECK(r.payload == bytes_builder()
+                         .u64(res_len - 4).u32(2).u32(16)
+                         .u32(0xA1B2C3D4).u32(0xFFFFFFFF).u64(~std::uint64_t{0})
+                         .bytes());
+}
+
 TEST_CASE("§5.1 vu §1.7 usemem: a read crossing the real length is padded, one crossing the BAR end is short") {
   fixture f;
   auto r = f.peer.call(make_message(6, command::region_read, read_req(use_len - 2, 4, 4)));
@@ -92,7 +112,7 @@ TEST_CASE("§5.1 vu §1.7 usemem: a read crossing the real length is padded, one
 }
 
 TEST_CASE("§6.1 the client maps resmem from the passed fd; bytes agree with REGION_READ and the device") {
-  auto device = make_shim(shim::hopper(memlength));
+  auto device = make_shim(hopper());
   threaded_server<shim_device> server(*device);
   auto c = client::connect(server.path().c_str()).value();
   auto p = c.mmap(nullptr, 4096, PROT_READ | PROT_WRITE, vfio::file_offset(2, 8192));

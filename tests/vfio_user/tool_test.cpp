@@ -109,7 +109,9 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-std::size_t lines(const std::string& text) { return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')); }
+std::size_t lines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
 
 }  // namespace
 
@@ -203,9 +205,11 @@ TEST_CASE("tool: bad arguments print one line with the rule and errno and exit 2
   const bad cases[] = {
       {{}, "nvgrace-vfio-user-server: --socket PATH is required (see --help) (EINVAL)\n"},
       {{"--socket", sock.path, "--size", "12Q"},
-       "nvgrace-vfio-user-server: --size must be a positive byte count like 2G, 1536M or 0x80000000, not '12Q' (EINVAL)\n"},
+       "nvgrace-vfio-user-server: --size must be a positive byte count like 2G, 1536M or 0x80000000, "
+       "not '12Q' (EINVAL)\n"},
       {{"--socket", sock.path, "--size", "0"},
-       "nvgrace-vfio-user-server: --size must be a positive byte count like 2G, 1536M or 0x80000000, not '0' (EINVAL)\n"},
+       "nvgrace-vfio-user-server: --size must be a positive byte count like 2G, 1536M or 0x80000000, "
+       "not '0' (EINVAL)\n"},
       {{"--socket", sock.path, "--generation", "ampere"},
        "nvgrace-vfio-user-server: --generation must be hopper or blackwell, not 'ampere' (EINVAL)\n"},
       {{"--socket", sock.path, "--size", "1G"},
@@ -217,7 +221,8 @@ TEST_CASE("tool: bad arguments print one line with the rule and errno and exit 2
       {{"--socket", "/nonexistent-dir/x.sock", "--size", "1M", "--generation", "blackwell"},
        "nvgrace-vfio-user-server: cannot listen on '/nonexistent-dir/x.sock' (ENOENT)\n"},
       {{"--socket"}, "nvgrace-vfio-user-server: --socket needs a value (EINVAL)\n"},
-      {{"--socket", sock.path, "--frobnicate"}, "nvgrace-vfio-user-server: unknown argument '--frobnicate' (see --help) (EINVAL)\n"},
+      {{"--socket", sock.path, "--frobnicate"},
+       "nvgrace-vfio-user-server: unknown argument '--frobnicate' (see --help) (EINVAL)\n"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.line);

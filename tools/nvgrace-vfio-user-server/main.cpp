@@ -128,7 +128,12 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   std::uint64_t multiplier = 1;
   const char last = text.back();
   if (base == 10 && std::strchr("KkMmGgTt", last) != nullptr) {
-    multiplier = (last == 'K' || last == 'k') ? KiB : (last == 'M' || last == 'm') ? MiB : (last == 'G' || last == 'g') ? GiB : TiB;
+    switch (last) {
+      case 'K': case 'k': multiplier = KiB; break;
+      case 'M': case 'm': multiplier = MiB; break;
+      case 'G': case 'g': multiplier = GiB; break;
+      default: multiplier = TiB; break;
+    }
     text.remove_suffix(1);
   }
   if (text.empty()) return std::nullopt;
@@ -213,7 +218,8 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
     case kind::error_reply:
       std::fprintf(stderr, "%s: connection %llu: %s (id %u) refused: %s%s\n", program,
                    static_cast<unsigned long long>(log.connection),
-                   std::string(vfio_user::command_name(e.request.command)).c_str(), e.request.id, name_of(e.error).c_str(),
+                   std::string(vfio_user::command_name(e.request.command)).c_str(), e.request.id,
+                   name_of(e.error).c_str(),
                    e.replied ? "" : " (NO_REPLY: not answered)");
       break;
     case kind::framing_error:
@@ -236,7 +242,8 @@ int main(int argc, char** argv) {
   const arguments args = parse(argc, argv);
 
   if (!args.memory_file.empty()) tool_memory::memory_file = args.memory_file.c_str();
-  const auto options = args.generation == grace::generation::hopper ? shim::hopper(args.size) : shim::blackwell(args.size);
+  const auto options =
+      args.generation == grace::generation::hopper ? shim::hopper(args.size) : shim::blackwell(args.size);
   auto created = device::create(options);
   if (!created) {
     std::string rule = "cannot create the device";

@@ -125,6 +125,17 @@ using status = result<void>;
     case std::errc::device_or_resource_busy: return "EBUSY";
     case std::errc::not_connected: return "ENOTCONN";
     case std::errc::result_out_of_range: return "ERANGE";
+    case std::errc::address_in_use: return "EADDRINUSE";
+    case std::errc::filename_too_long: return "ENAMETOOLONG";
+    case std::errc::not_a_directory: return "ENOTDIR";
+    case std::errc::is_a_directory: return "EISDIR";
+    case std::errc::connection_refused: return "ECONNREFUSED";
+    case std::errc::too_many_files_open: return "EMFILE";
+    case std::errc::no_message_available: return "ENODATA";
+    case std::errc::protocol_not_supported: return "EPROTONOSUPPORT";
+    case std::errc::no_space_on_device: return "ENOSPC";
+    case std::errc::read_only_file_system: return "EROFS";
+    case std::errc::too_many_symbolic_link_levels: return "ELOOP";
     default: return "E?";
   }
 }

@@ -305,7 +305,8 @@ constexpr bool append_text(std::span<char> out, std::size_t& at, std::string_vie
     first = false;
   }
   if (ok && caps.twin_socket) {
-    ok = detail::append_text(out, at, first ? "\"twin_socket\":{\"supported\":true}" : ",\"twin_socket\":{\"supported\":true}");
+    ok = detail::append_text(out, at, first ? "" : ",") &&
+         detail::append_text(out, at, "\"twin_socket\":{\"supported\":true}");
     first = false;
   }
   if (ok && caps.write_multiple) {

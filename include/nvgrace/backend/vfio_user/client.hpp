@@ -17,9 +17,20 @@
 ///   max_data_xfer_size; a short chunk ends the transfer (short count);
 /// - get_irq_info → DEVICE_GET_IRQ_INFO; reset → DEVICE_RESET.
 ///
-/// Every reply is awaited at most `client_options::timeout` (ETIMEDOUT). A
-/// timeout, a malformed reply (EPROTO) or a lost connection closes the socket:
-/// later calls fail with ENOTCONN. An error reply is just its errno.
+/// Every reply has a timeout (`client_options::timeout`, ETIMEDOUT): by
+/// default SO_RCVTIMEO bounds each receive, so the common one-receive reply
+/// costs no extra system call, and a reply that arrives in pieces gets at most
+/// one more timeout in total; `wait_mode::poll` polls before every receive
+/// against one deadline instead. A timeout, a malformed reply (EPROTO,
+/// EMSGSIZE) or a lost connection closes the socket: later calls fail with
+/// ENOTCONN (one request is outstanding at a time, so a late reply could never
+/// be told apart). An error reply is just its errno.
+///
+/// Small messages (≤ 4 KiB + 64) go through send(2)/recv(2) on contiguous
+/// buffers; larger ones are gathered/scattered with sendmsg/recvmsg so the
+/// data is copied once. Only GET_REGION_INFO replies are received with room
+/// for an fd; an fd a server attaches to any other reply is closed by the
+/// kernel and never reaches this process.
 
 #include <nvgrace/access/device_file.hpp>
 #include <nvgrace/backend/vfio_user/capabilities.hpp>
@@ -477,7 +488,10 @@ private:
       for (const auto& p : parts) out[n++] = p;
       sent = send_message(socket_.get(), std::span<const iovec>(out.data(), n));
     }
-    if (!sent) return fail(sent.error() == std::errc::resource_unavailable_try_again ? std::errc::timed_out : sent.error());
+    if (!sent) {
+      // SO_SNDTIMEO expired: the server stopped reading.
+      return fail(sent.error() == std::errc::resource_unavailable_try_again ? std::errc::timed_out : sent.error());
+    }
 
     const std::size_t capacity = header_size + fixed.size() + data.size();
     if (fd_out == nullptr && capacity <= small_message) return receive_small(id, cmd, fixed, data);

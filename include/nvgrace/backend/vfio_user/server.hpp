@@ -17,6 +17,12 @@
 /// (a size below 16 or above the limit, a message cut short by end of stream)
 /// get an EINVAL reply and end the connection.
 ///
+/// REGION_READ/WRITE make exactly one device pread/pwrite at file offset
+/// index << 40 | offset and reply with the count it returned: an access that
+/// crosses the BAR end comes back short (the kernel's clip, §5.1 step 3), one
+/// at or past it is EINVAL, and a short count from the device (§5.1 E7) is
+/// passed on, never retried.
+///
 /// If `Device` has `region_source(index) -> std::optional<mem::map_source>`,
 /// regions with the MMAP flag are offered with that fd (SCM_RIGHTS, first byte
 /// of the GET_REGION_INFO reply) and the reply's `offset` is the source offset;

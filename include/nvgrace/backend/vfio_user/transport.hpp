@@ -94,10 +94,12 @@ inline constexpr std::size_t max_fds_per_message = 64;
 /// Send `parts` as one message with `fds` (may be empty) attached to its first
 /// byte. A short send is completed without fds; EINTR is retried. SIGPIPE is
 /// never raised (EPIPE is returned instead).
-[[nodiscard]] inline status send_message(int socket, std::span<const iovec> parts, std::span<const int> fds = {}) noexcept {
+[[nodiscard]] inline status send_message(int socket, std::span<const iovec> parts,
+                                         std::span<const int> fds = {}) noexcept {
   NVGRACE_EXPECTS(parts.size() <= 8 && fds.size() <= max_fds_per_message);
   if (fds.empty() && parts.size() == 1)
-    return send_bytes(socket, std::span<const std::byte>(static_cast<const std::byte*>(parts[0].iov_base), parts[0].iov_len));
+    return send_bytes(socket,
+                      std::span<const std::byte>(static_cast<const std::byte*>(parts[0].iov_base), parts[0].iov_len));
   iovec iov[8];
   std::size_t count = 0;
   for (const auto& p : parts)

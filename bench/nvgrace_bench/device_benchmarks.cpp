@@ -1,0 +1,152 @@
+// The same window accesses as the copy path, through the two ways a VMM reaches
+// an in-process device:
+//
+//   device/...     shim::device<>::pread / pwrite, the device-file members a
+//                  VMM calls (and the accessor's slow path): decode the file
+//                  position, pick the region, check the device state, copy.
+//   accessor/...   access::accessor<shim::device<>>::read / write. An access
+//                  wholly inside the mapped sparse area (the real memory) is
+//                  the copy path on the accessor's own mapping, no device call;
+//                  one that straddles the end of the memory or lies in the
+//                  padding is outside every mapped area, so it goes to the
+//                  device's pread / pwrite, as it would on a real device.
+//
+// cached = usemem (region 4), uncached = Hopper resmem (region 2). The device
+// is a Grace Hopper with 1.75 GiB of (sparse, memfd) memory: usemem is
+// 512 MiB behind a 1 GiB BAR, resmem 1.25 GiB behind a 2 GiB BAR, so a 16 MiB
+// access fits wholly in memory or wholly in padding in both. The resmem return
+// follows the documented semantics (the full count, §5.1), not upstream's short
+// return. Every page an access touches is faulted in, in both the device's
+// mapping and the accessor's, before anything is timed.
+#include "bench_common.hpp"
+
+#include <nvgrace/access/accessor.hpp>
+#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/grace/layout.hpp>
+#include <nvgrace/vfio/abi.hpp>
+
+#include <memory>
+
+namespace nvgrace_bench {
+namespace {
+
+using nvgrace::mem::caching;
+using shim_device = nvgrace::shim::device<>;
+using shim_accessor = nvgrace::access::accessor<shim_device>;
+
+/// Hopper memory: 1 GiB carve-out + 768 MiB usable → usemem 512 MiB (BAR 1 GiB), resmem 1.25 GiB (BAR 2 GiB).
+inline constexpr std::uint64_t device_memory_length = 1 * nvgrace::GiB + 768 * MiB;
+
+[[nodiscard]] std::uint32_t region_of(caching c) {
+  return c == caching::cached ? nvgrace::grace::usemem_index : nvgrace::grace::resmem_index;
+}
+
+struct device_fixture {
+  std::unique_ptr<shim_device> device;
+  shim_accessor accessor;
+  window_lengths lengths;
+
+  static device_fixture& get() {
+    static device_fixture f;
+    return f;
+  }
+
+private:
+  device_fixture() {
+    auto options = nvgrace::shim::hopper(device_memory_length);
+    options.resmem_quirk = nvgrace::grace::resmem_return::documented;
+    auto created = shim_device::create(options);
+    if (!created) std::abort();
+    device = std::move(*created);
+    const nvgrace::grace::layout* layout = device->layout();
+    if (layout == nullptr) std::abort();
+    lengths = {layout->usemem.real_length, layout->resmem.real_length};
+    for (const caching c : {caching::cached, caching::uncached}) {
+      const nvgrace::grace::memregion& r = c == caching::cached ? layout->usemem : layout->resmem;
+      if (r.padding() < 16 * MiB || r.real_length < 16 * MiB) std::abort();
+    }
+
+    // The open-time reset left reset_done set: the first access polls
+    // readiness (the registers say ready) and clears it, so no timed access does.
+    std::array<std::byte, 8> probe{};
+    if (!device->pread(probe, nvgrace::vfio::region_offset(nvgrace::grace::usemem_index))) std::abort();
+    if (device->reset_done()) std::abort();
+
+    // Fault in the device's memory where the benchmarks touch it: the first
+    // and the last 16 MiB of each region's real memory.
+    for (const caching c : {caching::cached, caching::uncached}) {
+      const nvgrace::mem::memory_view v = device->region_memory(region_of(c));
+      if (v.caching != c) std::abort();
+      std::memset(v.base, 0x3C, 16 * MiB);
+      std::memset(v.base + v.length - 16 * MiB, 0x3C, 16 * MiB);
+    }
+
+    auto opened = shim_accessor::open(*device);
+    if (!opened) std::abort();
+    accessor = std::move(*opened);
+    // The accessor maps each region's sparse area (its whole real memory) and
+    // treats resmem as uncached; fault in its mapping too.
+    for (const caching c : {caching::cached, caching::uncached}) {
+      const nvgrace::access::region* r = accessor.find_region(region_of(c));
+      if (r == nullptr || r->caching != c || r->mapped_count != 1) std::abort();
+      const nvgrace::access::mapped_area& m = r->mapped[0];
+      if (m.offset != 0 || m.length != lengths.of(c)) std::abort();
+      for (std::uint64_t at = 0; at < 16 * MiB; at += 4096) {
+        static_cast<void>(*reinterpret_cast<volatile const unsigned char*>(m.base + at));
+        static_cast<void>(*reinterpret_cast<volatile const unsigned char*>(m.base + m.length - 16 * MiB + at));
+      }
+    }
+  }
+};
+
+}  // namespace
+
+void register_device_benchmarks() {
+  // The lengths come from the layout rules, so the device is created only when
+  // a device or accessor benchmark runs.
+  const auto layout = nvgrace::grace::derive_layout(nvgrace::shim::default_memory_base, device_memory_length,
+                                                    nvgrace::grace::generation::hopper);
+  if (!layout) std::abort();
+  const window_lengths lengths{layout->usemem.real_length, layout->resmem.real_length};
+
+  // A VMM adds the region's file offset to the offset inside the region, then
+  // checks the result; both are part of what is measured.
+  register_window_family(
+      "device",
+      [](caching c) {
+        return [d = device_fixture::get().device.get(), base = nvgrace::vfio::region_offset(region_of(c))](
+                   std::uint64_t offset, std::span<std::byte> out) { return d->pread(out, base + offset).value_or(0); };
+      },
+      [](caching c) {
+        return [d = device_fixture::get().device.get(), base = nvgrace::vfio::region_offset(region_of(c))](
+                   std::uint64_t offset, std::span<const std::byte> in) {
+          return d->pwrite(in, base + offset).value_or(0);
+        };
+      },
+      [](caching c, split) -> const std::byte* {
+        return device_fixture::get().device->region_memory(region_of(c)).base;
+      },
+      lengths);
+
+  register_window_family(
+      "accessor",
+      [](caching c) {
+        return [a = &device_fixture::get().accessor, index = region_of(c)](
+                   std::uint64_t offset, std::span<std::byte> out) { return a->read(index, offset, out).value_or(0); };
+      },
+      [](caching c) {
+        return [a = &device_fixture::get().accessor, index = region_of(c)](std::uint64_t offset,
+                                                                           std::span<const std::byte> in) {
+          return a->write(index, offset, in).value_or(0);
+        };
+      },
+      // In memory: the accessor's own mapping; otherwise the device copies from its memory.
+      [](caching c, split s) -> const std::byte* {
+        device_fixture& f = device_fixture::get();
+        if (s == split::in_memory) return f.accessor.find_region(region_of(c))->mapped[0].base;
+        return f.device->region_memory(region_of(c)).base;
+      },
+      lengths);
+}
+
+}  // namespace nvgrace_bench

@@ -1,0 +1,12 @@
+#pragma once
+/// \file
+/// Umbrella for nvgrace::vfio_user (docs/vfio-user.md): the wire format
+/// (protocol.hpp), the VERSION capabilities (capabilities.hpp), sockets and
+/// framing (transport.hpp), the server for any access::device_file
+/// (server.hpp) and the client that is one (client.hpp).
+
+#include <nvgrace/backend/vfio_user/capabilities.hpp>
+#include <nvgrace/backend/vfio_user/client.hpp>
+#include <nvgrace/backend/vfio_user/protocol.hpp>
+#include <nvgrace/backend/vfio_user/server.hpp>
+#include <nvgrace/backend/vfio_user/transport.hpp>
