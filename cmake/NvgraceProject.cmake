@@ -1,7 +1,7 @@
 # Settings shared by nvgrace's own targets (never by consumers).
 #
-# nvgrace_project: an INTERFACE target that every project executable links:
-# the library, warnings as errors, GSL contract checks, sanitizers.
+# nvgrace_project: an INTERFACE target that every project executable links (instead of
+# nvgrace::nvgrace): the headers, C++20, warnings as errors, GSL contract checks, sanitizers.
 
 find_package(Microsoft.GSL CONFIG REQUIRED)
 find_package(Threads REQUIRED)
@@ -20,9 +20,9 @@ target_compile_options(nvgrace_project INTERFACE -Wall -Wextra -Wpedantic -Werro
 # paths the optimiser cannot prove dead: -Wrestrict inside libstdc++ for a plain
 # `"text" + std::string` (GCC bug 105651), -Wstringop-overflow / -Warray-bounds on the
 # unrolled 8-byte steps of a copy whose length is known to be smaller (GCC meta-bug 88443).
-# They stay warnings (visible, to be looked at) but do not fail the build; Debug builds
-# never run these analyses, clang has none of them, and the sanitizer builds check the
-# same accesses at run time.
+# -Wrestrict is turned off (its hits are all inside libstdc++); the other two stay
+# visible warnings but do not fail the build. Debug builds never run these analyses,
+# clang has none of them, and the sanitizer builds check the same accesses at run time.
 if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
   target_compile_options(nvgrace_project INTERFACE -Wno-restrict -Wno-error=stringop-overflow
                                                    -Wno-error=array-bounds -Wno-error=stringop-overread)

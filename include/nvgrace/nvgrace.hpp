@@ -5,6 +5,8 @@
 /// Layers, in dependency order: the constexpr model (core, pci, vfio, grace),
 /// the copy path (mem), the VMM-side accessor (access) and the backends
 /// (shim: in-process device; linux: /dev/vfio; vfio_user: server and client).
+/// posix (fd and mapping owners, errno as a value) sits beneath mem, access
+/// and the backends.
 /// Only the standard library and Linux headers are needed.
 
 // model
@@ -26,6 +28,10 @@
 #include <nvgrace/grace/layout.hpp>
 #include <nvgrace/grace/mmap.hpp>
 #include <nvgrace/grace/region_info.hpp>
+// system resources
+#include <nvgrace/posix/error.hpp>
+#include <nvgrace/posix/mapping.hpp>
+#include <nvgrace/posix/unique_fd.hpp>
 // copy path
 #include <nvgrace/mem/memory.hpp>
 // VMM side

@@ -6,17 +6,21 @@
 #include <nvgrace/grace/ids.hpp>
 #include <nvgrace/grace/region_info.hpp>
 #include <nvgrace/mem/anonymous_memory.hpp>
+#include <nvgrace/mem/memfd_memory.hpp>
 #include <nvgrace/pci/config.hpp>
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -89,6 +93,79 @@ TEST_CASE("§2.3 E13 Hopper memory of 1 GiB to 1.5 GiB fails the probe with EINV
   CHECK(shim_device::create(shim::hopper(1 * GiB)).error() == std::errc::invalid_argument);
   CHECK(shim_device::create(shim::hopper(5 * GiB / 4)).error() == std::errc::invalid_argument);
   CHECK(shim_device::create(shim::hopper(GiB / 2)).error() == std::errc::value_too_large);
+}
+
+TEST_CASE("§2.1 check_options: the probe's checks without allocating: ENODEV, EINVAL, the layout's errno") {
+  CHECK(shim_device::check_options(shim::hopper(hopper_length)).has_value());
+  CHECK(shim_device::check_options(shim::plain()).has_value());
+  shim::device_options unknown_id = shim::hopper(hopper_length);
+  unknown_id.device_id = 0x1234;
+  CHECK(shim_device::check_options(unknown_id).error() == std::errc::no_such_device);
+  CHECK(shim_device::check_options(shim::plain(3000)).error() == std::errc::invalid_argument);
+  CHECK(shim_device::check_options(shim::hopper(1 * GiB)).error() == std::errc::invalid_argument);
+  CHECK(shim_device::check_options(shim::hopper(GiB / 2)).error() == std::errc::value_too_large);
+}
+
+TEST_CASE("§2.1 GPU memory supplied from outside must be exactly the ACPI size; plain mode takes none") {
+  auto short_by_a_page = mem::memfd_memory::create(hopper_length - 4 * KiB);
+  REQUIRE(short_by_a_page);
+  CHECK(shim_device::create(shim::hopper(hopper_length), std::move(*short_by_a_page)).error() ==
+        std::errc::invalid_argument);
+  auto one_more = mem::memfd_memory::create(blackwell_length + 1);
+  REQUIRE(one_more);
+  CHECK(shim_device::create(shim::blackwell(blackwell_length), std::move(*one_more)).error() ==
+        std::errc::invalid_argument);
+  auto page = mem::memfd_memory::create(4 * KiB);
+  REQUIRE(page);
+  CHECK(shim_device::create(shim::plain(), std::move(*page)).error() == std::errc::invalid_argument);
+  // The probe's errno comes first, whatever the memory.
+  auto half = mem::memfd_memory::create(GiB / 2);
+  REQUIRE(half);
+  CHECK(shim_device::create(shim::hopper(GiB / 2), std::move(*half)).error() == std::errc::value_too_large);
+}
+
+TEST_CASE("§5 a device over a file-backed GPU memory: pwrite lands in the file, the file's bytes read back") {
+  char path[] = "/tmp/nvgrace-shim-file-XXXXXX";
+  const int made = ::mkstemp(path);
+  REQUIRE(made >= 0);
+  ::close(made);
+  {
+    auto memory = mem::memfd_memory::open_file(path, hopper_length);
+    REQUIRE(memory);
+    auto created = shim_device::create(shim::hopper(hopper_length), std::move(*memory));
+    REQUIRE(created);
+    shim_device& d = **created;
+    CHECK(d.mode() == grace::mode::emulated);
+    CHECK(d.gpu_memory().length() == hopper_length);
+
+    const auto use_bytes = bytes_of({0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88});
+    const auto res_bytes = bytes_of({0xA1, 0xB2, 0xC3, 0xD4});
+    CHECK(d.pwrite(use_bytes, at(usemem, 0x1000)).value() == 8);
+    CHECK(d.pwrite(res_bytes, at(resmem, 0x20)).value() == 4);
+
+    // Another descriptor of the same file sees them: usemem from byte 0,
+    // resmem right after usemem's real length (§2.3).
+    const int reader = ::open(path, O_RDWR | O_CLOEXEC);
+    REQUIRE(reader >= 0);
+    std::vector<std::byte> back(8);
+    CHECK(::pread(reader, back.data(), 8, 0x1000) == 8);
+    CHECK(back == use_bytes);
+    back.resize(4);
+    CHECK(::pread(reader, back.data(), 4, static_cast<off_t>(hopper_usemem_real + 0x20)) == 4);
+    CHECK(back == res_bytes);
+
+    // And the other way: bytes written to the file are what the device reads.
+    const auto from_file = bytes_of({0xDE, 0xAD, 0xBE, 0xEF});
+    CHECK(::pwrite(reader, from_file.data(), 4, 0x2000) == 4);
+    std::vector<std::byte> seen(4);
+    CHECK(d.pread(seen, at(usemem, 0x2000)).value() == 4);
+    CHECK(seen == from_file);
+    ::close(reader);
+  }
+  struct stat st {};
+  REQUIRE(::stat(path, &st) == 0);
+  CHECK(static_cast<std::uint64_t>(st.st_size) == hopper_length);
+  ::unlink(path);
 }
 
 TEST_CASE("§2.3 the small Hopper layout: usemem BAR sized before the 512 MiB round-down") {

@@ -3,6 +3,8 @@
 // rules, a fake readiness source (registers + a clock that only sleeping
 // advances), and short-hands for kernel-style calls.
 
+#include "shim_shapes.hpp"
+
 #include <nvgrace/backend/shim/device.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/vfio/abi.hpp>
@@ -22,17 +24,14 @@ namespace device_test {
 using namespace nvgrace;
 using shim_device = shim::device<>;
 
-/// Hopper with 1.5 GiB + 4 KiB: usemem 512 MiB behind a 1 GiB BAR, resmem
-/// 1 GiB + 4 KiB behind a 2 GiB BAR (§2.3 step 4: the usemem BAR is sized
-/// before the 512 MiB round-down).
-inline constexpr std::uint64_t hopper_length = 3 * GiB / 2 + 4 * KiB;
-inline constexpr std::uint64_t hopper_usemem_real = 0x2000'0000;
-inline constexpr std::uint64_t hopper_usemem_bar = 0x4000'0000;
-inline constexpr std::uint64_t hopper_resmem_real = 0x4000'1000;
-inline constexpr std::uint64_t hopper_resmem_bar = 0x8000'0000;
-/// Blackwell with 64 MiB + 4 KiB: usemem all of it, behind a 128 MiB BAR.
-inline constexpr std::uint64_t blackwell_length = 64 * MiB + 4 * KiB;
-inline constexpr std::uint64_t blackwell_usemem_bar = 128 * MiB;
+// The device shapes (tests/conformance/shim_shapes.hpp).
+using nvgrace::conformance::shim_shapes::blackwell_length;
+using nvgrace::conformance::shim_shapes::blackwell_usemem_bar;
+using nvgrace::conformance::shim_shapes::hopper_length;
+using nvgrace::conformance::shim_shapes::hopper_resmem_bar;
+using nvgrace::conformance::shim_shapes::hopper_resmem_real;
+using nvgrace::conformance::shim_shapes::hopper_usemem_bar;
+using nvgrace::conformance::shim_shapes::hopper_usemem_real;
 inline constexpr std::uint64_t base = shim::default_memory_base;
 
 inline constexpr std::uint32_t config_index = 7;

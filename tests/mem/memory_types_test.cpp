@@ -1,6 +1,7 @@
 // The memory types behind emulated BARs: anonymous, memfd/file and span memory
 // (§6.1: the memory a BAR maps; §5: the memory the copy path reads).
 #include <nvgrace/mem/memory.hpp>
+#include <nvgrace/posix/mapping.hpp>
 
 #include <doctest/doctest.h>
 
@@ -105,6 +106,29 @@ TEST_CASE("§6.1 anonymous_memory factory errors are errnos, never crashes") {
   CHECK(anonymous_memory::create(absurd).error() == std::errc::not_enough_memory);
   CHECK(anonymous_memory{}.empty());
   CHECK(anonymous_memory{}.view().base == nullptr);
+}
+
+TEST_CASE("§6.1 posix::mapping::map owns what mmap gave; a bad request is an errno and owns nothing") {
+  CHECK(nvgrace::posix::page_size() == page);
+  const int anonymous = MAP_SHARED | MAP_ANONYMOUS;
+  auto made = nvgrace::posix::mapping::map(2 * page, PROT_READ | PROT_WRITE, anonymous, -1, 0);
+  REQUIRE(made);
+  nvgrace::posix::mapping m = std::move(made).value();
+  REQUIRE(m.data() != nullptr);
+  CHECK(m.size() == 2 * page);
+  m.data()[2 * page - 1] = std::byte{0x42};
+  void* const base = m.data();
+  m.reset();
+  CHECK(m.data() == nullptr);
+  CHECK(m.size() == 0);
+  CHECK(::msync(base, 2 * page, MS_ASYNC) == -1);  // unmapped
+  CHECK(errno == ENOMEM);
+
+  const auto beyond_off_t = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) + 1;
+  CHECK(nvgrace::posix::mapping::map(page, PROT_READ, MAP_SHARED, 0, beyond_off_t).error() ==
+        std::errc::value_too_large);
+  CHECK(nvgrace::posix::mapping::map(0, PROT_READ, anonymous, -1, 0).error() == std::errc::invalid_argument);
+  CHECK(nvgrace::posix::mapping::map(page, PROT_READ, MAP_SHARED, -1, 0).error() == std::errc::bad_file_descriptor);
 }
 
 TEST_CASE("§6.1 memfd_memory can be mapped again via its fd at its offset and sees the same bytes") {

@@ -6,6 +6,7 @@
 // (§2.3 layouts, §4.3 caps, §5 boundaries), as in tests/device.
 
 #include "conformance.hpp"
+#include "shim_expectations.hpp"
 
 #include <nvgrace/backend/shim/device.hpp>
 #include <nvgrace/backend/vfio_user/client.hpp>
@@ -20,8 +21,7 @@
 #include <memory>
 
 using namespace nvgrace;
-using nvgrace::conformance::expectations;
-using nvgrace::conformance::region_expectation;
+namespace shapes = nvgrace::conformance::shim_shapes;
 
 namespace {
 
@@ -68,54 +68,10 @@ std::unique_ptr<remote_device> serve_in_child(const shim::device_options& option
   return std::make_unique<remote_device>(std::move(*c), child);
 }
 
-constexpr std::uint32_t rwm = vfio::region_flags::read | vfio::region_flags::write | vfio::region_flags::mmap;
-
-// Hopper with 1.5 GiB + 4 KiB (§2.3): usemem 512 MiB behind 1 GiB, resmem 1 GiB + 4 KiB behind 2 GiB.
-constexpr std::uint64_t hopper_length = 3 * GiB / 2 + 4 * KiB;
-constexpr std::uint64_t hopper_usemem_real = 0x2000'0000;
-constexpr std::uint64_t hopper_usemem_bar = 0x4000'0000;
-constexpr std::uint64_t hopper_resmem_real = 0x4000'1000;
-constexpr std::uint64_t hopper_resmem_bar = 0x8000'0000;
-// Blackwell with 64 MiB + 4 KiB: usemem is all of it, behind 128 MiB.
-constexpr std::uint64_t blackwell_length = 64 * MiB + 4 * KiB;
-constexpr std::uint64_t blackwell_usemem_bar = 128 * MiB;
-
-/// What every shape of the device shares: BAR0 64-bit 16 MiB, empty
-/// BAR1/3/5 and ROM, 4 KiB config, no VGA, the IRQ set, reset supported.
-expectations common() {
-  expectations e;
-  e.device_flags = vfio::device_flags::pci | vfio::device_flags::reset;
-  e.reset_supported = true;
-  e.config_size = 4096;
-  for (auto& r : e.regions) r = region_expectation{true, 0, 0, 0, false, false, false, false, false};
-  e.regions[0] = {true, 16 * MiB, rwm, 16 * MiB, false, false, false, true, false};
-  e.regions[7] = {true, 4096, vfio::region_flags::read | vfio::region_flags::write, 4096, false, false, false, false,
-                  false};
-  e.regions[8].present = false;
-  constexpr std::uint32_t ev = vfio::irq_flags::eventfd;
-  constexpr std::uint32_t nr = vfio::irq_flags::noresize;
-  e.irqs = std::array<nvgrace::conformance::irq_expectation, 5>{{
-      {true, 1, ev | vfio::irq_flags::maskable | vfio::irq_flags::automasked},
-      {true, 1, ev | nr},
-      {true, 0, ev | nr},
-      {true, 1, ev | nr},
-      {true, 1, ev | nr},
-  }};
-  return e;
-}
-
 shim::device_options hopper(grace::resmem_return quirk) {
-  auto options = shim::hopper(hopper_length);
+  auto options = shim::hopper(shapes::hopper_length);
   options.resmem_quirk = quirk;
   return options;
-}
-
-expectations hopper_expectations(bool short_return) {
-  expectations e = common();
-  e.regions[2] = {true, hopper_resmem_bar, rwm, hopper_resmem_real, true, short_return, true, true, true};
-  e.regions[4] = {true, hopper_usemem_bar, rwm, hopper_usemem_real, true, false, true, true, true};
-  e.ioeventfd_enotty = true;  // checked only through an ioctl(), which vfio-user has not
-  return e;
 }
 
 }  // namespace
@@ -124,27 +80,22 @@ static_assert(access::device_file<remote_device>);
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper 1.5 GiB + 4 KiB, upstream resmem return") {
   const auto options = hopper(grace::resmem_return::upstream_short);
-  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, hopper_expectations(true));
+  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, shapes::hopper(true));
 }
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper, documented resmem return") {
   const auto options = hopper(grace::resmem_return::documented);
-  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, hopper_expectations(false));
+  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, shapes::hopper(false));
 }
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper without function reset") {
   auto options = hopper(grace::resmem_return::upstream_short);
   options.reset_supported = false;
-  expectations e = hopper_expectations(true);
-  e.reset_supported = false;
-  e.device_flags = vfio::device_flags::pci;
-  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, e);
+  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); },
+                                        shapes::hopper(true, /*reset_supported=*/false));
 }
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Blackwell 64 MiB + 4 KiB") {
-  expectations e = common();
-  e.regions[2] = {true, 16 * MiB, rwm, 16 * MiB, false, false, true, true, true};
-  e.regions[4] = {true, blackwell_usemem_bar, rwm, blackwell_length, true, false, true, true, true};
-  e.ioeventfd_enotty = true;
-  nvgrace::conformance::run_conformance([] { return serve_in_child(shim::blackwell(blackwell_length)); }, e);
+  nvgrace::conformance::run_conformance([] { return serve_in_child(shim::blackwell(shapes::blackwell_length)); },
+                                        shapes::blackwell());
 }

@@ -12,6 +12,7 @@
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/grace/ids.hpp>
 #include <nvgrace/pci/config.hpp>
+#include <nvgrace/posix/mapping.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
 #include <nvgrace/vfio/region_info.hpp>
@@ -329,8 +330,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
 
   // §6.1: mmap is bounded by memlength, not by the BAR size. The host's page
   // size matters: Grace hosts often run 64 KiB pages.
-  const long page_size = ::sysconf(_SC_PAGESIZE);
-  const std::uint64_t page = page_size > 0 ? static_cast<std::uint64_t>(page_size) : 4096;
+  const std::uint64_t page = posix::page_size();
   const std::uint64_t last_inside = align_down(memlength, page);
   if (last_inside < page) {
     add("mmap_bound", "§6.1", verdict::skip, "memory smaller than a page");

@@ -55,31 +55,7 @@ constexpr const char* usage_text =
     "\n"
     "One client at a time. SIGTERM or SIGINT: clean exit 0. Logs go to stderr.\n";
 
-/// GPU memory for the shim: a memfd, except the first cached allocation (the
-/// GPU memory, which the device creates first) when a memory file is set.
-class tool_memory {
-public:
-  static inline const char* memory_file = nullptr;
-
-  tool_memory() noexcept = default;
-  [[nodiscard]] static result<tool_memory> create(std::uint64_t length, mem::caching mode) noexcept {
-    tool_memory m;
-    const char* path = std::exchange(memory_file, nullptr);
-    auto made = (path != nullptr && mode == mem::caching::cached) ? mem::memfd_memory::open_file(path, length, mode)
-                                                                   : mem::memfd_memory::create(length, mode);
-    if (!made) return made.error();
-    m.memory_ = std::move(*made);
-    return m;
-  }
-  [[nodiscard]] mem::memory_view view() const noexcept { return memory_.view(); }
-  [[nodiscard]] mem::map_source source() const noexcept { return memory_.source(); }
-  [[nodiscard]] std::uint64_t length() const noexcept { return memory_.length(); }
-
-private:
-  mem::memfd_memory memory_;
-};
-
-using device = shim::device<tool_memory>;
+using device = shim::device<mem::memfd_memory>;
 using server = vfio_user::server<device>;
 
 server* running = nullptr;  // for the signal handler
@@ -236,15 +212,24 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
   }
 }
 
+/// The device, with its GPU memory in a memfd or in the memory file.
+result<std::unique_ptr<device>> create_device(const arguments& args, const shim::device_options& options) {
+  if (args.memory_file.empty()) return device::create(options);
+  // The options are checked first, so a size the driver refuses leaves no file behind.
+  if (auto s = device::check_options(options); !s) return s.error();
+  auto memory = mem::memfd_memory::open_file(args.memory_file.c_str(), args.size);
+  if (!memory) return memory.error();
+  return device::create(options, std::move(*memory));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const arguments args = parse(argc, argv);
 
-  if (!args.memory_file.empty()) tool_memory::memory_file = args.memory_file.c_str();
   const auto options =
       args.generation == grace::generation::hopper ? shim::hopper(args.size) : shim::blackwell(args.size);
-  auto created = device::create(options);
+  auto created = create_device(args, options);
   if (!created) {
     std::string rule = "cannot create the device";
     if (args.generation == grace::generation::hopper && args.size < 1536 * MiB)

@@ -31,6 +31,8 @@
 #include <nvgrace/mem/copy.hpp>
 #include <nvgrace/mem/device_memory.hpp>
 #include <nvgrace/pci/config.hpp>
+#include <nvgrace/posix/error.hpp>
+#include <nvgrace/posix/mapping.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
 #include <nvgrace/vfio/region_info.hpp>
@@ -47,6 +49,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 namespace nvgrace::access {
@@ -160,15 +163,6 @@ template <device_file File>
 
 namespace detail {
 
-[[nodiscard]] inline std::uint64_t page_size() noexcept {
-  const long size = ::sysconf(_SC_PAGESIZE);
-  return size > 0 ? static_cast<std::uint64_t>(size) : 4096;
-}
-
-[[nodiscard]] inline std::errc last_errno() noexcept {
-  return errno != 0 ? static_cast<std::errc>(errno) : std::errc::io_error;
-}
-
 /// The error of a backend call's result, or no error.
 template <class R>
 [[nodiscard]] constexpr std::errc error_of(const R& r) noexcept {
@@ -278,28 +272,13 @@ public:
   /// for an index outside [0, num_regions) or an offset ≥ 2^40.
   [[nodiscard, gnu::always_inline]] result<std::size_t> read(std::uint32_t index, std::uint64_t offset,
                                                              std::span<std::byte> out) noexcept {
-    if (index < region_count_ && offset <= vfio::offset_mask) [[likely]] {
-      const region& r = regions_[index];
-      if (const mapped_area* m = covering(r, offset, out.size())) [[likely]] {
-        // Wholly inside the mapping: no padding, so the copy path's memory copy.
-        mem::read_memory(mem::memory_view{m->base, m->length, r.caching}, offset - m->offset, out);
-        return out.size();
-      }
-    }
-    return read_through_file(index, offset, out);
+    return transfer(index, offset, out);
   }
 
   /// Write `in` at `offset` of region `index`; as read().
   [[nodiscard, gnu::always_inline]] result<std::size_t> write(std::uint32_t index, std::uint64_t offset,
                                                               std::span<const std::byte> in) noexcept {
-    if (index < region_count_ && offset <= vfio::offset_mask) [[likely]] {
-      const region& r = regions_[index];
-      if (const mapped_area* m = covering(r, offset, in.size())) [[likely]] {
-        mem::write_memory(mem::memory_view{m->base, m->length, r.caching}, offset - m->offset, in);
-        return in.size();
-      }
-    }
-    return write_through_file(index, offset, in);
+    return transfer(index, offset, in);
   }
 
   /// Read a config register of 1, 2, 4 or 8 bytes (little-endian) with one
@@ -369,15 +348,31 @@ public:
   }
 
 private:
-  [[gnu::noinline]] result<std::size_t> read_through_file(std::uint32_t index, std::uint64_t offset,
-                                                          std::span<std::byte> out) noexcept {
-    if (index >= region_count_ || offset > vfio::offset_mask) return std::errc::invalid_argument;
-    return file_->pread(out, vfio::region_offset(index) + offset);
+  /// read() and write(): `bytes` is the destination of a read (std::byte)
+  /// or the source of a write (const std::byte).
+  template <class Byte>
+  [[nodiscard, gnu::always_inline]] result<std::size_t> transfer(std::uint32_t index, std::uint64_t offset,
+                                                                 std::span<Byte> bytes) noexcept {
+    if (index < region_count_ && offset <= vfio::offset_mask) [[likely]] {
+      const region& r = regions_[index];
+      if (const mapped_area* m = covering(r, offset, bytes.size())) [[likely]] {
+        // Wholly inside the mapping: no padding, so the copy path's memory copy.
+        const mem::memory_view memory{m->base, m->length, r.caching};
+        if constexpr (std::is_const_v<Byte>) mem::write_memory(memory, offset - m->offset, bytes);
+        else mem::read_memory(memory, offset - m->offset, bytes);
+        return bytes.size();
+      }
+    }
+    return transfer_through_file(index, offset, bytes);
   }
-  [[gnu::noinline]] result<std::size_t> write_through_file(std::uint32_t index, std::uint64_t offset,
-                                                           std::span<const std::byte> in) noexcept {
+
+  /// One pread or pwrite on the device file, for what no mapping covers.
+  template <class Byte>
+  [[gnu::noinline]] result<std::size_t> transfer_through_file(std::uint32_t index, std::uint64_t offset,
+                                                              std::span<Byte> bytes) noexcept {
     if (index >= region_count_ || offset > vfio::offset_mask) return std::errc::invalid_argument;
-    return file_->pwrite(in, vfio::region_offset(index) + offset);
+    if constexpr (std::is_const_v<Byte>) return file_->pwrite(bytes, vfio::region_offset(index) + offset);
+    else return file_->pread(bytes, vfio::region_offset(index) + offset);
   }
 
   [[nodiscard]] static constexpr std::uint64_t config_offset(std::uint64_t offset) noexcept {
@@ -491,7 +486,7 @@ private:
   /// pread/pwrite: the driver refuses to map it (§6.1). Returns a zero-length
   /// mapping when nothing of the area can be mapped.
   [[nodiscard]] result<mapped_area> map_area(const region& r, const area& a) noexcept {
-    const std::uint64_t page = detail::page_size();
+    const std::uint64_t page = posix::page_size();
     const std::uint64_t length = align_down(a.size, page);
     if (length == 0) return mapped_area{};
     if (!is_aligned(a.offset, page)) return std::errc::invalid_argument;
@@ -500,7 +495,7 @@ private:
     if (!reserve_length) return reserve_length.error();
     void* reservation = ::mmap(nullptr, static_cast<std::size_t>(*reserve_length), PROT_NONE,
                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (reservation == MAP_FAILED) return detail::last_errno();
+    if (reservation == MAP_FAILED) return posix::last_error();
     const auto reserved = reinterpret_cast<std::uintptr_t>(reservation);
     const std::uintptr_t start = (reserved + (alignment - 1)) & ~static_cast<std::uintptr_t>(alignment - 1);
     const auto mapped = file_->mmap(reinterpret_cast<void*>(start), length, PROT_READ | PROT_WRITE,

@@ -5,6 +5,7 @@
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/mem/detail/mapping.hpp>
 #include <nvgrace/mem/device_memory.hpp>
+#include <nvgrace/posix/mapping.hpp>
 
 #include <sys/mman.h>
 
@@ -40,23 +41,23 @@ public:
                                                        caching mode = caching::cached) noexcept {
     const auto mapped = detail::mapping_length(length);
     if (!mapped) return mapped.error();
-    auto mapping = detail::shared_mapping::create(*mapped, -1, 0, MAP_NORESERVE);
+    auto mapping = detail::map_shared(*mapped, -1, 0, MAP_NORESERVE);
     if (!mapping) return mapping.error();
     return anonymous_memory(std::move(mapping).value(), length, mode);
   }
 
   /// The memory as the copy path sees it.
-  [[nodiscard]] memory_view view() const noexcept { return {mapping_.base(), length_, mode_}; }
+  [[nodiscard]] memory_view view() const noexcept { return {mapping_.data(), length_, mode_}; }
   /// The exact requested length (the mapping itself is rounded up to pages).
   [[nodiscard]] std::uint64_t length() const noexcept { return length_; }
   /// True for a default-constructed or moved-from object.
   [[nodiscard]] bool empty() const noexcept { return length_ == 0; }
 
 private:
-  anonymous_memory(detail::shared_mapping mapping, std::uint64_t length, caching mode) noexcept
+  anonymous_memory(posix::mapping mapping, std::uint64_t length, caching mode) noexcept
       : mapping_(std::move(mapping)), length_(length), mode_(mode) {}
 
-  detail::shared_mapping mapping_;
+  posix::mapping mapping_;
   std::uint64_t length_ = 0;
   caching mode_ = caching::cached;
 };

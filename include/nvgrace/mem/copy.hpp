@@ -85,11 +85,17 @@ inline void store_chunk(std::byte* device, const std::byte* user) noexcept {
 // analysis, which otherwise warns (-Wstringop-overflow) about 8-byte steps it
 // cannot rule out when a small constant count is inlined.
 
-/// True when `count` bytes at `address` are one naturally aligned access: a
-/// count of 1, 2, 4 or 8 and an address that is a multiple of it. (`count` is
-/// a power of two exactly when count & (count - 1) is 0, so one mask tests both.)
-[[nodiscard, gnu::always_inline]] inline bool single_access(std::uintptr_t address, std::size_t count) noexcept {
-  return count <= 8 && ((address | count) & (count - 1)) == 0;
+/// True when `count` bytes at `address` of memory touched as `mode` are one
+/// uncached, naturally aligned access: uncached, a count of 1, 2, 4 or 8, and
+/// an address that is a multiple of it. Computed as one word that is zero
+/// exactly then, so the caller tests it with one branch: count & (count - 1)
+/// is zero only for a power of two, address & (count - 1) only when aligned,
+/// count & ~15 only below 16, and the last term only for uncached memory.
+[[nodiscard, gnu::always_inline]] inline bool single_access(caching mode, std::uintptr_t address,
+                                                            std::size_t count) noexcept {
+  static_assert(static_cast<unsigned>(caching::cached) == 0 && static_cast<unsigned>(caching::uncached) == 1);
+  const std::size_t cached = static_cast<std::size_t>(mode) ^ 1u;
+  return (((address | count) & (count - 1)) | (count & ~std::size_t{15}) | cached) == 0;
 }
 
 /// Uncached read of `count` > 0 bytes at `device` into `user`: the general plan.
@@ -191,7 +197,7 @@ inline void chunked_write_plan(std::byte* device, const std::byte* user, std::si
   if ((remaining & 1u) != 0) store_chunk<Io, std::uint8_t>(d, u);
 }
 
-/// The one access of single_access(device, count): 8, 4, 2 or 1 bytes.
+/// The one access of single_access(mode, device, count): 8, 4, 2 or 1 bytes.
 template <class Io>
 [[gnu::always_inline]] inline void single_load(const std::byte* device, std::byte* user, std::size_t count) noexcept {
   if (count >= 4) {
@@ -234,7 +240,7 @@ template <class Io>
 template <class Io>
 [[gnu::always_inline]] inline void copy_out(const std::byte* device, caching mode, std::byte* user,
                                             std::size_t count) noexcept {
-  if (mode != caching::cached && single_access(reinterpret_cast<std::uintptr_t>(device), count)) {
+  if (single_access(mode, reinterpret_cast<std::uintptr_t>(device), count)) [[likely]] {
     single_load<Io>(device, user, count);
   } else if (mode == caching::cached) {
     std::memcpy(user, device, count);
@@ -247,7 +253,7 @@ template <class Io>
 template <class Io>
 [[gnu::always_inline]] inline void copy_in(std::byte* device, caching mode, const std::byte* user,
                                            std::size_t count) noexcept {
-  if (mode != caching::cached && single_access(reinterpret_cast<std::uintptr_t>(device), count)) {
+  if (single_access(mode, reinterpret_cast<std::uintptr_t>(device), count)) [[likely]] {
     single_store<Io>(device, user, count);
   } else if (mode == caching::cached) {
     std::memcpy(device, user, count);
@@ -294,9 +300,15 @@ inline std::size_t read_window_with(memory_view mem, std::uint64_t offset, std::
 template <class Io>
 inline std::size_t write_window_with(memory_view mem, std::uint64_t offset, std::span<const std::byte> in) noexcept {
   NVGRACE_EXPECTS(in.size() <= ~offset);
-  const auto in_memory = static_cast<std::size_t>(in_memory_count(mem.length, offset, in.size()));
+  const std::size_t count = in.size();
+  // As in read_window_with: wholly inside the memory and not empty first.
+  if (offset < mem.length && count - 1 < mem.length - offset) [[likely]] {
+    copy_in<Io>(mem.base + offset, mem.caching, in.data(), count);
+    return count;
+  }
+  const auto in_memory = static_cast<std::size_t>(in_memory_count(mem.length, offset, count));
   if (in_memory != 0) copy_in<Io>(mem.base + offset, mem.caching, in.data(), in_memory);
-  return in.size();  // the part past the memory is dropped (§5.2)
+  return count;  // the part past the memory is dropped (§5.2)
 }
 
 }  // namespace detail

@@ -9,6 +9,9 @@
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/mem/detail/mapping.hpp>
 #include <nvgrace/mem/device_memory.hpp>
+#include <nvgrace/posix/error.hpp>
+#include <nvgrace/posix/mapping.hpp>
+#include <nvgrace/posix/unique_fd.hpp>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -56,9 +59,9 @@ public:
                                                    const char* name = "nvgrace-memory") noexcept {
     const auto mapped = detail::mapping_length(length);
     if (!mapped) return mapped.error();
-    detail::unique_fd fd(::memfd_create(name, MFD_CLOEXEC));
-    if (fd.get() < 0) return detail::last_error();
-    if (::ftruncate(fd.get(), static_cast<off_t>(length)) != 0) return detail::last_error();
+    posix::unique_fd fd(::memfd_create(name, MFD_CLOEXEC));
+    if (!fd) return posix::last_error();
+    if (::ftruncate(fd.get(), static_cast<off_t>(length)) != 0) return posix::last_error();
     return map(std::move(fd), 0, length, *mapped, mode);
   }
 
@@ -70,13 +73,13 @@ public:
                                                       caching mode = caching::cached) noexcept {
     const auto mapped = detail::mapping_length(length);
     if (!mapped) return mapped.error();
-    detail::unique_fd fd(::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (fd.get() < 0) return detail::last_error();
+    posix::unique_fd fd(::open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) return posix::last_error();
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) return detail::last_error();
+    if (::fstat(fd.get(), &st) != 0) return posix::last_error();
     if (!S_ISREG(st.st_mode)) return std::errc::invalid_argument;
     if (static_cast<std::uint64_t>(st.st_size) < length && ::ftruncate(fd.get(), static_cast<off_t>(length)) != 0)
-      return detail::last_error();
+      return posix::last_error();
     return map(std::move(fd), 0, length, *mapped, mode);
   }
 
@@ -89,21 +92,21 @@ public:
   [[nodiscard]] static result<memfd_memory> adopt(int fd, std::uint64_t offset, std::uint64_t length,
                                                   caching mode = caching::cached) noexcept {
     if (fd < 0) return std::errc::bad_file_descriptor;
-    detail::unique_fd owned(fd);
+    posix::unique_fd owned(fd);
     const auto mapped = detail::mapping_length(length);
     if (!mapped) return mapped.error();
-    if (!is_aligned(offset, detail::page_size())) return std::errc::invalid_argument;
+    if (!is_aligned(offset, posix::page_size())) return std::errc::invalid_argument;
     const auto end = checked_add(offset, length);
     if (!end || *end > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()))
       return std::errc::value_too_large;
     struct stat st {};
-    if (::fstat(owned.get(), &st) != 0) return detail::last_error();
+    if (::fstat(owned.get(), &st) != 0) return posix::last_error();
     if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) < *end) return std::errc::invalid_argument;
     return map(std::move(owned), offset, length, *mapped, mode);
   }
 
   /// The memory as the copy path sees it.
-  [[nodiscard]] memory_view view() const noexcept { return {mapping_.base(), length_, mode_}; }
+  [[nodiscard]] memory_view view() const noexcept { return {mapping_.data(), length_, mode_}; }
   /// Where to map the same memory again: this object's fd and the memory's offset in it.
   /// The fd stays owned by this object (dup it to hand it on).
   [[nodiscard]] map_source source() const noexcept { return {fd_.get(), offset_}; }
@@ -113,9 +116,9 @@ public:
   [[nodiscard]] bool empty() const noexcept { return length_ == 0; }
 
 private:
-  [[nodiscard]] static result<memfd_memory> map(detail::unique_fd fd, std::uint64_t offset, std::uint64_t length,
+  [[nodiscard]] static result<memfd_memory> map(posix::unique_fd fd, std::uint64_t offset, std::uint64_t length,
                                                 std::uint64_t mapped_length, caching mode) noexcept {
-    auto mapping = detail::shared_mapping::create(mapped_length, fd.get(), offset);
+    auto mapping = detail::map_shared(mapped_length, fd.get(), offset);
     if (!mapping) return mapping.error();
     memfd_memory m;
     m.fd_ = std::move(fd);
@@ -126,8 +129,8 @@ private:
     return m;
   }
 
-  detail::unique_fd fd_;
-  detail::shared_mapping mapping_;
+  posix::unique_fd fd_;
+  posix::mapping mapping_;
   std::uint64_t offset_ = 0;
   std::uint64_t length_ = 0;
   caching mode_ = caching::cached;

@@ -16,9 +16,11 @@
 
 #include <nvgrace/access/device_file.hpp>
 #include <nvgrace/backend/linux/pci_address.hpp>
-#include <nvgrace/backend/linux/unique_fd.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/posix/error.hpp>
+#include <nvgrace/posix/mapping.hpp>
+#include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/abi.hpp>
 
 #include <dirent.h>
@@ -51,6 +53,11 @@ struct system_paths {
   std::string_view dev = "/dev";
 };
 
+/// The owner of a descriptor (container, group, device, iommufd).
+using unique_fd = posix::unique_fd;
+/// The owner of a mapping of a device file (what mmap() returns, once wrapped).
+using mapping = posix::mapping;
+
 /// How a device was opened.
 enum class open_mode : std::uint8_t { none, group, cdev, adopted };
 
@@ -61,7 +68,7 @@ namespace detail {
   int fd = -1;
   do fd = ::open(path, O_RDWR | O_CLOEXEC);
   while (fd < 0 && errno == EINTR);
-  if (fd < 0) return last_error();
+  if (fd < 0) return posix::last_error();
   return unique_fd(fd);
 }
 
@@ -69,12 +76,12 @@ namespace detail {
 /// (non-negative) return value.
 [[nodiscard]] inline result<int> checked_ioctl(int fd, unsigned long request, void* arg) noexcept {
   const int r = ::ioctl(fd, request, arg);
-  if (r < 0) return last_error();
+  if (r < 0) return posix::last_error();
   return r;
 }
 [[nodiscard]] inline result<int> checked_ioctl(int fd, unsigned long request, unsigned long arg) noexcept {
   const int r = ::ioctl(fd, request, arg);
-  if (r < 0) return last_error();
+  if (r < 0) return posix::last_error();
   return r;
 }
 
@@ -127,13 +134,13 @@ namespace detail {
   path_string<> device_dir;
   for (auto part : {paths.sysfs, std::string_view("/bus/pci/devices/"), bdf.view()})
     if (auto s = device_dir.append(part); !s) return s.error();
-  if (!detail::exists(device_dir.c_str())) return detail::last_error();
+  if (!detail::exists(device_dir.c_str())) return posix::last_error();
 
   auto link_path = device_dir;
   if (auto s = link_path.append("/iommu_group"); !s) return s.error();
   char target[512];
   const ssize_t n = ::readlink(link_path.c_str(), target, sizeof target);
-  if (n < 0) return errno == ENOENT ? std::errc::no_such_device : detail::last_error();
+  if (n < 0) return errno == ENOENT ? std::errc::no_such_device : posix::last_error();
   if (static_cast<std::size_t>(n) >= sizeof target) return std::errc::filename_too_long;
   const auto number = detail::basename(std::string_view(target, static_cast<std::size_t>(n)));
   if (!detail::all_digits(number)) return std::errc::bad_message;
@@ -158,7 +165,7 @@ namespace detail {
   for (auto part : {paths.sysfs, std::string_view("/kernel/iommu_groups/"), *number, std::string_view("/devices")})
     if (auto s = dir.append(part); !s) return s.error();
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return detail::last_error();
+  if (d == nullptr) return posix::last_error();
   pci_address found{};
   int count = 0;
   while (const dirent* entry = ::readdir(d)) {
@@ -330,7 +337,7 @@ public:
     ssize_t n = -1;
     do n = ::pread(device_.get(), buffer.data(), buffer.size(), static_cast<off_t>(pos));
     while (n < 0 && errno == EINTR);
-    if (n < 0) return detail::last_error();
+    if (n < 0) return posix::last_error();
     return static_cast<std::size_t>(n);
   }
 
@@ -340,7 +347,7 @@ public:
     ssize_t n = -1;
     do n = ::pwrite(device_.get(), data.data(), data.size(), static_cast<off_t>(pos));
     while (n < 0 && errno == EINTR);
-    if (n < 0) return detail::last_error();
+    if (n < 0) return posix::last_error();
     return static_cast<std::size_t>(n);
   }
 
@@ -352,7 +359,7 @@ public:
     if (length > std::numeric_limits<std::size_t>::max()) return std::errc::not_enough_memory;
     const int flags = MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0);
     void* p = ::mmap(addr, static_cast<std::size_t>(length), prot, flags, device_.get(), static_cast<off_t>(pos));
-    if (p == MAP_FAILED) return detail::last_error();
+    if (p == MAP_FAILED) return posix::last_error();
     return p;
   }
 

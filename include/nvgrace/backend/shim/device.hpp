@@ -68,6 +68,8 @@
 #include <nvgrace/mem/copy.hpp>
 #include <nvgrace/mem/device_memory.hpp>
 #include <nvgrace/mem/memfd_memory.hpp>
+#include <nvgrace/posix/error.hpp>
+#include <nvgrace/posix/mapping.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/dma_buf.hpp>
 #include <nvgrace/vfio/region_info.hpp>
@@ -93,6 +95,7 @@
 #include <new>
 #include <optional>
 #include <span>
+#include <type_traits>
 
 namespace nvgrace::shim {
 
@@ -209,16 +212,7 @@ struct ioeventfd_entry {
 
 namespace detail {
 
-[[nodiscard]] inline std::uint64_t page_size() noexcept {
-  const long size = ::sysconf(_SC_PAGESIZE);
-  return size > 0 ? static_cast<std::uint64_t>(size) : 4096;
-}
-
 [[nodiscard]] constexpr ssize_t negative(std::errc e) noexcept { return -static_cast<ssize_t>(e); }
-
-[[nodiscard]] inline std::errc last_errno() noexcept {
-  return errno != 0 ? static_cast<std::errc>(errno) : std::errc::io_error;
-}
 
 /// One region index, fixed at create().
 template <class Memory>
@@ -250,33 +244,33 @@ public:
   /// the probe's errno: EINVAL/EOVERFLOW on Hopper with < 1.5 GiB), allocate
   /// the memories, build config space, zero the emulated BARs and attempt the
   /// open-time function reset (which sets reset_done when reset works, so the
-  /// first memory access polls readiness). Errors: ENODEV for a device id
-  /// outside the driver's table; EINVAL for a BAR size that is not 0 or a
-  /// power of two ≥ 4 KiB; ENOMEM when the device object cannot be
-  /// allocated; the memory's own errors.
+  /// first memory access polls readiness). Errors: those of check_options;
+  /// ENOMEM when the device object cannot be allocated; the memory's own errors.
   [[nodiscard]] static result<std::unique_ptr<device>> create(const device_options& options = {}) noexcept {
-    const std::uint16_t id = options.device_id.value_or(
-        options.generation == grace::generation::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941});
-    if (grace::find_device(grace::nvidia_vendor_id, id) == nullptr) return std::errc::no_such_device;
-    for (const std::uint64_t s : {options.bar2_size, options.bar4_size})
-      if (s != 0 && (!std::has_single_bit(s) || s < 4 * KiB)) return std::errc::invalid_argument;
+    return open_with(options, nullptr);
+  }
 
-    std::unique_ptr<device> d(new (std::nothrow) device());
-    if (!d) return std::errc::not_enough_memory;
-    d->options_ = options;
-    d->device_id_ = id;
-    if (const auto memory = grace::fetch_memory(options.acpi)) {
-      const auto layout = grace::derive_layout(*memory, options.generation, options.rule);
-      if (!layout) return layout.error();
-      d->mode_ = grace::mode::emulated;
-      d->layout_ = *layout;
-      d->memphys_ = memory->phys_base;
-      auto gpu = Memory::create(memory->length, mem::caching::cached);
-      if (!gpu) return gpu.error();
-      d->gpu_memory_ = std::move(*gpu);
-    }
-    if (auto s = d->build(); !s) return s.error();
-    return d;
+  /// As create(options), but the GPU memory (both emulated regions) is
+  /// `gpu_memory` instead of memory the device allocates: a file that outlives
+  /// the process (mem::memfd_memory::open_file), or memory shared with
+  /// someone else. The device takes it over; BAR0 and real BARs are still
+  /// allocated with Memory::create. Errors: as create(options); EINVAL when the
+  /// options describe no GPU memory (plain vfio-pci: the ACPI size is absent
+  /// or 0) or `gpu_memory`'s length differs from the ACPI gpu_mem_size.
+  [[nodiscard]] static result<std::unique_ptr<device>> create(const device_options& options,
+                                                              Memory gpu_memory) noexcept {
+    return open_with(options, &gpu_memory);
+  }
+
+  /// The checks create() makes before it allocates anything: ENODEV for a
+  /// device id outside the driver's table; EINVAL for a BAR size that is not 0
+  /// or a power of two ≥ 4 KiB; the layout's errno when the ACPI memory
+  /// cannot be carved up (EINVAL/EOVERFLOW on Hopper with < 1.5 GiB, §2.3).
+  /// Lets a caller validate options before it prepares memory for them.
+  [[nodiscard]] static status check_options(const device_options& options) noexcept {
+    const auto probed = probe_options(options);
+    if (!probed) return probed.error();
+    return {};
   }
 
   // ---- identity -------------------------------------------------------------------
@@ -299,40 +293,12 @@ public:
   /// The driver's read: a count or −errno; `*ppos` advances as the kernel's
   /// does (§3.2, §5.1, and vfio-pci-core for the other regions).
   [[nodiscard, gnu::always_inline]] ssize_t read(void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
-    if (count > max_rw_count) [[unlikely]] count = max_rw_count;
-    const std::uint32_t index = vfio::region_index_of(*ppos);
-    if (index < vfio::pci_num_regions) [[likely]] {
-      const slot& r = regions_[index];
-      if (r.kind == region_kind::emulated) [[likely]] {
-        const std::uint64_t offset = vfio::offset_in_region(*ppos);
-        if (idle_and_in_memory(r, offset, count)) [[likely]] {
-          mem::read_memory(r.view, offset, std::span<std::byte>(static_cast<std::byte*>(buf), count));
-          *ppos += count;
-          return static_cast<ssize_t>(count);
-        }
-        return memory_read(r, static_cast<std::byte*>(buf), count, ppos);
-      }
-    }
-    return core_read(index, static_cast<std::byte*>(buf), count, ppos);
+    return file_access<grace::direction::read>(static_cast<std::byte*>(buf), count, ppos);
   }
 
   /// The driver's write; as read (§3.3, §5.2).
   [[nodiscard, gnu::always_inline]] ssize_t write(const void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
-    if (count > max_rw_count) [[unlikely]] count = max_rw_count;
-    const std::uint32_t index = vfio::region_index_of(*ppos);
-    if (index < vfio::pci_num_regions) [[likely]] {
-      const slot& r = regions_[index];
-      if (r.kind == region_kind::emulated) [[likely]] {
-        const std::uint64_t offset = vfio::offset_in_region(*ppos);
-        if (idle_and_in_memory(r, offset, count)) [[likely]] {
-          mem::write_memory(r.view, offset, std::span<const std::byte>(static_cast<const std::byte*>(buf), count));
-          *ppos += count;
-          return static_cast<ssize_t>(count);
-        }
-        return memory_write(r, static_cast<const std::byte*>(buf), count, ppos);
-      }
-    }
-    return core_write(index, static_cast<const std::byte*>(buf), count, ppos);
+    return file_access<grace::direction::write>(static_cast<const std::byte*>(buf), count, ppos);
   }
 
   /// The device ioctls with the kernel's argument layouts (<linux/vfio.h>):
@@ -403,23 +369,13 @@ public:
 
   /// pread(2) on the device file: read() at `pos`. EINVAL for pos ≥ 2^63.
   [[nodiscard, gnu::always_inline]] result<std::size_t> pread(std::span<std::byte> buffer, std::uint64_t pos) noexcept {
-    if (pos > max_file_offset) [[unlikely]]
-      return std::errc::invalid_argument;
-    const ssize_t n = read(buffer.data(), buffer.size(), &pos);
-    if (n < 0) [[unlikely]]
-      return static_cast<std::errc>(-n);
-    return static_cast<std::size_t>(n);
+    return positioned_access<grace::direction::read>(buffer.data(), buffer.size(), pos);
   }
 
   /// pwrite(2) on the device file: write() at `pos`.
   [[nodiscard, gnu::always_inline]] result<std::size_t> pwrite(std::span<const std::byte> data,
                                                                std::uint64_t pos) noexcept {
-    if (pos > max_file_offset) [[unlikely]]
-      return std::errc::invalid_argument;
-    const ssize_t n = write(data.data(), data.size(), &pos);
-    if (n < 0) [[unlikely]]
-      return static_cast<std::errc>(-n);
-    return static_cast<std::size_t>(n);
+    return positioned_access<grace::direction::write>(data.data(), data.size(), pos);
   }
 
   /// mmap(2) of the device file: MAP_SHARED (MAP_FIXED at `addr` when
@@ -444,7 +400,7 @@ public:
         return std::errc::value_too_large;
       void* p = ::mmap(addr, static_cast<std::size_t>(plan->length), prot, MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0),
                        source.fd, static_cast<off_t>(file_offset));
-      if (p == MAP_FAILED) return detail::last_errno();
+      if (p == MAP_FAILED) return posix::last_error();
       return p;
     }
   }
@@ -453,7 +409,7 @@ public:
   /// mapping of `length` at `pos` covers (length rounded up to pages) and
   /// whether the driver maps them write-combine (resmem, §6.1 step 4).
   [[nodiscard]] result<grace::mmap_plan> plan_mmap(std::uint64_t pos, std::uint64_t length) const noexcept {
-    const std::uint64_t page = detail::page_size();
+    const std::uint64_t page = posix::page_size();
     if (length == 0 || !is_aligned(pos, page)) return std::errc::invalid_argument;
     const auto rounded = checked_add(length, page - 1);
     if (!rounded) return std::errc::not_enough_memory;
@@ -597,6 +553,57 @@ private:
 
   device() noexcept = default;
 
+  /// What the probe decides from the options alone (§2.1): the device id and,
+  /// in the full variant, the GPU memory range and its layout.
+  struct probe_result {
+    std::uint16_t device_id = 0;
+    std::optional<grace::device_memory_range> memory;  ///< nullopt: plain vfio-pci
+    grace::layout layout{};
+  };
+
+  [[nodiscard]] static result<probe_result> probe_options(const device_options& options) noexcept {
+    probe_result p;
+    p.device_id = options.device_id.value_or(
+        options.generation == grace::generation::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941});
+    if (grace::find_device(grace::nvidia_vendor_id, p.device_id) == nullptr) return std::errc::no_such_device;
+    for (const std::uint64_t s : {options.bar2_size, options.bar4_size})
+      if (s != 0 && (!std::has_single_bit(s) || s < 4 * KiB)) return std::errc::invalid_argument;
+    if (const auto memory = grace::fetch_memory(options.acpi)) {
+      const auto layout = grace::derive_layout(*memory, options.generation, options.rule);
+      if (!layout) return layout.error();
+      p.memory = *memory;
+      p.layout = *layout;
+    }
+    return p;
+  }
+
+  /// create(): with `supplied` GPU memory (taken over) or, when nullptr, memory of its own.
+  [[nodiscard]] static result<std::unique_ptr<device>> open_with(const device_options& options,
+                                                                 Memory* supplied) noexcept {
+    const auto probed = probe_options(options);
+    if (!probed) return probed.error();
+    if (supplied != nullptr && (!probed->memory || supplied->view().length != probed->memory->length))
+      return std::errc::invalid_argument;
+    std::unique_ptr<device> d(new (std::nothrow) device());
+    if (!d) return std::errc::not_enough_memory;
+    d->options_ = options;
+    d->device_id_ = probed->device_id;
+    if (probed->memory) {
+      d->mode_ = grace::mode::emulated;
+      d->layout_ = probed->layout;
+      d->memphys_ = probed->memory->phys_base;
+      if (supplied != nullptr) {
+        d->gpu_memory_ = std::move(*supplied);
+      } else {
+        auto gpu = Memory::create(probed->memory->length, mem::caching::cached);
+        if (!gpu) return gpu.error();
+        d->gpu_memory_ = std::move(*gpu);
+      }
+    }
+    if (auto s = d->build(); !s) return s.error();
+    return d;
+  }
+
   [[nodiscard]] std::uint32_t device_flags() const noexcept {
     return vfio::device_flags::pci | (options_.reset_supported ? vfio::device_flags::reset : 0u);
   }
@@ -722,7 +729,7 @@ private:
   /// memory moves every byte from/to memory and returns and advances by its
   /// count (grace::plan_access gives exactly that: no clipping, no padding,
   /// and the resmem short return equals the count). Everything else takes
-  /// memory_read/memory_write, which run the full plan.
+  /// memory_access, which runs the full plan.
   [[nodiscard, gnu::always_inline]] bool idle_and_in_memory(const slot& r, std::uint64_t offset,
                                                             std::size_t count) const noexcept {
     const std::uint64_t state = state_.load(std::memory_order_acquire);
@@ -730,41 +737,90 @@ private:
            count <= r.model.real_length - offset;
   }
 
-  /// §5.1 for an emulated region, in full: PM, the plan, readiness, the copy.
-  [[gnu::noinline]] ssize_t memory_read(const slot& r, std::byte* buf, std::size_t count, std::uint64_t* ppos) noexcept {
+  /// The user buffer of an access: written by a read, read by a write.
+  template <grace::direction Dir>
+  using user_bytes = std::conditional_t<Dir == grace::direction::read, std::byte*, const std::byte*>;
+
+  /// Move `count` bytes between memory at `offset` and the user buffer
+  /// (the copy path; `offset + count` is within the memory).
+  template <grace::direction Dir>
+  [[gnu::always_inline]] static void copy_memory(const mem::memory_view& memory, std::uint64_t offset,
+                                                 user_bytes<Dir> buf, std::size_t count) noexcept {
+    if constexpr (Dir == grace::direction::read) mem::read_memory(memory, offset, std::span<std::byte>(buf, count));
+    else mem::write_memory(memory, offset, std::span<const std::byte>(buf, count));
+  }
+
+  /// read() and write(): decode the position; an emulated region's common
+  /// case (idle device, wholly inside the real memory) is the copy path right
+  /// here, the rest of the region goes to memory_access, every other region
+  /// to core_read/core_write.
+  template <grace::direction Dir>
+  [[nodiscard, gnu::always_inline]] ssize_t file_access(user_bytes<Dir> buf, std::size_t count,
+                                                        std::uint64_t* ppos) noexcept {
+    if (count > max_rw_count) [[unlikely]] count = max_rw_count;
+    const std::uint32_t index = vfio::region_index_of(*ppos);
+    if (index < vfio::pci_num_regions) [[likely]] {
+      const slot& r = regions_[index];
+      if (r.kind == region_kind::emulated) [[likely]] {
+        const std::uint64_t offset = vfio::offset_in_region(*ppos);
+        if (idle_and_in_memory(r, offset, count)) [[likely]] {
+          copy_memory<Dir>(r.view, offset, buf, count);
+          *ppos += count;
+          return static_cast<ssize_t>(count);
+        }
+        return memory_access<Dir>(r, buf, count, ppos);
+      }
+    }
+    if constexpr (Dir == grace::direction::read) return core_read(index, buf, count, ppos);
+    else return core_write(index, buf, count, ppos);
+  }
+
+  /// pread() and pwrite(): read()/write() at `pos`, the result as a value.
+  template <grace::direction Dir>
+  [[nodiscard, gnu::always_inline]] result<std::size_t> positioned_access(user_bytes<Dir> buf, std::size_t count,
+                                                                          std::uint64_t pos) noexcept {
+    if (pos > max_file_offset) [[unlikely]]
+      return std::errc::invalid_argument;
+    const ssize_t n = file_access<Dir>(buf, count, &pos);
+    if (n < 0) [[unlikely]]
+      return static_cast<std::errc>(-n);
+    return static_cast<std::size_t>(n);
+  }
+
+  /// §5.1 / §5.2 for an emulated region, in full: PM, the plan, readiness, the copy.
+  template <grace::direction Dir>
+  [[gnu::noinline]] ssize_t memory_access(const slot& r, user_bytes<Dir> buf, std::size_t count,
+                                          std::uint64_t* ppos) noexcept {
     const std::uint64_t state = state_.load(std::memory_order_acquire);
     if ((state & pm_failed_bit) != 0) [[unlikely]]
       return detail::negative(std::errc::io_error);
-    const auto plan = grace::plan_access(grace::direction::read, r.model, vfio::offset_in_region(*ppos), count,
-                                         r.is_resmem, options_.resmem_quirk);
+    const auto plan =
+        grace::plan_access(Dir, r.model, vfio::offset_in_region(*ppos), count, r.is_resmem, options_.resmem_quirk);
     if (!plan) [[unlikely]]
       return detail::negative(plan.error());
     if (plan->waits_for_ready && (state & reset_done_bit) != 0) [[unlikely]] {
       if (const auto s = check_ready(state); !s) return detail::negative(s.error());
     }
-    mem::read_window(r.view, plan->offset,
-                     std::span<std::byte>(buf, static_cast<std::size_t>(plan->memory_bytes + plan->padding_bytes)));
+    const auto window = static_cast<std::size_t>(plan->memory_bytes + plan->padding_bytes);
+    if constexpr (Dir == grace::direction::read)
+      mem::read_window(r.view, plan->offset, std::span<std::byte>(buf, window));
+    else
+      mem::write_window(r.view, plan->offset, std::span<const std::byte>(buf, window));
     *ppos += plan->advance;
     return static_cast<ssize_t>(plan->returned);
   }
 
-  /// §5.2 for an emulated region, in full.
-  [[gnu::noinline]] ssize_t memory_write(const slot& r, const std::byte* buf, std::size_t count,
-                                     std::uint64_t* ppos) noexcept {
-    const std::uint64_t state = state_.load(std::memory_order_acquire);
-    if ((state & pm_failed_bit) != 0) [[unlikely]]
-      return detail::negative(std::errc::io_error);
-    const auto plan = grace::plan_access(grace::direction::write, r.model, vfio::offset_in_region(*ppos), count,
-                                         r.is_resmem, options_.resmem_quirk);
-    if (!plan) [[unlikely]]
-      return detail::negative(plan.error());
-    if (plan->waits_for_ready && (state & reset_done_bit) != 0) [[unlikely]] {
-      if (const auto s = check_ready(state); !s) return detail::negative(s.error());
-    }
-    mem::write_window(r.view, plan->offset,
-                      std::span<const std::byte>(buf, static_cast<std::size_t>(plan->memory_bytes + plan->padding_bytes)));
-    *ppos += plan->advance;
-    return static_cast<ssize_t>(plan->returned);
+  /// A real memory BAR (vfio-pci-core): clipped at the BAR end, EINVAL at or
+  /// past it, EIO while memory decode is off.
+  template <grace::direction Dir>
+  [[nodiscard]] static ssize_t memory_bar_access(const slot& r, std::uint64_t state, std::uint64_t offset,
+                                                 user_bytes<Dir> buf, std::size_t count, std::uint64_t* ppos) noexcept {
+    if (offset >= r.size) return detail::negative(std::errc::invalid_argument);
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
+    if ((state & memory_enabled_bit) == 0) return detail::negative(std::errc::io_error);
+    copy_memory<Dir>(r.view, offset, buf, n);
+    *ppos += n;
+    return static_cast<ssize_t>(n);
   }
 
   /// vfio-pci-core's read for every other region, and §3.2 for config.
@@ -778,14 +834,8 @@ private:
     const std::uint64_t offset = vfio::offset_in_region(*ppos);
     const std::span<std::byte> out(buf, count);
     switch (r.kind) {
-      case region_kind::memory_bar: {
-        if (offset >= r.size) return detail::negative(std::errc::invalid_argument);
-        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
-        if ((state & memory_enabled_bit) == 0) return detail::negative(std::errc::io_error);
-        mem::read_memory(r.view, offset, out.first(n));
-        *ppos += n;
-        return static_cast<ssize_t>(n);
-      }
+      case region_kind::memory_bar:
+        return memory_bar_access<grace::direction::read>(r, state, offset, buf, count, ppos);
       case region_kind::config: {
         std::lock_guard lock(control_);
         const auto n = config_.read(offset, out);
@@ -829,12 +879,8 @@ private:
     }
     const std::uint64_t state = state_.load(std::memory_order_acquire);
     if ((state & pm_failed_bit) != 0) return detail::negative(std::errc::io_error);
-    if (r.kind != region_kind::memory_bar || offset >= r.size) return detail::negative(std::errc::invalid_argument);
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
-    if ((state & memory_enabled_bit) == 0) return detail::negative(std::errc::io_error);
-    mem::write_memory(r.view, offset, in.first(n));
-    *ppos += n;
-    return static_cast<ssize_t>(n);
+    if (r.kind != region_kind::memory_bar) return detail::negative(std::errc::invalid_argument);
+    return memory_bar_access<grace::direction::write>(r, state, offset, buf, count, ppos);
   }
 
   /// GET_REGION_INFO into a buffer of at least 32 bytes and at least argsz.
@@ -967,7 +1013,7 @@ private:
       ranges[i] = {load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i}),
                    load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i} + 8)};
     const auto requested = std::span<const vfio::region_dma_range>(ranges).first(request.nr_ranges);
-    if (auto s = vfio::check_dma_buf_ranges(requested, detail::page_size()); !s) return detail::negative(s.error());
+    if (auto s = vfio::check_dma_buf_ranges(requested, posix::page_size()); !s) return detail::negative(s.error());
     // The total must also stay clear of the DMA_IOVA_USE_SWIOTLB bit (bit 63).
     std::uint64_t total = 0;
     for (const auto& range : requested) total += range.length;

@@ -39,6 +39,8 @@
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/posix/error.hpp>
+#include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
 #include <nvgrace/vfio/region_info.hpp>
@@ -276,7 +278,7 @@ public:
       return std::errc::value_too_large;
     void* p = ::mmap(addr, static_cast<std::size_t>(length), prot, MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0),
                      r.fd.get(), static_cast<off_t>(*file_offset));
-    if (p == MAP_FAILED) return detail::last_error();
+    if (p == MAP_FAILED) return posix::last_error();
     return p;
   }
 
@@ -325,10 +327,10 @@ private:
   status set_timeouts() noexcept {
     const auto ms = options_.timeout.count();
     timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-    if (::setsockopt(socket_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) return detail::last_error();
+    if (::setsockopt(socket_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) return posix::last_error();
     if (options_.wait == client_options::wait_mode::socket_timeout &&
         ::setsockopt(socket_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
-      return detail::last_error();
+      return posix::last_error();
     return {};
   }
 
@@ -422,7 +424,7 @@ private:
       const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, 1 << 30)));
       if (n > 0) return {};
       if (n == 0) return std::errc::timed_out;
-      if (errno != EINTR) return detail::last_error();
+      if (errno != EINTR) return posix::last_error();
     }
   }
 
@@ -450,11 +452,34 @@ private:
     return h.size > capacity ? verdict::too_big : verdict::ok;
   }
 
+  /// The reply header has arrived: its total size, or the call's error (an
+  /// error reply's errno; a malformed or oversized reply closes the connection).
+  result<std::size_t> accept_header(const header& h, std::uint16_t id, command cmd, std::size_t got,
+                                    std::size_t capacity) noexcept {
+    switch (judge(h, id, cmd, got, capacity)) {
+      case verdict::malformed: return fail(std::errc::protocol_error);
+      case verdict::too_big: return fail(std::errc::message_size);
+      case verdict::error_reply: return reply_errno(h);
+      case verdict::ok: break;
+    }
+    return std::size_t{h.size};
+  }
+
+  /// Before each receive of a reply (`got` bytes of it so far): the overall
+  /// deadline once the reply arrives in pieces, and readability in poll mode.
+  /// A timeout closes the connection.
+  status before_receive(reply_deadline& deadline, std::size_t got) noexcept {
+    if (got > 0 && clock::now() > deadline.get(options_.timeout)) return fail(std::errc::timed_out);
+    if (options_.wait == client_options::wait_mode::poll)
+      if (auto s = wait_readable(deadline.get(options_.timeout)); !s) return fail(s.error());
+    return {};
+  }
+
   /// One receive's error, as this client reports it (and the connection is closed).
   std::errc receive_error(ssize_t r) noexcept {
     if (r == 0) return fail(std::errc::connection_reset);
     if (errno == EAGAIN || errno == EWOULDBLOCK) return fail(std::errc::timed_out);
-    return fail(detail::last_error());
+    return fail(posix::last_error());
   }
 
   /// Send one command and receive its reply: the reply's payload goes to
@@ -508,9 +533,7 @@ private:
     reply_deadline deadline;
     if (options_.wait == client_options::wait_mode::poll) deadline.get(options_.timeout);
     while (got < target) {
-      if (got > 0 && clock::now() > deadline.get(options_.timeout)) return fail(std::errc::timed_out);
-      if (options_.wait == client_options::wait_mode::poll)
-        if (auto s = wait_readable(deadline.get(options_.timeout)); !s) return fail(s.error());
+      if (auto s = before_receive(deadline, got); !s) return s.error();
       const ssize_t r = ::recv(socket_.get(), in.data() + got, limit - got, 0);
       if (r <= 0) {
         if (r < 0 && errno == EINTR) continue;
@@ -519,14 +542,9 @@ private:
       const bool had_header = got >= header_size;
       got += static_cast<std::size_t>(r);
       if (!had_header && got >= header_size) {
-        const header h = load_header(in);
-        switch (judge(h, id, cmd, got, capacity)) {
-          case verdict::malformed: return fail(std::errc::protocol_error);
-          case verdict::too_big: return fail(std::errc::message_size);
-          case verdict::error_reply: return reply_errno(h);
-          case verdict::ok: break;
-        }
-        target = limit = h.size;
+        const auto size = accept_header(load_header(in), id, cmd, got, capacity);
+        if (!size) return size.error();
+        target = limit = *size;
       }
     }
     const std::size_t payload = target - header_size;
@@ -548,9 +566,7 @@ private:
     reply_deadline deadline;
     if (options_.wait == client_options::wait_mode::poll) deadline.get(options_.timeout);
     while (got < target) {
-      if (got > 0 && clock::now() > deadline.get(options_.timeout)) return fail(std::errc::timed_out);
-      if (options_.wait == client_options::wait_mode::poll)
-        if (auto s = wait_readable(deadline.get(options_.timeout)); !s) return fail(s.error());
+      if (auto s = before_receive(deadline, got); !s) return s.error();
       std::array<iovec, 3> in{};
       std::size_t count = 0;
       std::size_t skip = got;
@@ -579,34 +595,22 @@ private:
         if (r < 0 && errno == EINTR) continue;
         return receive_error(r);
       }
-      std::size_t fds_here = 0;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        const std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < k; ++i) {
-          int fd = -1;
-          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-          unique_fd owned(fd);
-          // One fd, with the first bytes of a reply that may carry one.
-          if (fd_out != nullptr && got == 0 && fds_here == 0) *fd_out = std::move(owned);
-          ++fds_here;
-        }
-      }
-      if ((msg.msg_flags & MSG_CTRUNC) != 0 || fds_here > (fd_out != nullptr && got == 0 ? 1u : 0u))
+      // One fd, with the first bytes of a reply that may carry one; any other is refused.
+      const bool fd_allowed = fd_out != nullptr && got == 0;
+      const std::size_t fds_here = detail::take_received_fds(msg, [&](std::size_t position, unique_fd fd) {
+        if (fd_allowed && position == 0) *fd_out = std::move(fd);
+      });
+      if ((msg.msg_flags & MSG_CTRUNC) != 0 || fds_here > (fd_allowed ? 1u : 0u))
         return fail(std::errc::protocol_error);
       const bool had_header = got >= header_size;
       got += static_cast<std::size_t>(r);
       if (!had_header && got >= header_size) {
-        const header h = load_header(reply_head);
-        switch (judge(h, id, cmd, got, capacity)) {
-          case verdict::malformed: return fail(std::errc::protocol_error);
-          case verdict::too_big: return fail(std::errc::message_size);
-          case verdict::error_reply:
-            if (fd_out != nullptr) fd_out->reset();
-            return reply_errno(h);
-          case verdict::ok: break;
+        const auto size = accept_header(load_header(reply_head), id, cmd, got, capacity);
+        if (!size) {
+          if (fd_out != nullptr) fd_out->reset();  // a failed reply hands out no fd
+          return size.error();
         }
-        target = limit = h.size;
+        target = limit = *size;
       }
     }
     return received{target - header_size};

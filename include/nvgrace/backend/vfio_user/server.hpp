@@ -35,6 +35,8 @@
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/posix/error.hpp>
+#include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/mem/device_memory.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/region_info.hpp>
@@ -382,7 +384,7 @@ private:
 
   static status signal(int eventfd) noexcept {
     const std::uint64_t one = 1;
-    if (::write(eventfd, &one, sizeof one) != static_cast<ssize_t>(sizeof one)) return detail::last_error();
+    if (::write(eventfd, &one, sizeof one) != static_cast<ssize_t>(sizeof one)) return posix::last_error();
     return {};
   }
 
@@ -578,7 +580,7 @@ public:
       if (!client) {
         if (stop_.load()) break;
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        return detail::last_error();
+        return posix::last_error();
       }
       static_cast<void>(serve(client.get()));
     }

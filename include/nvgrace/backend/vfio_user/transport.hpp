@@ -15,6 +15,8 @@
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/contracts.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/posix/error.hpp>
+#include <nvgrace/posix/unique_fd.hpp>
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -33,45 +35,8 @@
 
 namespace nvgrace::vfio_user {
 
-namespace detail {
-
-/// errno as std::errc; a failure that left errno 0 is still a failure (EIO).
-[[nodiscard]] inline std::errc last_error() noexcept {
-  const int e = errno;
-  return e != 0 ? static_cast<std::errc>(e) : std::errc::io_error;
-}
-
-}  // namespace detail
-
-/// An owned file descriptor, closed on destruction. Default: -1 (owns nothing).
-class unique_fd {
-public:
-  unique_fd() noexcept = default;
-  /// Take ownership of `fd` (negative: nothing).
-  explicit unique_fd(int fd) noexcept : fd_(fd < 0 ? -1 : fd) {}
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  unique_fd& operator=(unique_fd&& other) noexcept {
-    if (this != &other) reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  ~unique_fd() { reset(); }
-
-  [[nodiscard]] int get() const noexcept { return fd_; }
-  [[nodiscard]] bool valid() const noexcept { return fd_ >= 0; }
-  explicit operator bool() const noexcept { return valid(); }
-  /// Give up ownership without closing.
-  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
-  /// Close what is owned (if anything) and own `fd` instead.
-  void reset(int fd = -1) noexcept {
-    const int old = std::exchange(fd_, fd < 0 ? -1 : fd);
-    if (old >= 0 && old != fd_) ::close(old);  // not retried on EINTR: on Linux the fd is gone either way
-  }
-
-private:
-  int fd_ = -1;
-};
+/// The owner of a descriptor (sockets, region fds, eventfds).
+using unique_fd = posix::unique_fd;
 
 /// Most fds one message may carry (the SCM_MAX_FD of Linux is 253; the
 /// protocol's peers ask for at most 16).
@@ -84,7 +49,7 @@ inline constexpr std::size_t max_fds_per_message = 64;
     const ssize_t sent = ::send(socket, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (sent < 0) {
       if (errno == EINTR) continue;
-      return detail::last_error();
+      return posix::last_error();
     }
     bytes = bytes.subspan(static_cast<std::size_t>(sent));
   }
@@ -125,7 +90,7 @@ inline constexpr std::size_t max_fds_per_message = 64;
     const ssize_t sent = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
     if (sent < 0) {
       if (errno == EINTR) continue;
-      return detail::last_error();
+      return posix::last_error();
     }
     // The fds went with the first byte; never send them twice.
     msg.msg_control = nullptr;
@@ -140,37 +105,64 @@ inline constexpr std::size_t max_fds_per_message = 64;
   return {};
 }
 
+namespace detail {
+
+/// The address of `path` and a fresh UNIX stream socket (close-on-exec) to
+/// bind or connect to it. EINVAL for an empty path, ENAMETOOLONG for one that
+/// does not fit sockaddr_un.
+[[nodiscard]] inline result<std::pair<unique_fd, sockaddr_un>> unix_socket_for(const char* path) noexcept {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t length = std::strlen(path);
+  if (length == 0) return std::errc::invalid_argument;
+  if (length >= sizeof addr.sun_path) return std::errc::filename_too_long;
+  std::memcpy(addr.sun_path, path, length);
+  unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return posix::last_error();
+  return std::pair<unique_fd, sockaddr_un>(std::move(fd), addr);
+}
+
+/// Own every fd that arrived in the SCM_RIGHTS messages of a received `msg`,
+/// in order: `take(position, fd)` gets each (an fd it does not keep is
+/// closed). Returns how many arrived.
+template <class Take>
+std::size_t take_received_fds(msghdr& msg, Take&& take) {
+  std::size_t count = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < n; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      take(count++, unique_fd(fd));
+    }
+  }
+  return count;
+}
+
+}  // namespace detail
+
 /// A listening UNIX stream socket bound at `path` (close-on-exec). An existing
 /// socket file at `path` is not removed: EADDRINUSE. ENAMETOOLONG for a path
 /// that does not fit sockaddr_un.
 [[nodiscard]] inline result<unique_fd> listen_unix(const char* path, int backlog = 4) noexcept {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::size_t length = std::strlen(path);
-  if (length == 0) return std::errc::invalid_argument;
-  if (length >= sizeof addr.sun_path) return std::errc::filename_too_long;
-  std::memcpy(addr.sun_path, path, length);
-  unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return detail::last_error();
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return detail::last_error();
-  if (::listen(fd.get(), backlog) != 0) return detail::last_error();
-  return fd;
+  auto socket = detail::unix_socket_for(path);
+  if (!socket) return socket.error();
+  auto& [fd, addr] = *socket;
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return posix::last_error();
+  if (::listen(fd.get(), backlog) != 0) return posix::last_error();
+  return std::move(fd);
 }
 
 /// A UNIX stream socket connected to `path` (close-on-exec).
 [[nodiscard]] inline result<unique_fd> connect_unix(const char* path) noexcept {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  const std::size_t length = std::strlen(path);
-  if (length == 0) return std::errc::invalid_argument;
-  if (length >= sizeof addr.sun_path) return std::errc::filename_too_long;
-  std::memcpy(addr.sun_path, path, length);
-  unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return detail::last_error();
+  auto socket = detail::unix_socket_for(path);
+  if (!socket) return socket.error();
+  auto& [fd, addr] = *socket;
   while (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    if (errno != EINTR) return detail::last_error();
+    if (errno != EINTR) return posix::last_error();
   }
-  return fd;
+  return std::move(fd);
 }
 
 /// One complete message taken from a `message_stream`.
@@ -320,17 +312,9 @@ private:
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   const ssize_t got = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
-  if (got < 0) return detail::last_error();
+  if (got < 0) return posix::last_error();
   std::vector<unique_fd> fds;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < n; ++i) {
-      int fd = -1;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      fds.emplace_back(fd);
-    }
-  }
+  detail::take_received_fds(msg, [&fds](std::size_t, unique_fd fd) { fds.push_back(std::move(fd)); });
   const bool truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
   if (got == 0) return std::size_t{0};  // fds cannot arrive without data on a stream socket
   stream.commit(static_cast<std::size_t>(got), std::move(fds), truncated);
