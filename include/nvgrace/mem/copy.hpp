@@ -213,6 +213,7 @@ template <class Io>
   }
 }
 
+/// The one store of single_access(mode, device, count): 8, 4, 2 or 1 bytes.
 template <class Io>
 [[gnu::always_inline]] inline void single_store(std::byte* device, const std::byte* user, std::size_t count) noexcept {
   if (count >= 4) {
