@@ -724,18 +724,6 @@ private:
     return {};
   }
 
-  /// The plan of the common case, decided inline: when the device needs no
-  /// readiness wait and has no PM failure, an access wholly inside the real
-  /// memory moves every byte from/to memory and returns and advances by its
-  /// count (grace::plan_access gives exactly that: no clipping, no padding,
-  /// and the resmem short return equals the count). Everything else takes
-  /// memory_access, which runs the full plan.
-  [[nodiscard, gnu::always_inline]] bool idle_and_in_memory(const slot& r, std::uint64_t offset,
-                                                            std::size_t count) const noexcept {
-    const std::uint64_t state = state_.load(std::memory_order_acquire);
-    return (state & (reset_done_bit | pm_failed_bit)) == 0 && offset < r.model.real_length &&
-           count <= r.model.real_length - offset;
-  }
 
   /// The user buffer of an access: written by a read, read by a write.
   template <grace::direction Dir>
@@ -750,8 +738,33 @@ private:
     else mem::write_memory(memory, offset, std::span<const std::byte>(buf, count));
   }
 
+  /// The plan of the common case, decided inline: when the device needs no
+  /// readiness wait and has no PM failure, an access that ends inside the
+  /// reported BAR size needs no clipping, so grace::plan_access would return
+  /// and advance by its count, with the memory/padding split left to the copy
+  /// path. The one exception is upstream's resmem short return, which only
+  /// matters when the access reaches memory. Everything else takes
+  /// memory_access, which runs the full plan.
+  [[nodiscard, gnu::always_inline]] bool idle_and_unclipped(const slot& r, std::uint64_t offset,
+                                                            std::size_t count) const noexcept {
+    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    const bool short_return = r.is_resmem && options_.resmem_quirk == grace::resmem_return::upstream_short &&
+                              offset < r.model.real_length;
+    return (state & (reset_done_bit | pm_failed_bit)) == 0 && offset < r.model.reported_size &&
+           count <= r.model.reported_size - offset && !short_return;
+  }
+
+  /// Move `count` bytes of the window (memory, then padding) at `offset`
+  /// between the region and the user buffer: the one copy path.
+  template <grace::direction Dir>
+  [[gnu::always_inline]] static void copy_window(const mem::memory_view& memory, std::uint64_t offset,
+                                                 user_bytes<Dir> buf, std::size_t count) noexcept {
+    if constexpr (Dir == grace::direction::read) mem::read_window(memory, offset, std::span<std::byte>(buf, count));
+    else mem::write_window(memory, offset, std::span<const std::byte>(buf, count));
+  }
+
   /// read() and write(): decode the position; an emulated region's common
-  /// case (idle device, wholly inside the real memory) is the copy path right
+  /// case (idle device, inside the reported BAR size) is the copy path right
   /// here, the rest of the region goes to memory_access, every other region
   /// to core_read/core_write.
   template <grace::direction Dir>
@@ -763,8 +776,8 @@ private:
       const slot& r = regions_[index];
       if (r.kind == region_kind::emulated) [[likely]] {
         const std::uint64_t offset = vfio::offset_in_region(*ppos);
-        if (idle_and_in_memory(r, offset, count)) [[likely]] {
-          copy_memory<Dir>(r.view, offset, buf, count);
+        if (idle_and_unclipped(r, offset, count)) [[likely]] {
+          copy_window<Dir>(r.view, offset, buf, count);
           *ppos += count;
           return static_cast<ssize_t>(count);
         }
@@ -801,11 +814,7 @@ private:
     if (plan->waits_for_ready && (state & reset_done_bit) != 0) [[unlikely]] {
       if (const auto s = check_ready(state); !s) return detail::negative(s.error());
     }
-    const auto window = static_cast<std::size_t>(plan->memory_bytes + plan->padding_bytes);
-    if constexpr (Dir == grace::direction::read)
-      mem::read_window(r.view, plan->offset, std::span<std::byte>(buf, window));
-    else
-      mem::write_window(r.view, plan->offset, std::span<const std::byte>(buf, window));
+    copy_window<Dir>(r.view, plan->offset, buf, static_cast<std::size_t>(plan->memory_bytes + plan->padding_bytes));
     *ppos += plan->advance;
     return static_cast<ssize_t>(plan->returned);
   }
