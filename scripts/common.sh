@@ -24,6 +24,7 @@ NVGRACE_TEST_PACKAGES=(
   doctest-dev        # unit tests
   libbenchmark-dev   # Google Benchmark (bench/)
   pkg-config         # consumer test checks nvgrace.pc
+  python3            # JSON checks of the tools' output (tests/model, tests/guest)
 )
 # Only when tests/guest/run.sh exists: the QEMU guest test.
 NVGRACE_GUEST_PACKAGES=(
