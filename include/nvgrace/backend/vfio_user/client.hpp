@@ -140,7 +140,7 @@ public:
     const auto index = load_le<std::uint32_t>(buffer, 8);
     if (argsz < vfio::region_info_size) return std::errc::invalid_argument;
     if (argsz > buffer.size()) return std::errc::bad_address;
-    std::array<std::byte, region_info_size> request{};
+    std::array<std::byte, vfio::region_info_size> request{};
     store_le<std::uint32_t>(request, 0, argsz);
     store_le<std::uint32_t>(request, 8, index);
     // Receive into a copy so a failed or malformed reply leaves the caller's buffer as it was.

@@ -8,6 +8,7 @@
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/vfio/abi.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -127,13 +128,13 @@ inline constexpr std::uint16_t protocol_major = 0;
 // ---- DEVICE_GET_INFO ---------------------------------------------------------------
 
 /// argsz u32 | flags u32 | num_regions u32 | num_irqs u32.
-inline constexpr std::size_t device_info_size = 16;
+inline constexpr std::size_t device_info_size = vfio::device_info_min_size;
 
 // ---- DEVICE_GET_REGION_INFO --------------------------------------------------------
 
 /// struct vfio_region_info; the request's argsz is the largest reply payload
 /// the client can take, the reply's is the payload size needed.
-inline constexpr std::size_t region_info_size = 32;
+inline constexpr std::size_t region_info_size = vfio::region_info_size;
 
 // ---- REGION_READ / REGION_WRITE ----------------------------------------------------
 
@@ -159,9 +160,9 @@ constexpr void store_region_access(std::span<std::byte> out, const region_access
 // ---- DEVICE_GET_IRQ_INFO / DEVICE_SET_IRQS -------------------------------------------
 
 /// argsz u32 | flags u32 | index u32 | count u32.
-inline constexpr std::size_t irq_info_size = 16;
+inline constexpr std::size_t irq_info_size = sizeof(vfio::irq_info);
 /// argsz u32 | flags u32 | index u32 | start u32 | count u32, then data.
-inline constexpr std::size_t irq_set_size = 20;
+inline constexpr std::size_t irq_set_size = sizeof(vfio::irq_set);
 
 // ---- DMA_MAP / DMA_UNMAP -------------------------------------------------------------
 
