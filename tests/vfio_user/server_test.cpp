@@ -90,14 +90,37 @@ TEST_CASE("vu §1.5 DEVICE_GET_INFO is tolerant: 20-byte payload, argsz 32 (rust
   CHECK(r.payload == bytes_builder().u32(16).u32(3).u32(9).u32(5).bytes());
 }
 
-TEST_CASE("vu §1.6 §4.3 GET_REGION_INFO argsz 32: the bare struct with argsz 64, no caps, no fd") {
+TEST_CASE("vu §1.6 §4.3 GET_REGION_INFO argsz 32: the bare struct with argsz 64, no CAPS, no fd") {
   fixture f;
   auto r = f.peer.call(make_message(5, command::device_get_region_info, region_info_req(32, bar)));
   CHECK_REPLY(r, 5, command::device_get_region_info, 32);
-  // argsz = needed 64, flags READ|WRITE|MMAP|CAPS as the kernel reports, cap_offset 0, size = BAR,
-  // offset = the fd offset (0).
-  CHECK(r.payload == bytes_builder().u32(64).u32(0xF).u32(bar).u32(0).u64(bar_size).u64(0).bytes());
+  // The wire form: argsz = needed 64, flags READ|WRITE|MMAP without CAPS (the chain is not in
+  // this reply; QEMU rejects CAPS with cap_offset < 32), cap_offset 0, size = BAR, offset = the
+  // fd offset (0).
+  CHECK(r.payload == bytes_builder().u32(64).u32(0x7).u32(bar).u32(0).u64(bar_size).u64(0).bytes());
   CHECK(r.fds.empty());
+}
+
+TEST_CASE("vu §1.6 the device behind the server answers the short query in the kernel form: CAPS set, cap_offset 0") {
+  fixture f;
+  std::array<std::byte, 32> buffer{};
+  store_le<std::uint32_t>(buffer, 0, 32);
+  store_le<std::uint32_t>(buffer, 8, bar);
+  REQUIRE(f.device.get_region_info(buffer));
+  CHECK(std::vector<std::byte>(buffer.begin(), buffer.end()) ==
+        bytes_builder().u32(64).u32(0xF).u32(bar).u32(0).u64(bar_size).u64(vfio::region_offset(bar)).bytes());
+}
+
+TEST_CASE("vu §1.6 wire_region_info: CAPS and cap_offset only with the chain") {
+  constexpr vfio::region_info kernel_short{64, 0xF, 4, 0, 1u << 30, 0};
+  constexpr auto shortened = wire_region_info(kernel_short, 64, false);
+  static_assert(shortened.argsz == 64 && shortened.flags == 0x7 && shortened.cap_offset == 0);
+  constexpr vfio::region_info kernel_full{80, 0xF, 4, 32, 1u << 30, 0};
+  constexpr auto full = wire_region_info(kernel_full, 64, true);
+  static_assert(full.argsz == 64 && full.flags == 0xF && full.cap_offset == 32);
+  constexpr vfio::region_info no_caps{32, 0x3, 7, 0, 4096, 0};
+  static_assert(wire_region_info(no_caps, 32, false).flags == 0x3);
+  CHECK(shortened.flags == 0x7);
 }
 
 TEST_CASE("vu §1.6 §4.3 GET_REGION_INFO argsz 64: struct + sparse cap {0, memlength} + the memfd") {

@@ -136,6 +136,24 @@ inline constexpr std::size_t device_info_size = vfio::device_info_min_size;
 /// the client can take, the reply's is the payload size needed.
 inline constexpr std::size_t region_info_size = vfio::region_info_size;
 
+/// The wire rule for a region-info reply, applied to what the device answered in
+/// the kernel's form (`info`): `argsz` is the payload size a reply with every
+/// capability needs (`needed`), and `CAPS` with a non-zero `cap_offset` are set
+/// only when that chain is in this reply (`chain_in_reply`). The kernel keeps
+/// `CAPS` set on a reply too short for its chain; on the vfio-user wire that
+/// reply says only "ask again with argsz = needed", as libvfio-user sends it and
+/// as QEMU's client requires (it rejects `CAPS` with `cap_offset` < 32 before it
+/// would retry). docs/vfio-user.md, "Region info", shows both forms.
+[[nodiscard]] constexpr vfio::region_info wire_region_info(vfio::region_info info, std::uint32_t needed,
+                                                           bool chain_in_reply) noexcept {
+  info.argsz = needed;
+  if (!chain_in_reply) {
+    info.flags &= ~vfio::region_flags::caps;
+    info.cap_offset = 0;
+  }
+  return info;
+}
+
 // ---- REGION_READ / REGION_WRITE ----------------------------------------------------
 
 /// offset u64 | region u32 | count u32; WRITE requests and READ replies append

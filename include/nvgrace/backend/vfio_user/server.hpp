@@ -348,9 +348,9 @@ private:
       if (auto s = device_.get_region_info(o.first(static_cast<std::size_t>(needed))); !s) return s.error();
       payload_size = static_cast<std::size_t>(needed);
     }
-    // The reply's argsz is the payload size needed (the kernel's would echo the caller's).
-    auto info_out = vfio::load_region_info(o);
-    info_out.argsz = static_cast<std::uint32_t>(needed);
+    // The kernel form becomes the wire form: argsz = needed, CAPS only with the chain.
+    auto info_out = wire_region_info(vfio::load_region_info(o), static_cast<std::uint32_t>(needed),
+                                     payload_size > region_info_size);
     info_out.index = index;
     const auto source = (info_out.flags & vfio::region_flags::mmap) != 0 ? source_of(index) : std::nullopt;
     if (source) {
