@@ -142,7 +142,14 @@ TEST_CASE("tool: serves a client, logs one line per connection and per error, SI
   CHECK(log.find("connection 1: REGION_READ (id 4) refused: EINVAL\n") != std::string::npos);
   CHECK(log.find("connection 2 from pid " + pid + "\n") != std::string::npos);
   CHECK(log.find("connection 2: UNKNOWN (id 9) refused: EINVAL\n") != std::string::npos);
-  CHECK(lines(log) == 5);
+  // At disconnect, what each connection carried, by command.
+  const auto closed1 = log.find("connection 1 closed after ");
+  REQUIRE(closed1 != std::string::npos);
+  const auto line1 = log.substr(closed1, log.find('\n', closed1) - closed1);
+  CHECK(line1.find(", REGION_READ 2, REGION_WRITE 1") != std::string::npos);
+  CHECK(line1.find("VERSION 1, ") != std::string::npos);
+  CHECK(log.find("connection 2 closed after 2 messages: VERSION 1, UNKNOWN 1\n") != std::string::npos);
+  CHECK(lines(log) == 7);
   server.signal(SIGTERM);
   const int status = server.wait();
   CHECK(WIFEXITED(status));

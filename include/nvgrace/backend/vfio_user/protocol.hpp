@@ -10,6 +10,7 @@
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/vfio/abi.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -61,6 +62,27 @@ enum class command : std::uint16_t {
   }
   return "UNKNOWN";
 }
+
+/// How many messages of each command a connection carried, by command number
+/// (numbers above the last known command are counted as `unknown`).
+struct command_counts {
+  static constexpr std::size_t known_commands = static_cast<std::size_t>(command::mig_data_write) + 1;
+  std::array<std::uint64_t, known_commands> by_command{};
+  std::uint64_t unknown = 0;
+
+  constexpr void count(std::uint16_t number) noexcept {
+    if (number < known_commands) ++by_command[number];
+    else ++unknown;
+  }
+  [[nodiscard]] constexpr std::uint64_t of(command c) const noexcept {
+    return by_command[static_cast<std::size_t>(c)];
+  }
+  [[nodiscard]] constexpr std::uint64_t total() const noexcept {
+    std::uint64_t sum = unknown;
+    for (const auto n : by_command) sum += n;
+    return sum;
+  }
+};
 
 /// Bits of the header's `flags` field.
 namespace message_flags {

@@ -86,6 +86,8 @@ struct event {
   std::uint64_t messages = 0;
   int peer_pid = -1;
   std::uint16_t minor = 0;
+  /// disconnected: the messages of the connection, by command.
+  const command_counts* counts = nullptr;
 };
 
 /// Called for every event; `context` is `server_options::event_context`.
@@ -140,11 +142,13 @@ public:
     negotiated_ = false;
     client_max_msg_fds_ = protocol_default_max_msg_fds;
     messages_ = 0;
+    counts_ = {};
   }
 
   /// Handle one complete message; its fds are consumed (kept or closed).
   outcome handle(message& m) {
     ++messages_;
+    counts_.count(m.header.command);
     reply_fd_ = -1;
     close_ = false;
     const header& h = m.header;
@@ -178,6 +182,8 @@ public:
   }
 
   [[nodiscard]] std::uint64_t messages() const noexcept { return messages_; }
+  /// The messages of this connection so far, by command (framing errors not included).
+  [[nodiscard]] const command_counts& counts() const noexcept { return counts_; }
   [[nodiscard]] bool negotiated() const noexcept { return negotiated_; }
   /// DMA windows the client has mapped.
   [[nodiscard]] std::size_t dma_map_count() const noexcept { return dma_maps_.size(); }
@@ -542,6 +548,7 @@ private:
   std::vector<std::vector<unique_fd>> irq_triggers_;
   std::uint64_t client_max_msg_fds_ = protocol_default_max_msg_fds;
   std::uint64_t messages_ = 0;
+  command_counts counts_{};
   int reply_fd_ = -1;
   bool negotiated_ = false;
   bool close_ = false;
@@ -598,7 +605,8 @@ public:
     session_.report(event{event::kind::connected, {}, {}, false, 0, peer_pid(socket), 0});
     status result = loop(socket);
     active_fd_.store(-1);
-    session_.report(event{event::kind::disconnected, {}, result.error(), false, session_.messages(), -1, 0});
+    session_.report(
+        event{event::kind::disconnected, {}, result.error(), false, session_.messages(), -1, 0, &session_.counts()});
     session_.reset();
     stream_.clear();
     return result;
