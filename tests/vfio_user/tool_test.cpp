@@ -146,7 +146,7 @@ TEST_CASE("tool: serves a client, logs one line per connection and per error, SI
   const auto closed1 = log.find("connection 1 closed after ");
   REQUIRE(closed1 != std::string::npos);
   const auto line1 = log.substr(closed1, log.find('\n', closed1) - closed1);
-  CHECK(line1.find(", REGION_READ 2, REGION_WRITE 1") != std::string::npos);
+  CHECK(line1.find(", REGION_READ 2 (region 4: 2), REGION_WRITE 1 (region 4: 1)") != std::string::npos);
   CHECK(line1.find("VERSION 1, ") != std::string::npos);
   CHECK(log.find("connection 2 closed after 2 messages: VERSION 1, UNKNOWN 1\n") != std::string::npos);
   CHECK(lines(log) == 7);

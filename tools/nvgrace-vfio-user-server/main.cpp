@@ -216,6 +216,20 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
           line += line.empty() ? ": " : ", ";
           line += std::string(vfio_user::command_name(static_cast<std::uint16_t>(c))) + " " +
                   std::to_string(e.counts->by_command[c]);
+          // Region accesses also say which regions they were for: "REGION_READ 3 (region 4: 1, region 7: 2)".
+          const auto* per_region = c == static_cast<std::size_t>(vfio_user::command::region_read)    ? &e.counts->reads_by_region
+                                   : c == static_cast<std::size_t>(vfio_user::command::region_write) ? &e.counts->writes_by_region
+                                                                                                     : nullptr;
+          if (per_region != nullptr) {
+            std::string regions;
+            for (std::size_t r = 0; r < per_region->size(); ++r) {
+              if ((*per_region)[r] == 0) continue;
+              regions += regions.empty() ? " (" : ", ";
+              regions += (r < 9 ? "region " + std::to_string(r) : std::string("region >8")) + ": " +
+                         std::to_string((*per_region)[r]);
+            }
+            if (!regions.empty()) line += regions + ")";
+          }
         }
         if (e.counts->unknown != 0) line += (line.empty() ? ": " : ", ") + std::string("UNKNOWN ") + std::to_string(e.counts->unknown);
       }

@@ -69,6 +69,16 @@ struct command_counts {
   static constexpr std::size_t known_commands = static_cast<std::size_t>(command::mig_data_write) + 1;
   std::array<std::uint64_t, known_commands> by_command{};
   std::uint64_t unknown = 0;
+  /// REGION_READ / REGION_WRITE messages by region index (0-8; the last slot
+  /// counts every higher index), framed well enough to name a region.
+  std::array<std::uint64_t, 10> reads_by_region{};
+  std::array<std::uint64_t, 10> writes_by_region{};
+
+  constexpr void count_region_access(std::uint16_t number, std::uint32_t region) noexcept {
+    const std::size_t slot = region < 9 ? region : 9;
+    if (number == static_cast<std::uint16_t>(command::region_read)) ++reads_by_region[slot];
+    else if (number == static_cast<std::uint16_t>(command::region_write)) ++writes_by_region[slot];
+  }
 
   constexpr void count(std::uint16_t number) noexcept {
     if (number < known_commands) ++by_command[number];

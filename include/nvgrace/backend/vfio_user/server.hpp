@@ -149,6 +149,8 @@ public:
   outcome handle(message& m) {
     ++messages_;
     counts_.count(m.header.command);
+    if (m.payload().size() >= region_access_size)
+      counts_.count_region_access(m.header.command, load_region_access(m.payload()).region);
     reply_fd_ = -1;
     close_ = false;
     const header& h = m.header;
