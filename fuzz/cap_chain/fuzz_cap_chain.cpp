@@ -89,7 +89,7 @@ void round_trip(input in) {
   const auto caps = vfio::decode_region_caps(reply);
   const bool fits = argsz >= vfio::region_info_size + chain.size();
   if (!fits) {
-    if (caps.error() != std::errc::no_buffer_space) fail();
+    if (caps.error() != nvgrace::errc::no_buffer_space) fail();
     return;
   }
   if (!caps || !caps->sparse_mmap || caps->sparse_mmap->size() != count) fail();

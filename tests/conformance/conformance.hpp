@@ -169,7 +169,7 @@ inline std::byte pattern_byte(std::uint64_t at, unsigned seed) {
 
 /// The outcome the rules predict for a transfer.
 struct predicted {
-  std::errc error{};
+  nvgrace::errc error{};
   std::size_t count = 0;         ///< returned count
   std::size_t memory_bytes = 0;  ///< of which come from / go to memory (the rest is 0xFF / dropped)
 };
@@ -177,7 +177,7 @@ struct predicted {
 /// §5.1/§5.2 (Grace) and vfio-pci-core (plain): EINVAL at or past the end,
 /// clipped at the end, memory part vs padding, the upstream short return.
 inline predicted predict(const region_expectation& r, std::uint64_t offset, std::size_t count) {
-  if (offset >= r.size) return {std::errc::invalid_argument, 0, 0};
+  if (offset >= r.size) return {nvgrace::errc::invalid_argument, 0, 0};
   const auto clipped = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
   const auto memory = offset < r.real_length
                           ? static_cast<std::size_t>(std::min<std::uint64_t>(clipped, r.real_length - offset))
@@ -187,14 +187,14 @@ inline predicted predict(const region_expectation& r, std::uint64_t offset, std:
 }
 
 inline std::vector<std::byte> region_info_query(access::device_file auto& file, std::uint32_t index,
-                                                std::uint32_t argsz, std::size_t buffer_size, std::errc& error) {
+                                                std::uint32_t argsz, std::size_t buffer_size, nvgrace::errc& error) {
   std::vector<std::byte> buffer(buffer_size, std::byte{0xA5});
   store_le<std::uint32_t>(buffer, 0, argsz);
   store_le<std::uint32_t>(buffer, 4, 0);
   store_le<std::uint32_t>(buffer, 8, index);
   store_le<std::uint32_t>(buffer, 12, 0);
   const auto s = file.get_region_info(buffer);
-  error = s ? std::errc{} : s.error();
+  error = s ? nvgrace::errc{} : s.error();
   return buffer;
 }
 
@@ -241,13 +241,13 @@ void check_enumeration(File& file, const expectations& e) {
 
   for (std::uint32_t index = 0; index < e.regions.size(); ++index) {
     CAPTURE(index);
-    std::errc error{};
+    nvgrace::errc error{};
     static_cast<void>(region_info_query(file, index, vfio::region_info_size, vfio::region_info_size, error));
-    CHECK(error == (e.regions[index].present ? std::errc{} : std::errc::invalid_argument));
+    CHECK(error == (e.regions[index].present ? nvgrace::errc{} : nvgrace::errc::invalid_argument));
   }
-  std::errc error{};
+  nvgrace::errc error{};
   static_cast<void>(region_info_query(file, e.num_regions, vfio::region_info_size, vfio::region_info_size, error));
-  CHECK(error == std::errc::invalid_argument);
+  CHECK(error == nvgrace::errc::invalid_argument);
 
   // The accessor sees the same set; an absent index does not shift the others.
   auto accessor = access::accessor<File>::open(file, {.map_areas = false, .uncached_regions = std::nullopt});
@@ -270,7 +270,7 @@ void check_enumeration(File& file, const expectations& e) {
       vfio::irq_info irq{sizeof(vfio::irq_info), 0, index, 0};
       const auto s = file.get_irq_info(irq);
       if (!x.present) {
-        CHECK(s.error() == std::errc::invalid_argument);
+        CHECK(s.error() == nvgrace::errc::invalid_argument);
         continue;
       }
       REQUIRE(s.has_value());
@@ -278,7 +278,7 @@ void check_enumeration(File& file, const expectations& e) {
       CHECK(irq.flags == x.flags);
     }
     vfio::irq_info beyond{sizeof(vfio::irq_info), 0, e.num_irqs, 0};
-    CHECK(file.get_irq_info(beyond).error() == std::errc::invalid_argument);
+    CHECK(file.get_irq_info(beyond).error() == nvgrace::errc::invalid_argument);
   }
 }
 
@@ -289,15 +289,15 @@ void check_region_info_bytes(File& file, const expectations& e) {
     if (!x.present) continue;
     CAPTURE(index);
     const std::uint32_t flags = x.flags | (x.grace_emulated ? vfio::region_flags::caps : 0u);
-    std::errc error{};
+    nvgrace::errc error{};
 
     // argsz 31: EINVAL (§4.2 step 2).
     static_cast<void>(region_info_query(file, index, 31, 32, error));
-    CHECK(error == std::errc::invalid_argument);
+    CHECK(error == nvgrace::errc::invalid_argument);
 
     // argsz 32: the struct; a Grace region asks for 64 and carries no caps yet.
     auto reply = region_info_query(file, index, 32, 32, error);
-    REQUIRE(error == std::errc{});
+    REQUIRE(error == nvgrace::errc{});
     auto info = vfio::load_region_info(reply);
     CHECK(info.argsz == (x.grace_emulated ? 64u : 32u));
     CHECK(info.flags == flags);
@@ -309,7 +309,7 @@ void check_region_info_bytes(File& file, const expectations& e) {
     // Full size (64): a Grace region's cap follows at 32; otherwise nothing
     // past the struct is written and argsz stays as the caller wrote it.
     reply = region_info_query(file, index, 64, 64, error);
-    REQUIRE(error == std::errc{});
+    REQUIRE(error == nvgrace::errc{});
     info = vfio::load_region_info(reply);
     CHECK(info.argsz == 64);
     CHECK(info.flags == flags);
@@ -331,7 +331,7 @@ void check_region_info_bytes(File& file, const expectations& e) {
 
     // More than needed: argsz kept, nothing written past the reply.
     reply = region_info_query(file, index, 80, 80, error);
-    REQUIRE(error == std::errc{});
+    REQUIRE(error == nvgrace::errc{});
     CHECK(load_le<std::uint32_t>(reply, 0) == 80);
     CHECK(std::all_of(reply.begin() + 64, reply.end(), [](std::byte b) { return b == std::byte{0xA5}; }));
   }
@@ -345,9 +345,9 @@ void check_sparse_caps(File& file, const expectations& e) {
     const region_expectation& x = e.regions[index];
     if (!x.present) continue;
     CAPTURE(index);
-    std::errc error{};
+    nvgrace::errc error{};
     const auto reply = region_info_query(file, index, 64, 64, error);
-    REQUIRE(error == std::errc{});
+    REQUIRE(error == nvgrace::errc{});
     const auto caps = vfio::decode_region_caps(reply);
     REQUIRE(caps.has_value());
     CHECK(caps->sparse_mmap.has_value() == x.grace_emulated);
@@ -405,7 +405,7 @@ void check_boundaries(File& file, const expectations& e) {
       const predicted p = predict(x, offset, count);
       std::vector<std::byte> out(count, std::byte{0x5A});
       const auto n = file.pread(out, vfio::file_offset(index, offset));
-      if (p.error != std::errc{}) {
+      if (p.error != nvgrace::errc{}) {
         CHECK(n.error() == p.error);
         continue;
       }
@@ -431,7 +431,7 @@ void check_boundaries(File& file, const expectations& e) {
       std::vector<std::byte> in(count);
       for (std::size_t i = 0; i < count; ++i) in[i] = pattern_byte(offset + i, seed_value);
       const auto n = file.pwrite(in, vfio::file_offset(index, offset));
-      if (p.error != std::errc{}) {
+      if (p.error != nvgrace::errc{}) {
         CHECK(n.error() == p.error);
         continue;
       }
@@ -462,7 +462,7 @@ void check_boundaries(File& file, const expectations& e) {
     const predicted p = predict(x, across, 16);
     std::vector<std::byte> via_accessor(16, std::byte{0x5A});
     const auto n = accessor->read(index, across, via_accessor);
-    if (p.error != std::errc{}) {
+    if (p.error != nvgrace::errc{}) {
       CHECK(n.error() == p.error);
     } else {
       REQUIRE(n.has_value());
@@ -517,8 +517,8 @@ void check_config_bounds(File& file, const expectations& e) {
   auto n = file.pread(bytes, vfio::file_offset(config, e.config_size - 4));
   REQUIRE(n.has_value());
   CHECK(*n == 4);
-  CHECK(file.pread(bytes, vfio::file_offset(config, e.config_size)).error() == std::errc::bad_address);
-  CHECK(file.pread(bytes, vfio::file_offset(config, e.config_size - 2)).error() == std::errc::bad_address);
+  CHECK(file.pread(bytes, vfio::file_offset(config, e.config_size)).error() == nvgrace::errc::bad_address);
+  CHECK(file.pread(bytes, vfio::file_offset(config, e.config_size - 2)).error() == nvgrace::errc::bad_address);
   n = file.pread(std::span<std::byte>(bytes).first(0), vfio::file_offset(config, e.config_size + 16));
   REQUIRE(n.has_value());
   CHECK(*n == 0);
@@ -532,7 +532,7 @@ template <class File>
 void check_reset(File& file, const expectations& e) {
   if (!e.grace()) {
     const auto s = file.reset();
-    CHECK(s.error() == (e.reset_supported ? std::errc{} : std::errc::invalid_argument));
+    CHECK(s.error() == (e.reset_supported ? nvgrace::errc{} : nvgrace::errc::invalid_argument));
     return;
   }
   for (const std::uint32_t index : {2u, 4u}) {
@@ -547,7 +547,7 @@ void check_reset(File& file, const expectations& e) {
     CHECK(config_dword(file, at + 4) == static_cast<std::uint32_t>(sized >> 32));
   }
   const auto s = file.reset();
-  CHECK(s.error() == (e.reset_supported ? std::errc{} : std::errc::invalid_argument));
+  CHECK(s.error() == (e.reset_supported ? nvgrace::errc{} : nvgrace::errc::invalid_argument));
   // Zeroed before the core reset runs, so even when it fails (§7.3).
   for (const std::uint32_t index : {2u, 4u}) {
     if (!e.regions[index].grace_emulated) continue;
@@ -626,7 +626,7 @@ void check_mappings(File& file, const expectations& e) {
     // No mapping reaches past the real memory (§6.1 E9) or the BAR.
     const std::uint64_t too_long = align_down(x.real_length, page) + page;
     const auto refused = file.mmap(nullptr, too_long, PROT_READ, vfio::region_offset(index));
-    CHECK(refused.error() == std::errc::invalid_argument);
+    CHECK(refused.error() == nvgrace::errc::invalid_argument);
     if (refused) ::munmap(*refused, static_cast<std::size_t>(too_long));
   }
 }

@@ -59,7 +59,7 @@ struct recording_file {
     return inner->pwrite(b, pos);
   }
   result<void*> mmap(void* addr, std::uint64_t length, int prot, std::uint64_t pos) {
-    if (fail_mmap_region && vfio::region_index_of(pos) == *fail_mmap_region) return std::errc::not_enough_memory;
+    if (fail_mmap_region && vfio::region_index_of(pos) == *fail_mmap_region) return nvgrace::errc::not_enough_memory;
     auto p = inner->mmap(addr, length, prot, pos);
     if (p) mappings.emplace_back(*p, length);
     return p;
@@ -118,17 +118,17 @@ TEST_CASE("accessor §4.2: a device that keeps asking for more is EPROTO; one as
   f.tamper = [](std::span<std::byte> reply, std::uint32_t argsz) {
     if (load_le<std::uint32_t>(reply, 8) == usemem) store_le<std::uint32_t>(reply, 0, argsz + 8);
   };
-  CHECK(accessor<recording_file>::open(f).error() == std::errc::protocol_error);
+  CHECK(accessor<recording_file>::open(f).error() == nvgrace::errc::protocol_error);
   CHECK(f.region_info_calls[usemem] == static_cast<int>(access::region_info_attempts));
   f.tamper = [](std::span<std::byte> reply, std::uint32_t) {
     if (load_le<std::uint32_t>(reply, 8) == usemem) store_le<std::uint32_t>(reply, 0, access::max_region_info_size + 1);
   };
-  CHECK(accessor<recording_file>::open(f).error() == std::errc::argument_list_too_long);
+  CHECK(accessor<recording_file>::open(f).error() == nvgrace::errc::argument_list_too_long);
   // A malformed chain is an error, not "no caps".
   f.tamper = [](std::span<std::byte> reply, std::uint32_t argsz) {
     if (load_le<std::uint32_t>(reply, 8) == usemem && argsz >= 64) store_le<std::uint32_t>(reply, 12, 8);
   };
-  CHECK(accessor<recording_file>::open(f).error() == std::errc::bad_message);
+  CHECK(accessor<recording_file>::open(f).error() == nvgrace::errc::bad_message);
 }
 
 TEST_CASE("accessor §6: sparse areas are mapped at huge-page-aligned addresses") {
@@ -159,7 +159,7 @@ TEST_CASE("accessor §6: a failing mapping unwinds every earlier one") {
   auto d = make_hopper();
   recording_file f(d.get());
   f.fail_mmap_region = usemem;
-  CHECK(accessor<recording_file>::open(f).error() == std::errc::not_enough_memory);
+  CHECK(accessor<recording_file>::open(f).error() == nvgrace::errc::not_enough_memory);
   REQUIRE(f.mappings.size() == 2);  // BAR0 and resmem were mapped first
   for (const auto& [address, length] : f.mappings) CHECK_FALSE(is_mapped(address));
 }
@@ -202,12 +202,12 @@ TEST_CASE("accessor §5: accesses inside a mapping use the copy path; others are
   CHECK(f.preads == 2);
   CHECK(a->write(usemem, hopper_usemem_real - 8, wide).value() == 16);
   CHECK(f.pwrites == 1);
-  CHECK(a->read(usemem, hopper_usemem_bar, wide).error() == std::errc::invalid_argument);
+  CHECK(a->read(usemem, hopper_usemem_bar, wide).error() == nvgrace::errc::invalid_argument);
   CHECK(a->read(7, 0, out).value() == 8);  // config: never mapped
-  CHECK(a->read(8, 0, out).error() == std::errc::invalid_argument);  // absent: the device says EINVAL
+  CHECK(a->read(8, 0, out).error() == nvgrace::errc::invalid_argument);  // absent: the device says EINVAL
   CHECK(f.preads == 5);
-  CHECK(a->read(9, 0, out).error() == std::errc::invalid_argument);           // beyond num_regions: no call
-  CHECK(a->read(usemem, vfio::offset_mask + 1, out).error() == std::errc::invalid_argument);
+  CHECK(a->read(9, 0, out).error() == nvgrace::errc::invalid_argument);           // beyond num_regions: no call
+  CHECK(a->read(usemem, vfio::offset_mask + 1, out).error() == nvgrace::errc::invalid_argument);
   CHECK(f.preads == 5);
   // Zero bytes are the device's business (a read there runs the readiness check).
   CHECK(a->read(usemem, 0, std::span<std::byte>(out).first(0)).value() == 0);
@@ -239,7 +239,7 @@ TEST_CASE("accessor §3: config helpers of 1, 2, 4 and 8 bytes") {
   CHECK(a->config_read<std::uint16_t>(0x00).value() == 0x10DE);
   CHECK(a->config_read<std::uint32_t>(0x00).value() == 0x2342'10DEu);
   CHECK(a->config_read<std::uint64_t>(0x20).value() == 0xC);
-  CHECK(a->config_read<std::uint32_t>(4096).error() == std::errc::bad_address);
+  CHECK(a->config_read<std::uint32_t>(4096).error() == nvgrace::errc::bad_address);
   CHECK(a->config_write<std::uint64_t>(0x14, ~std::uint64_t{0}).value() == 4);  // §3.3 E3
   CHECK(d->emulated_bar_raw(resmem) == 0xFFFF'FFFFu);
   CHECK(a->config_write<std::uint8_t>(0x3C, 0x0B).value() == 1);

@@ -42,12 +42,12 @@ std::vector<std::byte> config_bytes(shim_device& d, std::uint64_t offset, std::s
 }
 
 /// A region-info reply for `index` with `argsz`, through the device_file call.
-std::vector<std::byte> region_info(shim_device& d, std::uint32_t index, std::uint32_t argsz, std::errc& error) {
+std::vector<std::byte> region_info(shim_device& d, std::uint32_t index, std::uint32_t argsz, nvgrace::errc& error) {
   std::vector<std::byte> buffer(std::max<std::size_t>(argsz, 32), std::byte{0xA5});
   store_le<std::uint32_t>(buffer, 0, argsz);
   store_le<std::uint32_t>(buffer, 8, index);
   const auto s = d.get_region_info(buffer);
-  error = s ? std::errc{} : s.error();
+  error = s ? nvgrace::errc{} : s.error();
   return buffer;
 }
 
@@ -90,9 +90,9 @@ TEST_CASE("§2.1 missing ACPI properties or a size of 0 give plain vfio-pci, not
 }
 
 TEST_CASE("§2.3 E13 Hopper memory of 1 GiB to 1.5 GiB fails the probe with EINVAL, below 1 GiB with EOVERFLOW") {
-  CHECK(shim_device::create(shim::hopper(1 * GiB)).error() == std::errc::invalid_argument);
-  CHECK(shim_device::create(shim::hopper(5 * GiB / 4)).error() == std::errc::invalid_argument);
-  CHECK(shim_device::create(shim::hopper(GiB / 2)).error() == std::errc::value_too_large);
+  CHECK(shim_device::create(shim::hopper(1 * GiB)).error() == nvgrace::errc::invalid_argument);
+  CHECK(shim_device::create(shim::hopper(5 * GiB / 4)).error() == nvgrace::errc::invalid_argument);
+  CHECK(shim_device::create(shim::hopper(GiB / 2)).error() == nvgrace::errc::value_too_large);
 }
 
 TEST_CASE("§2.1 check_options: the probe's checks without allocating: ENODEV, EINVAL, the layout's errno") {
@@ -100,28 +100,28 @@ TEST_CASE("§2.1 check_options: the probe's checks without allocating: ENODEV, E
   CHECK(shim_device::check_options(shim::plain()).has_value());
   shim::device_options unknown_id = shim::hopper(hopper_length);
   unknown_id.device_id = 0x1234;
-  CHECK(shim_device::check_options(unknown_id).error() == std::errc::no_such_device);
-  CHECK(shim_device::check_options(shim::plain(3000)).error() == std::errc::invalid_argument);
-  CHECK(shim_device::check_options(shim::hopper(1 * GiB)).error() == std::errc::invalid_argument);
-  CHECK(shim_device::check_options(shim::hopper(GiB / 2)).error() == std::errc::value_too_large);
+  CHECK(shim_device::check_options(unknown_id).error() == nvgrace::errc::no_such_device);
+  CHECK(shim_device::check_options(shim::plain(3000)).error() == nvgrace::errc::invalid_argument);
+  CHECK(shim_device::check_options(shim::hopper(1 * GiB)).error() == nvgrace::errc::invalid_argument);
+  CHECK(shim_device::check_options(shim::hopper(GiB / 2)).error() == nvgrace::errc::value_too_large);
 }
 
 TEST_CASE("§2.1 GPU memory supplied from outside must be exactly the ACPI size; plain mode takes none") {
   auto short_by_a_page = mem::memfd_memory::create(hopper_length - 4 * KiB);
   REQUIRE(short_by_a_page);
   CHECK(shim_device::create(shim::hopper(hopper_length), std::move(*short_by_a_page)).error() ==
-        std::errc::invalid_argument);
+        nvgrace::errc::invalid_argument);
   auto one_more = mem::memfd_memory::create(blackwell_length + 1);
   REQUIRE(one_more);
   CHECK(shim_device::create(shim::blackwell(blackwell_length), std::move(*one_more)).error() ==
-        std::errc::invalid_argument);
+        nvgrace::errc::invalid_argument);
   auto page = mem::memfd_memory::create(4 * KiB);
   REQUIRE(page);
-  CHECK(shim_device::create(shim::plain(), std::move(*page)).error() == std::errc::invalid_argument);
+  CHECK(shim_device::create(shim::plain(), std::move(*page)).error() == nvgrace::errc::invalid_argument);
   // The probe's errno comes first, whatever the memory.
   auto half = mem::memfd_memory::create(GiB / 2);
   REQUIRE(half);
-  CHECK(shim_device::create(shim::hopper(GiB / 2), std::move(*half)).error() == std::errc::value_too_large);
+  CHECK(shim_device::create(shim::hopper(GiB / 2), std::move(*half)).error() == nvgrace::errc::value_too_large);
 }
 
 TEST_CASE("§5 a device over a file-backed GPU memory: pwrite lands in the file, the file's bytes read back") {
@@ -189,9 +189,9 @@ TEST_CASE("§1 device ids come from the driver's table") {
   options.device_id = 0x31C2;
   CHECK(config_read<std::uint32_t>(*make(options), 0) == 0x31C2'10DEu);
   options.device_id = 0x1234;
-  CHECK(shim_device::create(options).error() == std::errc::no_such_device);
+  CHECK(shim_device::create(options).error() == nvgrace::errc::no_such_device);
   auto bad_bar = shim::plain(3 * MiB);
-  CHECK(shim_device::create(bad_bar).error() == std::errc::invalid_argument);
+  CHECK(shim_device::create(bad_bar).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("§2.2 the generation is visible through the NVIDIA DVSEC in extended config space") {
@@ -369,9 +369,9 @@ TEST_CASE("§4.3 emulated region info is byte for byte the model's reply for eve
     for (const std::uint32_t argsz : {32u, 40u, 63u, 64u, 100u}) {
       CAPTURE(index);
       CAPTURE(argsz);
-      std::errc error{};
+      nvgrace::errc error{};
       const auto got = region_info(*d, index, argsz, error);
-      REQUIRE(error == std::errc{});
+      REQUIRE(error == nvgrace::errc{});
       const auto want = grace::region_info_reply(*d->layout(), index, argsz);
       REQUIRE(want.has_value());
       CHECK(std::equal(want->bytes.begin(), want->bytes.begin() + static_cast<std::ptrdiff_t>(want->size), got.begin()));
@@ -380,7 +380,7 @@ TEST_CASE("§4.3 emulated region info is byte for byte the model's reply for eve
                         [](std::byte b) { return b == std::byte{0xA5}; }));
     }
   }
-  std::errc error{};
+  nvgrace::errc error{};
   const auto full = region_info(*d, usemem, 64, error);
   const auto info = vfio::load_region_info(full);
   CHECK(info.flags == 0xF);
@@ -416,7 +416,7 @@ TEST_CASE("§4 other regions answer like vfio-pci: BAR0 0x7, empty BARs and ROM 
   std::array<std::byte, 32> buffer{};
   store_le<std::uint32_t>(buffer, 0, 64);
   store_le<std::uint32_t>(buffer, 8, usemem);
-  CHECK(d->get_region_info(buffer).error() == std::errc::bad_address);
+  CHECK(d->get_region_info(buffer).error() == nvgrace::errc::bad_address);
 }
 
 TEST_CASE("§4 DEVICE_GET_INFO: RESET|PCI, 9 regions, 5 IRQs; argsz is left as written") {
@@ -472,7 +472,7 @@ TEST_CASE("§4 GET_IRQ_INFO counts follow the config space: INTA, one MSI vector
     CHECK(irq.flags == want[index].second);
   }
   vfio::irq_info beyond{16, 0, 5, 0};
-  CHECK(d->get_irq_info(beyond).error() == std::errc::invalid_argument);
+  CHECK(d->get_irq_info(beyond).error() == nvgrace::errc::invalid_argument);
   vfio::irq_info small{15, 0, 0, 0};
   CHECK(d->ioctl(vfio::ioctl::device_get_irq_info, &small) == -EINVAL);
 }
@@ -581,7 +581,7 @@ TEST_CASE("§5 core regions: absent and unimplemented regions EINVAL, count 0 �
   CHECK(r.value == 4);
   CHECK(r.pos == at(0, 16 * MiB));
   CHECK(kread(*d, buf, at(0, 16 * MiB)).value == -EINVAL);
-  CHECK(d->pread(buf, ~std::uint64_t{0}).error() == std::errc::invalid_argument);
+  CHECK(d->pread(buf, ~std::uint64_t{0}).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("§5 core BARs refuse access with memory decode off (EIO); emulated memory does not once ready") {
@@ -590,9 +590,9 @@ TEST_CASE("§5 core BARs refuse access with memory decode off (EIO); emulated me
   REQUIRE(d->pread(buf, at(usemem, 0)).has_value());  // the first access clears reset_done
   CHECK(config_write<std::uint16_t>(*d, 0x04, 0) == 2);
   CHECK_FALSE(d->memory_enabled());
-  CHECK(d->pread(buf, at(0, 0)).error() == std::errc::io_error);
-  CHECK(d->pwrite(buf, at(0, 0)).error() == std::errc::io_error);
-  CHECK(d->pread(buf, at(0, 0 + 16 * MiB)).error() == std::errc::invalid_argument);  // bounds first
+  CHECK(d->pread(buf, at(0, 0)).error() == nvgrace::errc::io_error);
+  CHECK(d->pwrite(buf, at(0, 0)).error() == nvgrace::errc::io_error);
+  CHECK(d->pread(buf, at(0, 0 + 16 * MiB)).error() == nvgrace::errc::invalid_argument);  // bounds first
   // §7.2: the driver only checks decode inside the readiness check, which is skipped once ready.
   CHECK(d->pread(buf, at(usemem, 0)).value() == 8);
   CHECK(config_write<std::uint16_t>(*d, 0x04, pci::command::memory) == 2);
@@ -678,7 +678,7 @@ TEST_CASE("§7.1 each register must equal 0xFF exactly: HBM 0x1FF is not ready")
   source.hbm = 0x1FF;
   d->set_readiness_source(&source);
   std::array<std::byte, 8> buf{};
-  CHECK(d->pwrite(buf, at(usemem, 0)).error() == std::errc::stream_timeout);
+  CHECK(d->pwrite(buf, at(usemem, 0)).error() == nvgrace::errc::stream_timeout);
   CHECK(source.c2c_reads == 31);
   CHECK(source.hbm_reads == 31);
   // Ready on the third check: two sleeps.
@@ -709,29 +709,29 @@ TEST_CASE("§10 E8 with reset_done and decode off: a read in the padding is EIO,
   REQUIRE(d->reset_done());
   CHECK(config_write<std::uint16_t>(*d, 0x04, 0) == 2);
   std::array<std::byte, 8> buf{};
-  CHECK(d->pread(buf, at(usemem, hopper_usemem_real)).error() == std::errc::io_error);
-  CHECK(d->pread(buf, at(usemem, 0)).error() == std::errc::io_error);
-  CHECK(d->pwrite(buf, at(usemem, 0)).error() == std::errc::io_error);
+  CHECK(d->pread(buf, at(usemem, hopper_usemem_real)).error() == nvgrace::errc::io_error);
+  CHECK(d->pread(buf, at(usemem, 0)).error() == nvgrace::errc::io_error);
+  CHECK(d->pwrite(buf, at(usemem, 0)).error() == nvgrace::errc::io_error);
   CHECK(d->pwrite(buf, at(usemem, hopper_usemem_real)).value() == 8);
   CHECK(d->pwrite(buf, at(resmem, hopper_resmem_real)).value() == 8);
   CHECK(source.polls() == 0);  // decode off is EIO before any wait
   CHECK(d->reset_done());
   // A zero-length read still runs the check (§5 zero-length).
-  CHECK(d->pread(std::span<std::byte>(buf).first(0), at(usemem, 0)).error() == std::errc::io_error);
+  CHECK(d->pread(std::span<std::byte>(buf).first(0), at(usemem, 0)).error() == nvgrace::errc::io_error);
 }
 
 TEST_CASE("§7.4 a runtime-PM failure makes memory and core accesses EIO") {
   auto d = make_hopper();
   d->inject_pm_failure(true);
   std::array<std::byte, 8> buf{};
-  CHECK(d->pread(buf, at(usemem, 0)).error() == std::errc::io_error);
-  CHECK(d->pwrite(buf, at(resmem, hopper_resmem_real)).error() == std::errc::io_error);
-  CHECK(d->pread(std::span<std::byte>(buf).first(0), at(usemem, 0)).error() == std::errc::io_error);
-  CHECK(d->pread(buf, at(usemem, hopper_usemem_bar)).error() == std::errc::io_error);  // before the bounds
-  CHECK(d->pread(buf, at(config_index, 0)).error() == std::errc::io_error);
-  CHECK(d->pread(buf, at(0, 0)).error() == std::errc::io_error);
+  CHECK(d->pread(buf, at(usemem, 0)).error() == nvgrace::errc::io_error);
+  CHECK(d->pwrite(buf, at(resmem, hopper_resmem_real)).error() == nvgrace::errc::io_error);
+  CHECK(d->pread(std::span<std::byte>(buf).first(0), at(usemem, 0)).error() == nvgrace::errc::io_error);
+  CHECK(d->pread(buf, at(usemem, hopper_usemem_bar)).error() == nvgrace::errc::io_error);  // before the bounds
+  CHECK(d->pread(buf, at(config_index, 0)).error() == nvgrace::errc::io_error);
+  CHECK(d->pread(buf, at(0, 0)).error() == nvgrace::errc::io_error);
   CHECK(d->pread(std::span<std::byte>(buf).first(0), at(config_index, 0)).value() == 0);
-  CHECK(d->pread(buf, at(9, 0)).error() == std::errc::invalid_argument);
+  CHECK(d->pread(buf, at(9, 0)).error() == nvgrace::errc::invalid_argument);
   // The emulated BAR window is intercepted before the core's PM get.
   CHECK(config_write<std::uint32_t>(*d, 0x20, 0xFFFF'FFFFu) == 4);
   d->inject_pm_failure(false);
@@ -747,8 +747,8 @@ TEST_CASE("§7.3 E11 reset zeroes the emulated BARs even when the core reset fai
 
   CHECK(config_write<std::uint64_t>(*d, 0x18, ~std::uint64_t{0}) == 8);
   CHECK(config_write<std::uint64_t>(*d, 0x20, ~std::uint64_t{0}) == 8);
-  d->inject_reset_failure(std::errc::resource_unavailable_try_again);
-  CHECK(d->reset().error() == std::errc::resource_unavailable_try_again);
+  d->inject_reset_failure(nvgrace::errc::resource_unavailable_try_again);
+  CHECK(d->reset().error() == nvgrace::errc::resource_unavailable_try_again);
   CHECK(config_read<std::uint64_t>(*d, 0x18) == 0xC);
   CHECK(config_read<std::uint64_t>(*d, 0x20) == 0xC);
   CHECK_FALSE(d->reset_done());
@@ -767,7 +767,7 @@ TEST_CASE("§7.3 E11 reset zeroes the emulated BARs even when the core reset fai
   auto n = make(options);
   CHECK_FALSE(n->reset_done());  // the reset at open could not happen
   CHECK(config_write<std::uint64_t>(*n, 0x18, ~std::uint64_t{0}) == 8);
-  CHECK(n->reset().error() == std::errc::invalid_argument);
+  CHECK(n->reset().error() == nvgrace::errc::invalid_argument);
   CHECK(config_read<std::uint64_t>(*n, 0x18) == 0xC);
 }
 
@@ -810,9 +810,9 @@ TEST_CASE("§6.1 E9 mapping exactly memlength works and is the device memory; on
   CHECK(bytes[0] == std::byte{0x4D});
   ::munmap(*p, hopper_usemem_real);
 
-  CHECK(d->mmap(nullptr, hopper_usemem_real + 4096, PROT_READ, at(usemem, 0)).error() == std::errc::invalid_argument);
-  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(usemem, hopper_usemem_real)).error() == std::errc::invalid_argument);
-  CHECK(d->mmap(nullptr, ~std::uint64_t{0} - 4095, PROT_READ, at(usemem, 4096)).error() == std::errc::value_too_large);
+  CHECK(d->mmap(nullptr, hopper_usemem_real + 4096, PROT_READ, at(usemem, 0)).error() == nvgrace::errc::invalid_argument);
+  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(usemem, hopper_usemem_real)).error() == nvgrace::errc::invalid_argument);
+  CHECK(d->mmap(nullptr, ~std::uint64_t{0} - 4095, PROT_READ, at(usemem, 4096)).error() == nvgrace::errc::value_too_large);
 }
 
 TEST_CASE("§6.1 resmem maps write-combine and the partial last page of its memory is not mappable") {
@@ -824,7 +824,7 @@ TEST_CASE("§6.1 resmem maps write-combine and the partial last page of its memo
   CHECK(plan->write_combine);
   CHECK(plan->length == GiB);
   CHECK_FALSE(d->plan_mmap(at(usemem, 0), 4096)->write_combine);
-  CHECK(d->mmap(nullptr, real, PROT_READ, at(resmem, 0)).error() == std::errc::invalid_argument);
+  CHECK(d->mmap(nullptr, real, PROT_READ, at(resmem, 0)).error() == nvgrace::errc::invalid_argument);
   const auto p = d->mmap(nullptr, GiB, PROT_READ | PROT_WRITE, at(resmem, 0));
   REQUIRE(p.has_value());
   static_cast<std::byte*>(*p)[GiB - 1] = std::byte{0x61};
@@ -836,16 +836,16 @@ TEST_CASE("§6.1 resmem maps write-combine and the partial last page of its memo
 
 TEST_CASE("§6.1 mmap refuses config, empty BARs, unaligned offsets and length 0; plain BARs map whole") {
   auto d = make_hopper();
-  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(config_index, 0)).error() == std::errc::invalid_argument);
-  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(1, 0)).error() == std::errc::invalid_argument);
-  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(usemem, 100)).error() == std::errc::invalid_argument);
-  CHECK(d->mmap(nullptr, 0, PROT_READ, at(usemem, 0)).error() == std::errc::invalid_argument);
-  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(9, 0)).error() == std::errc::invalid_argument);
+  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(config_index, 0)).error() == nvgrace::errc::invalid_argument);
+  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(1, 0)).error() == nvgrace::errc::invalid_argument);
+  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(usemem, 100)).error() == nvgrace::errc::invalid_argument);
+  CHECK(d->mmap(nullptr, 0, PROT_READ, at(usemem, 0)).error() == nvgrace::errc::invalid_argument);
+  CHECK(d->mmap(nullptr, 4096, PROT_READ, at(9, 0)).error() == nvgrace::errc::invalid_argument);
   auto p = make(shim::plain(16 * MiB, 32 * MiB));
   const auto m = p->mmap(nullptr, 32 * MiB, PROT_READ | PROT_WRITE, at(usemem, 0));
   REQUIRE(m.has_value());
   ::munmap(*m, 32 * MiB);
-  CHECK(p->mmap(nullptr, 4096, PROT_READ, at(usemem, 32 * MiB)).error() == std::errc::invalid_argument);
+  CHECK(p->mmap(nullptr, 4096, PROT_READ, at(usemem, 32 * MiB)).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("§6 region_source is the fd and offset of the sparse area; a second mapping sees the same bytes") {
@@ -869,7 +869,7 @@ TEST_CASE("§6 region_source is the fd and offset of the sparse area; a second m
   auto a = shim::device<mem::anonymous_memory>::create(shim::hopper(hopper_length));
   REQUIRE(a.has_value());
   CHECK_FALSE((*a)->region_source(usemem).has_value());
-  CHECK((*a)->mmap(nullptr, 4096, PROT_READ, at(usemem, 0)).error() == std::errc::no_such_device);
+  CHECK((*a)->mmap(nullptr, 4096, PROT_READ, at(usemem, 0)).error() == nvgrace::errc::no_such_device);
   std::array<std::byte, 8> buf{};
   CHECK((*a)->pread(buf, at(usemem, 0)).value() == 8);
 }
@@ -998,9 +998,9 @@ TEST_CASE("§2.1 plain mode: BAR2 and BAR4 are ordinary 64-bit regions without p
   fake_readiness source;
   source.device = d.get();
   d->set_readiness_source(&source);
-  std::errc error{};
+  nvgrace::errc error{};
   const auto reply = region_info(*d, usemem, 64, error);
-  REQUIRE(error == std::errc{});
+  REQUIRE(error == nvgrace::errc{});
   const auto info = vfio::load_region_info(reply);
   CHECK(info.flags == 0x7);
   CHECK(info.size == 32 * MiB);
@@ -1023,7 +1023,7 @@ TEST_CASE("§10 E2 Blackwell: region 2 is the real BAR; region 4 is all of the m
   auto d = make(shim::blackwell(blackwell_length, 16 * MiB));
   CHECK(d->kind(resmem) == shim::region_kind::memory_bar);
   CHECK(d->kind(usemem) == shim::region_kind::emulated);
-  std::errc error{};
+  nvgrace::errc error{};
   auto info = vfio::load_region_info(region_info(*d, resmem, 64, error));
   CHECK(info.flags == 0x7);
   CHECK(info.size == 16 * MiB);

@@ -83,7 +83,7 @@ TEST_CASE("§7 memory_lock: accesses from many threads stay exact across resets,
             CHECK(*n == 8);
             written[k] = value_of(w, i, regions[k]);
           } else {
-            CHECK(n.error() == std::errc::io_error);  // decode off while reset_done was set
+            CHECK(n.error() == nvgrace::errc::io_error);  // decode off while reset_done was set
             eio.fetch_add(1, std::memory_order_relaxed);
           }
           std::array<std::byte, 8> back{};
@@ -92,7 +92,7 @@ TEST_CASE("§7 memory_lock: accesses from many threads stay exact across resets,
             CHECK(*r == 8);
             CHECK(load_le<std::uint64_t>(back, 0) == written[k]);
           } else {
-            CHECK(r.error() == std::errc::io_error);
+            CHECK(r.error() == nvgrace::errc::io_error);
             eio.fetch_add(1, std::memory_order_relaxed);
           }
         }

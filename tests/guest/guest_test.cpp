@@ -122,15 +122,15 @@ TEST_CASE("[guest] open by PCI address: group node from sysfs, container, IOMMU 
   CHECK(dev.iommu_type() == expected_type);
   CHECK(lv::group_node_for(ivshmem_address()).value().view() == env("VFIO_GROUP"));
   // A group node opens once at a time.
-  CHECK(lv::device::open_group(env("VFIO_GROUP"), ivshmem_address()).error() == std::errc::device_or_resource_busy);
+  CHECK(lv::device::open_group(env("VFIO_GROUP"), ivshmem_address()).error() == nvgrace::errc::device_or_resource_busy);
 }
 
 TEST_CASE("[guest] open_group: a device that is not in the group is the kernel's error") {
   // VFIO_GROUP_GET_DEVICE_FD for a name the group does not hold: ENODEV.
   CHECK(lv::device::open_group(env("VFIO_GROUP"), lv::pci_address{0, 0, 0x1f, 7}).error() ==
-        std::errc::no_such_device);
+        nvgrace::errc::no_such_device);
   // The 6.1 guest has no device cdevs (Linux 6.6+).
-  CHECK(lv::device::open_cdev("/dev/vfio/devices/vfio0").error() == std::errc::no_such_file_or_directory);
+  CHECK(lv::device::open_cdev("/dev/vfio/devices/vfio0").error() == nvgrace::errc::no_such_file_or_directory);
 }
 
 TEST_CASE("[guest] device info: ivshmem is PCI, no reset, 9 regions, 5 irqs") {
@@ -143,7 +143,7 @@ TEST_CASE("[guest] device info: ivshmem is PCI, no reset, 9 regions, 5 irqs") {
   CHECK(info->num_irqs == 5);
   CHECK(info->cap_offset == 0);
   // No FLR/PM reset on ivshmem: VFIO_DEVICE_RESET is EINVAL.
-  CHECK(dev.reset().error() == std::errc::invalid_argument);
+  CHECK(dev.reset().error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("[guest] §4.1 region info: exact replies for every ivshmem region") {
@@ -167,11 +167,11 @@ TEST_CASE("[guest] §4.1 region info: exact replies for every ivshmem region") {
   // VGA: not a VGA device.
   std::array<std::byte, vfio::region_info_size> vga{};
   vfio::store_region_info(vga, vfio::region_info{vfio::region_info_size, 0, 8, 0, 0, 0});
-  CHECK(dev.get_region_info(vga).error() == std::errc::invalid_argument);
+  CHECK(dev.get_region_info(vga).error() == nvgrace::errc::invalid_argument);
   // §4.2: argsz below 32 is EINVAL from the kernel.
   std::array<std::byte, vfio::region_info_size> small{};
   vfio::store_region_info(small, vfio::region_info{31, 0, 2, 0, 0, 0});
-  CHECK(dev.get_region_info(small).error() == std::errc::invalid_argument);
+  CHECK(dev.get_region_info(small).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("[guest] §4.2 argsz retry: virtio-rng's MSI-X BAR asks for 40 bytes, then carries cap id 3") {
@@ -190,7 +190,7 @@ TEST_CASE("[guest] §4.2 argsz retry: virtio-rng's MSI-X BAR asks for 40 bytes, 
   CHECK(info.cap_offset == 0);
   CHECK(info.size == 0x1000);
   CHECK(info.offset == vfio::region_offset(1));
-  CHECK(vfio::decode_region_caps(std::span(buffer).first(32)).error() == std::errc::no_buffer_space);
+  CHECK(vfio::decode_region_caps(std::span(buffer).first(32)).error() == nvgrace::errc::no_buffer_space);
 
   // 39 bytes still is not enough.
   buffer.fill(std::byte{0});
@@ -233,11 +233,11 @@ TEST_CASE("[guest] irq info: ivshmem has no INTx pin, MSI/MSI-X unsized, ERR abs
   CHECK(irq(0).second.count == 0);
   CHECK(irq(1).second.flags == 0x9);
   CHECK(irq(2).second.flags == 0x9);
-  CHECK(irq(3).first.error() == std::errc::invalid_argument);
+  CHECK(irq(3).first.error() == nvgrace::errc::invalid_argument);
   CHECK(irq(4).second.count == 1);
   CHECK(irq(4).second.flags == 0x9);
   vfio::irq_info bad{8, 0, 0, 0};  // argsz below the struct
-  CHECK(dev.get_irq_info(bad).error() == std::errc::invalid_argument);
+  CHECK(dev.get_irq_info(bad).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("[guest] BAR2: the host's seed reads back through pread and mmap") {
@@ -305,12 +305,12 @@ TEST_CASE("[guest] region ends: short count at the BAR end, EINVAL past it, mmap
   std::array<std::byte, 8> buffer{};
   // vfio-pci clips a BAR access at the BAR end and reports the shorter count.
   CHECK(dev.pread(buffer, bar0.offset + bar0.size - 4).value() == 4);
-  CHECK(dev.pread(buffer, bar0.offset + bar0.size).error() == std::errc::invalid_argument);
+  CHECK(dev.pread(buffer, bar0.offset + bar0.size).error() == nvgrace::errc::invalid_argument);
   const std::uint64_t bar2 = region_info(dev, 2).offset;
-  CHECK(dev.mmap(nullptr, shm_size() + 4096, PROT_READ, bar2).error() == std::errc::invalid_argument);
-  CHECK(dev.mmap(nullptr, 4096, PROT_READ, bar2 + shm_size()).error() == std::errc::invalid_argument);
+  CHECK(dev.mmap(nullptr, shm_size() + 4096, PROT_READ, bar2).error() == nvgrace::errc::invalid_argument);
+  CHECK(dev.mmap(nullptr, 4096, PROT_READ, bar2 + shm_size()).error() == nvgrace::errc::invalid_argument);
   // Config space has no MMAP flag.
-  CHECK(dev.mmap(nullptr, 4096, PROT_READ, vfio::region_offset(7)).error() == std::errc::invalid_argument);
+  CHECK(dev.mmap(nullptr, 4096, PROT_READ, vfio::region_offset(7)).error() == nvgrace::errc::invalid_argument);
   // MAP_FIXED lands exactly where asked.
   void* reserve = ::mmap(nullptr, 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   REQUIRE(reserve != MAP_FAILED);
@@ -333,8 +333,8 @@ TEST_CASE("[guest] config space: ids, and EIO on BAR2 while memory decode is off
   config_write<std::uint16_t>(dev, pci::reg::command, static_cast<std::uint16_t>(command & ~pci::command::memory));
   CHECK(config_read<std::uint16_t>(dev, pci::reg::command) == (command & ~pci::command::memory));
   std::array<std::byte, 4> buffer{};
-  CHECK(dev.pread(buffer, bar2).error() == std::errc::io_error);
-  CHECK(dev.pwrite(buffer, bar2).error() == std::errc::io_error);
+  CHECK(dev.pread(buffer, bar2).error() == nvgrace::errc::io_error);
+  CHECK(dev.pwrite(buffer, bar2).error() == nvgrace::errc::io_error);
   config_write<std::uint16_t>(dev, pci::reg::command, command);
   CHECK(dev.pread(buffer, bar2 + layout::seed_offset).value() == 4);
   CHECK(std::memcmp(buffer.data(), layout::seed_text.data(), 4) == 0);
@@ -407,7 +407,7 @@ TEST_CASE("[guest] accessor: reads and writes through the BAR2 mapping and throu
   // Past the BAR end the kernel clips: the short count comes back as it is.
   std::array<std::byte, 8> tail{};
   CHECK(mapped->read(0, 0xFC, tail).value() == 4);
-  CHECK(mapped->read(9, 0, tail).error() == std::errc::invalid_argument);  // no such index
+  CHECK(mapped->read(9, 0, tail).error() == nvgrace::errc::invalid_argument);  // no such index
 }
 
 TEST_CASE("[guest] accessor: BAR sizing through config space with decode off, everything restored") {
@@ -445,9 +445,9 @@ TEST_CASE("[guest] accessor: EIO from the device while memory decode is off, dat
                                            static_cast<std::uint16_t>(command & ~pci::command::memory))
               .value() == 2);
   std::array<std::byte, 8> buffer{};
-  CHECK(acc->read(2, layout::seed_offset, buffer).error() == std::errc::io_error);
-  CHECK(acc->write(2, layout::seed_offset, buffer).error() == std::errc::io_error);
-  CHECK(acc->read(0, 0, buffer).error() == std::errc::io_error);
+  CHECK(acc->read(2, layout::seed_offset, buffer).error() == nvgrace::errc::io_error);
+  CHECK(acc->write(2, layout::seed_offset, buffer).error() == nvgrace::errc::io_error);
+  CHECK(acc->read(0, 0, buffer).error() == nvgrace::errc::io_error);
   // Config space stays reachable.
   CHECK(acc->config_read<std::uint16_t>(pci::reg::vendor_id).value() == 0x1af4);
   REQUIRE(acc->config_write<std::uint16_t>(pci::reg::command, command).value() == 2);

@@ -167,7 +167,7 @@ TEST_CASE("[linux] parse_pci_address: everything else is EINVAL") {
     CAPTURE(bad);
     const auto parsed = lv::parse_pci_address(bad);
     REQUIRE_FALSE(parsed);
-    CHECK(parsed.error() == std::errc::invalid_argument);
+    CHECK(parsed.error() == nvgrace::errc::invalid_argument);
   }
 }
 
@@ -185,23 +185,23 @@ TEST_CASE("[linux] path_string: ENAMETOOLONG past the capacity, EINVAL for an em
   lv::path_string<8> p;
   CHECK(p.append("/dev/").has_value());
   const auto too_long = p.append("vfio");
-  CHECK(too_long.error() == std::errc::filename_too_long);
+  CHECK(too_long.error() == nvgrace::errc::filename_too_long);
   CHECK(p.view() == "/dev/");
   CHECK(p.append("ab").has_value());
   CHECK(p.view() == "/dev/ab");
   CHECK(std::strlen(p.c_str()) == 7);
-  CHECK(p.append("x").error() == std::errc::filename_too_long);  // 7 characters + NUL fill 8
-  CHECK(lv::path_string<8>::from(std::string_view("a\0b", 3)).error() == std::errc::invalid_argument);
+  CHECK(p.append("x").error() == nvgrace::errc::filename_too_long);  // 7 characters + NUL fill 8
+  CHECK(lv::path_string<8>::from(std::string_view("a\0b", 3)).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("[linux] group node names: number and no-IOMMU detection") {
   CHECK(lv::group_number_of("/dev/vfio/12").value() == "12");
   CHECK(lv::group_number_of("/dev/vfio/noiommu-3").value() == "3");
   CHECK(lv::group_number_of("7").value() == "7");
-  CHECK(lv::group_number_of("/dev/vfio/vfio").error() == std::errc::invalid_argument);
-  CHECK(lv::group_number_of("/dev/vfio/devices/vfio0").error() == std::errc::invalid_argument);
-  CHECK(lv::group_number_of("/dev/vfio/noiommu-").error() == std::errc::invalid_argument);
-  CHECK(lv::group_number_of("/dev/vfio/1a").error() == std::errc::invalid_argument);
+  CHECK(lv::group_number_of("/dev/vfio/vfio").error() == nvgrace::errc::invalid_argument);
+  CHECK(lv::group_number_of("/dev/vfio/devices/vfio0").error() == nvgrace::errc::invalid_argument);
+  CHECK(lv::group_number_of("/dev/vfio/noiommu-").error() == nvgrace::errc::invalid_argument);
+  CHECK(lv::group_number_of("/dev/vfio/1a").error() == nvgrace::errc::invalid_argument);
   CHECK(lv::is_noiommu_group("/dev/vfio/noiommu-0"));
   CHECK_FALSE(lv::is_noiommu_group("/dev/vfio/0"));
 }
@@ -216,19 +216,19 @@ TEST_CASE("[linux] group_node_for: sysfs iommu_group link → /dev/vfio/N, else 
   const auto address = lv::parse_pci_address("0000:00:02.0").value();
 
   SUBCASE("no such PCI device: ENOENT") {
-    CHECK(lv::group_node_for(address, paths).error() == std::errc::no_such_file_or_directory);
+    CHECK(lv::group_node_for(address, paths).error() == nvgrace::errc::no_such_file_or_directory);
   }
   SUBCASE("device without an IOMMU group: ENODEV") {
     fs::create_directories(root.path / "sys/bus/pci/devices/0000:00:02.0");
-    CHECK(lv::group_node_for(address, paths).error() == std::errc::no_such_device);
+    CHECK(lv::group_node_for(address, paths).error() == nvgrace::errc::no_such_device);
   }
   SUBCASE("group link that does not end in a number: EBADMSG") {
     root.link("sys/bus/pci/devices/0000:00:02.0/iommu_group", "../../../kernel/iommu_groups/x1");
-    CHECK(lv::group_node_for(address, paths).error() == std::errc::bad_message);
+    CHECK(lv::group_node_for(address, paths).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("group exists but neither node does (not bound to vfio-pci): ENOENT") {
     root.link("sys/bus/pci/devices/0000:00:02.0/iommu_group", "../../../kernel/iommu_groups/7");
-    CHECK(lv::group_node_for(address, paths).error() == std::errc::no_such_file_or_directory);
+    CHECK(lv::group_node_for(address, paths).error() == nvgrace::errc::no_such_file_or_directory);
   }
   SUBCASE("IOMMU group node") {
     root.link("sys/bus/pci/devices/0000:00:02.0/iommu_group", "../../../kernel/iommu_groups/7");
@@ -243,7 +243,7 @@ TEST_CASE("[linux] group_node_for: sysfs iommu_group link → /dev/vfio/N, else 
   }
   SUBCASE("paths that do not fit: ENAMETOOLONG") {
     const std::string long_root(600, 'x');
-    CHECK(lv::group_node_for(address, lv::system_paths{long_root, dev}).error() == std::errc::filename_too_long);
+    CHECK(lv::group_node_for(address, lv::system_paths{long_root, dev}).error() == nvgrace::errc::filename_too_long);
   }
 }
 
@@ -251,25 +251,25 @@ TEST_CASE("[linux] sole_device_of_group: the one PCI device of a group, exact er
   scratch_dir root;
   const std::string sysfs = (root.path / "sys").string();
   const lv::system_paths paths{sysfs, "/dev"};
-  CHECK(lv::sole_device_of_group("/dev/vfio/5", paths).error() == std::errc::no_such_file_or_directory);
-  CHECK(lv::sole_device_of_group("/dev/vfio/vfio", paths).error() == std::errc::invalid_argument);
+  CHECK(lv::sole_device_of_group("/dev/vfio/5", paths).error() == nvgrace::errc::no_such_file_or_directory);
+  CHECK(lv::sole_device_of_group("/dev/vfio/vfio", paths).error() == nvgrace::errc::invalid_argument);
   fs::create_directories(root.path / "sys/kernel/iommu_groups/5/devices");
-  CHECK(lv::sole_device_of_group("/dev/vfio/5", paths).error() == std::errc::no_such_device);
+  CHECK(lv::sole_device_of_group("/dev/vfio/5", paths).error() == nvgrace::errc::no_such_device);
   root.link("sys/kernel/iommu_groups/5/devices/0000:00:03.0", "../../../../devices/pci0000:00/0000:00:03.0");
   CHECK(lv::sole_device_of_group("/dev/vfio/5", paths).value() == lv::pci_address{0, 0, 3, 0});
   CHECK(lv::sole_device_of_group("/dev/vfio/noiommu-5", paths).value() == lv::pci_address{0, 0, 3, 0});
   root.link("sys/kernel/iommu_groups/5/devices/0000:00:03.1", "../../../../devices/pci0000:00/0000:00:03.1");
-  CHECK(lv::sole_device_of_group("/dev/vfio/5", paths).error() == std::errc::invalid_argument);
+  CHECK(lv::sole_device_of_group("/dev/vfio/5", paths).error() == nvgrace::errc::invalid_argument);
 }
 
 // ---- opening: every path reports the errno of the step that failed ---------------------
 
 TEST_CASE("[linux] open_group: missing group node is ENOENT, a non-VFIO file is ENOTTY") {
   const auto address = lv::pci_address{0, 1, 0, 0};
-  CHECK(lv::device::open_group("/nonexistent/vfio/42", address).error() == std::errc::no_such_file_or_directory);
+  CHECK(lv::device::open_group("/nonexistent/vfio/42", address).error() == nvgrace::errc::no_such_file_or_directory);
   // /dev/null opens but answers no VFIO ioctl: VFIO_GROUP_GET_STATUS fails with ENOTTY.
-  CHECK(lv::device::open_group("/dev/null", address).error() == std::errc::inappropriate_io_control_operation);
-  CHECK(lv::device::open_group(std::string(600, 'x'), address).error() == std::errc::filename_too_long);
+  CHECK(lv::device::open_group("/dev/null", address).error() == nvgrace::errc::inappropriate_io_control_operation);
+  CHECK(lv::device::open_group(std::string(600, 'x'), address).error() == nvgrace::errc::filename_too_long);
 }
 
 TEST_CASE("[linux] open_pci: resolves the group through sysfs, then opens it") {
@@ -278,21 +278,21 @@ TEST_CASE("[linux] open_pci: resolves the group through sysfs, then opens it") {
   const std::string dev = (root.path / "dev").string();
   const lv::system_paths paths{sysfs, dev};
   const auto address = lv::pci_address{0, 0x99, 0, 0};
-  CHECK(lv::device::open_pci(address, paths).error() == std::errc::no_such_file_or_directory);
+  CHECK(lv::device::open_pci(address, paths).error() == nvgrace::errc::no_such_file_or_directory);
   root.link("sys/bus/pci/devices/0000:99:00.0/iommu_group", "../../../kernel/iommu_groups/3");
   root.touch("dev/vfio/3");  // a plain file: the open reaches it and fails at the first ioctl
-  CHECK(lv::device::open_pci(address, paths).error() == std::errc::inappropriate_io_control_operation);
+  CHECK(lv::device::open_pci(address, paths).error() == nvgrace::errc::inappropriate_io_control_operation);
 }
 
 TEST_CASE("[linux] open_cdev: missing cdev or iommufd is ENOENT, a non-VFIO file is ENOTTY") {
-  CHECK(lv::device::open_cdev("/dev/vfio/devices/vfio-nonexistent").error() == std::errc::no_such_file_or_directory);
-  CHECK(lv::device::open_cdev("/dev/null", "/nonexistent/iommu").error() == std::errc::no_such_file_or_directory);
+  CHECK(lv::device::open_cdev("/dev/vfio/devices/vfio-nonexistent").error() == nvgrace::errc::no_such_file_or_directory);
+  CHECK(lv::device::open_cdev("/dev/null", "/nonexistent/iommu").error() == nvgrace::errc::no_such_file_or_directory);
   // VFIO_DEVICE_BIND_IOMMUFD on /dev/null
-  CHECK(lv::device::open_cdev("/dev/null", "/dev/null").error() == std::errc::inappropriate_io_control_operation);
+  CHECK(lv::device::open_cdev("/dev/null", "/dev/null").error() == nvgrace::errc::inappropriate_io_control_operation);
 }
 
 TEST_CASE("[linux] adopt: EBADF for no descriptor") {
-  CHECK(lv::device::adopt(lv::unique_fd()).error() == std::errc::bad_file_descriptor);
+  CHECK(lv::device::adopt(lv::unique_fd()).error() == nvgrace::errc::bad_file_descriptor);
 }
 
 // ---- the device_file members, on a memfd standing in for a device fd --------------------
@@ -315,8 +315,8 @@ TEST_CASE("[linux] §1 pread/pwrite at region file offsets: exact bytes, short c
   CHECK(dev->pread(back, bar2 + 0x2000 - 2).value() == 2);
   CHECK(dev->pread(back, bar2 + 0x2000).value() == 0);
   // Offsets beyond off_t are rejected as the kernel rejects negative ones.
-  CHECK(dev->pread(back, std::uint64_t{1} << 63).error() == std::errc::invalid_argument);
-  CHECK(dev->pwrite(pattern, ~std::uint64_t{0}).error() == std::errc::invalid_argument);
+  CHECK(dev->pread(back, std::uint64_t{1} << 63).error() == nvgrace::errc::invalid_argument);
+  CHECK(dev->pwrite(pattern, ~std::uint64_t{0}).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("[linux] pread/pwrite keep the kernel's errno") {
@@ -325,30 +325,30 @@ TEST_CASE("[linux] pread/pwrite keep the kernel's errno") {
   auto dev = lv::device::adopt(lv::unique_fd(raw));
   REQUIRE(dev);
   const std::array<std::byte, 4> data{};
-  CHECK(dev->pwrite(data, 0).error() == std::errc::bad_file_descriptor);  // opened read-only
+  CHECK(dev->pwrite(data, 0).error() == nvgrace::errc::bad_file_descriptor);  // opened read-only
   auto pipe_fds = std::array<int, 2>{};
   REQUIRE(::pipe2(pipe_fds.data(), O_CLOEXEC) == 0);
   lv::unique_fd write_end(pipe_fds[1]);
   auto pipe_dev = lv::device::adopt(lv::unique_fd(pipe_fds[0]));
   std::array<std::byte, 4> buffer{};
-  CHECK(pipe_dev->pread(buffer, 0).error() == std::errc::invalid_seek);  // ESPIPE
+  CHECK(pipe_dev->pread(buffer, 0).error() == nvgrace::errc::invalid_seek);  // ESPIPE
 }
 
 TEST_CASE("[linux] §4.2 ioctls on a non-VFIO fd give ENOTTY; a buffer smaller than its argsz is EFAULT") {
   auto dev = lv::device::adopt(make_memfd(4096));
   REQUIRE(dev);
-  CHECK(dev->get_device_info().error() == std::errc::inappropriate_io_control_operation);
+  CHECK(dev->get_device_info().error() == nvgrace::errc::inappropriate_io_control_operation);
   vfio::irq_info irq{sizeof(vfio::irq_info), 0, 0, 0};
-  CHECK(dev->get_irq_info(irq).error() == std::errc::inappropriate_io_control_operation);
-  CHECK(dev->reset().error() == std::errc::inappropriate_io_control_operation);
+  CHECK(dev->get_irq_info(irq).error() == nvgrace::errc::inappropriate_io_control_operation);
+  CHECK(dev->reset().error() == nvgrace::errc::inappropriate_io_control_operation);
 
   auto query = region_info_query(32, 2);
-  CHECK(dev->get_region_info(query).error() == std::errc::inappropriate_io_control_operation);
+  CHECK(dev->get_region_info(query).error() == nvgrace::errc::inappropriate_io_control_operation);
   // These never reach the kernel (which would answer ENOTTY here): the kernel
   // would read 32 bytes, or write argsz bytes, past the caller's buffer.
-  CHECK(dev->get_region_info(std::span<std::byte>(query).first(31)).error() == std::errc::bad_address);
+  CHECK(dev->get_region_info(std::span<std::byte>(query).first(31)).error() == nvgrace::errc::bad_address);
   auto oversized = region_info_query(64, 2);
-  CHECK(dev->get_region_info(oversized).error() == std::errc::bad_address);
+  CHECK(dev->get_region_info(oversized).error() == nvgrace::errc::bad_address);
 }
 
 TEST_CASE("[linux] mmap: MAP_SHARED at the file offset, MAP_FIXED at a given address, errno kept") {
@@ -378,9 +378,9 @@ TEST_CASE("[linux] mmap: MAP_SHARED at the file offset, MAP_FIXED at a given add
   CHECK(*fixed == want);
   CHECK(std::memcmp(want, "page-two+shared", 15) == 0);
 
-  CHECK(dev->mmap(nullptr, page, PROT_READ, 1).error() == std::errc::invalid_argument);  // unaligned offset
-  CHECK(dev->mmap(nullptr, 0, PROT_READ, 0).error() == std::errc::invalid_argument);      // zero length
-  CHECK(dev->mmap(nullptr, page, PROT_READ, std::uint64_t{1} << 63).error() == std::errc::invalid_argument);
+  CHECK(dev->mmap(nullptr, page, PROT_READ, 1).error() == nvgrace::errc::invalid_argument);  // unaligned offset
+  CHECK(dev->mmap(nullptr, 0, PROT_READ, 0).error() == nvgrace::errc::invalid_argument);      // zero length
+  CHECK(dev->mmap(nullptr, page, PROT_READ, std::uint64_t{1} << 63).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("[linux] device is move-only and closes its descriptor once") {

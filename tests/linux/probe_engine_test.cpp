@@ -94,7 +94,7 @@ constexpr std::uint64_t hopper_usemem = 0x17'C000'0000;
 TEST_CASE("§2.3 §3 §4.3 §5.1 §5.2 §6.1 probe: a Hopper device passes every rule on both emulated regions") {
   auto dev = make(shim::hopper(hopper_memlength));
   const auto r = np::run(*dev);
-  CHECK(r.info_error == std::errc{});
+  CHECK(r.info_error == nvgrace::errc{});
   REQUIRE(r.grace != nullptr);
   CHECK(r.grace->name == "GH200 120GB");
   CHECK(r.generation == nvgrace::grace::generation::hopper);
@@ -127,7 +127,7 @@ TEST_CASE("§2.3 §3 §4.3 §5.1 §5.2 §6.1 probe: a Hopper device passes every
   CHECK(bar2->size == 2 * GiB);
   CHECK((bar2->original & 0xF) == 0xC);
   CHECK(bar2->restored);
-  CHECK(r.region(8)->error == std::errc::invalid_argument);  // VGA
+  CHECK(r.region(8)->error == nvgrace::errc::invalid_argument);  // VGA
   // Sizing restored each emulated BAR by writing back what it read (0xC in
   // the low dword, 0 in the high one); writes store raw bytes (§3).
   CHECK(dev->emulated_bar_raw(2) == 0xC);
@@ -193,8 +193,8 @@ TEST_CASE("probe: short config reads stop the config facts, not the region facts
   auto dev = make(shim::hopper(hopper_memlength));
   faulty_device broken{*dev, fault::short_config, hopper_usemem};
   const auto r = np::run(broken);
-  CHECK(r.config_error == std::errc::io_error);
-  CHECK(r.bar_error == std::errc::io_error);
+  CHECK(r.config_error == nvgrace::errc::io_error);
+  CHECK(r.bar_error == nvgrace::errc::io_error);
   CHECK(r.bars.empty());
   CHECK(r.grace == nullptr);  // identity unknown: the rules cannot be chosen
   CHECK(r.regions.size() == 9);

@@ -18,7 +18,6 @@
 #include <limits>
 #include <span>
 #include <string>
-#include <system_error>
 #include <vector>
 
 namespace {
@@ -100,10 +99,10 @@ TEST_CASE("§6.1 anonymous_memory: exact length, page-aligned zeroed mapping, co
 }
 
 TEST_CASE("§6.1 anonymous_memory factory errors are errnos, never crashes") {
-  CHECK(anonymous_memory::create(0).error() == std::errc::invalid_argument);
-  CHECK(anonymous_memory::create(std::numeric_limits<std::uint64_t>::max()).error() == std::errc::value_too_large);
-  CHECK(anonymous_memory::create(std::uint64_t{1} << 63).error() == std::errc::value_too_large);
-  CHECK(anonymous_memory::create(absurd).error() == std::errc::not_enough_memory);
+  CHECK(anonymous_memory::create(0).error() == nvgrace::errc::invalid_argument);
+  CHECK(anonymous_memory::create(std::numeric_limits<std::uint64_t>::max()).error() == nvgrace::errc::value_too_large);
+  CHECK(anonymous_memory::create(std::uint64_t{1} << 63).error() == nvgrace::errc::value_too_large);
+  CHECK(anonymous_memory::create(absurd).error() == nvgrace::errc::not_enough_memory);
   CHECK(anonymous_memory{}.empty());
   CHECK(anonymous_memory{}.view().base == nullptr);
 }
@@ -126,9 +125,9 @@ TEST_CASE("§6.1 posix::mapping::map owns what mmap gave; a bad request is an er
 
   const auto beyond_off_t = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) + 1;
   CHECK(nvgrace::posix::mapping::map(page, PROT_READ, MAP_SHARED, 0, beyond_off_t).error() ==
-        std::errc::value_too_large);
-  CHECK(nvgrace::posix::mapping::map(0, PROT_READ, anonymous, -1, 0).error() == std::errc::invalid_argument);
-  CHECK(nvgrace::posix::mapping::map(page, PROT_READ, MAP_SHARED, -1, 0).error() == std::errc::bad_file_descriptor);
+        nvgrace::errc::value_too_large);
+  CHECK(nvgrace::posix::mapping::map(0, PROT_READ, anonymous, -1, 0).error() == nvgrace::errc::invalid_argument);
+  CHECK(nvgrace::posix::mapping::map(page, PROT_READ, MAP_SHARED, -1, 0).error() == nvgrace::errc::bad_file_descriptor);
 }
 
 TEST_CASE("§6.1 memfd_memory can be mapped again via its fd at its offset and sees the same bytes") {
@@ -180,12 +179,12 @@ TEST_CASE("§6.1 memfd_memory is passable to another process: a child maps the f
 }
 
 TEST_CASE("§6.1 memfd_memory factory errors are errnos, never crashes") {
-  CHECK(memfd_memory::create(0).error() == std::errc::invalid_argument);
-  CHECK(memfd_memory::create(std::numeric_limits<std::uint64_t>::max()).error() == std::errc::value_too_large);
-  CHECK(memfd_memory::create(std::uint64_t{1} << 63).error() == std::errc::value_too_large);
-  CHECK(memfd_memory::create(absurd).error() == std::errc::not_enough_memory);
+  CHECK(memfd_memory::create(0).error() == nvgrace::errc::invalid_argument);
+  CHECK(memfd_memory::create(std::numeric_limits<std::uint64_t>::max()).error() == nvgrace::errc::value_too_large);
+  CHECK(memfd_memory::create(std::uint64_t{1} << 63).error() == nvgrace::errc::value_too_large);
+  CHECK(memfd_memory::create(absurd).error() == nvgrace::errc::not_enough_memory);
   const std::string long_name(300, 'x');
-  CHECK(memfd_memory::create(page, caching::cached, long_name.c_str()).error() == std::errc::invalid_argument);
+  CHECK(memfd_memory::create(page, caching::cached, long_name.c_str()).error() == nvgrace::errc::invalid_argument);
   CHECK(memfd_memory{}.empty());
   CHECK(memfd_memory{}.source().fd == -1);
 }
@@ -218,10 +217,10 @@ TEST_CASE("§6.1 memfd_memory::open_file persists memory in a regular file") {
     CHECK(read_all(made->view(), 9990, 20) == expected);
   }
   CHECK(memfd_memory::open_file((dir.path + "/missing/mem").c_str(), 100).error() ==
-        std::errc::no_such_file_or_directory);
-  CHECK(memfd_memory::open_file(dir.path.c_str(), 100).error() == std::errc::is_a_directory);
-  CHECK(memfd_memory::open_file("/dev/null", 100).error() == std::errc::invalid_argument);
-  CHECK(memfd_memory::open_file(path.c_str(), 0).error() == std::errc::invalid_argument);
+        nvgrace::errc::no_such_file_or_directory);
+  CHECK(memfd_memory::open_file(dir.path.c_str(), 100).error() == nvgrace::errc::is_a_directory);
+  CHECK(memfd_memory::open_file("/dev/null", 100).error() == nvgrace::errc::invalid_argument);
+  CHECK(memfd_memory::open_file(path.c_str(), 0).error() == nvgrace::errc::invalid_argument);
   CHECK(file_size(path) == 20000);  // failures change nothing
 }
 
@@ -250,20 +249,20 @@ TEST_CASE("§6.1 memfd_memory::adopt errors close the fd and report an errno") {
     return fd;
   };
   int fd = fresh();
-  CHECK(memfd_memory::adopt(fd, 100, page).error() == std::errc::invalid_argument);  // offset not page-aligned
+  CHECK(memfd_memory::adopt(fd, 100, page).error() == nvgrace::errc::invalid_argument);  // offset not page-aligned
   CHECK_FALSE(fd_is_open(fd));
   fd = fresh();
-  CHECK(memfd_memory::adopt(fd, page, page + 1).error() == std::errc::invalid_argument);  // past the end of the file
+  CHECK(memfd_memory::adopt(fd, page, page + 1).error() == nvgrace::errc::invalid_argument);  // past the end of the file
   CHECK_FALSE(fd_is_open(fd));
   fd = fresh();
-  CHECK(memfd_memory::adopt(fd, 0, 0).error() == std::errc::invalid_argument);
+  CHECK(memfd_memory::adopt(fd, 0, 0).error() == nvgrace::errc::invalid_argument);
   CHECK_FALSE(fd_is_open(fd));
   fd = fresh();
   CHECK(memfd_memory::adopt(fd, std::numeric_limits<std::uint64_t>::max() & ~(page - 1), page).error() ==
-        std::errc::value_too_large);
+        nvgrace::errc::value_too_large);
   CHECK_FALSE(fd_is_open(fd));
-  CHECK(memfd_memory::adopt(-1, 0, page).error() == std::errc::bad_file_descriptor);
-  CHECK(memfd_memory::adopt(1 << 20, 0, page).error() == std::errc::bad_file_descriptor);  // not an open fd
+  CHECK(memfd_memory::adopt(-1, 0, page).error() == nvgrace::errc::bad_file_descriptor);
+  CHECK(memfd_memory::adopt(1 << 20, 0, page).error() == nvgrace::errc::bad_file_descriptor);  // not an open fd
 }
 
 TEST_CASE("§5 span_memory wraps caller bytes, aligned or not") {

@@ -92,7 +92,7 @@ TEST_CASE("§4.2 decoder: no CAPS flag means no capabilities; CAPS without a cha
   CHECK(none->unknown == 0);
   // The argsz-too-small answer of §4.2: CAPS set, cap_offset 0.
   store_region_info(r, vfio::region_info{64, 0xF, 0, 0, region_size, 0});
-  CHECK(vfio::decode_region_caps(r).error() == std::errc::no_buffer_space);
+  CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::no_buffer_space);
 }
 
 TEST_CASE("§4.2 decoder: every truncation is an error or a valid decode, never an over-read") {
@@ -102,10 +102,10 @@ TEST_CASE("§4.2 decoder: every truncation is an error or a valid decode, never 
     const exact_copy copy(std::span<const std::byte>(r).first(length));
     const auto caps = vfio::decode_region_caps(copy.span());
     if (length < 32) {
-      CHECK(caps.error() == std::errc::bad_message);
+      CHECK(caps.error() == nvgrace::errc::bad_message);
     } else if (length < r.size()) {
       // The reply's argsz says 120 but fewer bytes arrived: the last capability never fits.
-      CHECK(caps.error() == std::errc::bad_message);
+      CHECK(caps.error() == nvgrace::errc::bad_message);
     } else {
       REQUIRE(caps);
       check_consistent(*caps, copy.span());
@@ -130,7 +130,7 @@ TEST_CASE("§4.2 decoder: every single-byte corruption (all 256 values) is an er
       } else {
         ++failed;
         const auto e = caps.error();
-        CHECK((e == std::errc::bad_message || e == std::errc::invalid_argument || e == std::errc::no_buffer_space));
+        CHECK((e == nvgrace::errc::bad_message || e == nvgrace::errc::invalid_argument || e == nvgrace::errc::no_buffer_space));
       }
     }
   }
@@ -160,45 +160,45 @@ TEST_CASE("§4.2 decoder: crafted chains give exact errnos") {
   SUBCASE("cap_offset inside the info struct") {
     auto r = reply_with_chain(64);
     store_le<std::uint32_t>(r, 12, 16);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("cap_offset past the reply") {
     auto r = reply_with_chain(64);
     store_le<std::uint32_t>(r, 12, 60);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
     store_le<std::uint32_t>(r, 12, 0xFFFF'FFF8);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("next pointing at itself (a cycle)") {
     auto r = reply_with_chain(64);
     put_cap(r, 32, 3, 32);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("next pointing backward") {
     auto r = reply_with_chain(64);
     put_cap(r, 32, 0x55, 48);
     put_cap(r, 48, 0x55, 32);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("next inside the current header") {
     auto r = reply_with_chain(64);
     put_cap(r, 32, 0x55, 36);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("next past the reply") {
     auto r = reply_with_chain(64);
     put_cap(r, 32, 0x55, 64);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
     put_cap(r, 32, 0x55, 60);  // inside, but no room for a header
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("huge nr_areas") {
     auto r = reply_with_chain(64);
     put_cap(r, 32, 1, 0);
     store_le<std::uint32_t>(r, 40, 0xFFFF'FFFF);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
     store_le<std::uint32_t>(r, 40, 2);  // 2 areas need 32 bytes, 16 are there
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
     store_le<std::uint32_t>(r, 40, 1);
     CHECK(vfio::decode_region_caps(r).has_value());
   }
@@ -207,7 +207,7 @@ TEST_CASE("§4.2 decoder: crafted chains give exact errnos") {
     put_cap(r, 32, 1, 64);
     store_le<std::uint32_t>(r, 40, 2);  // would run into the cap at 64
     put_cap(r, 64, 3, 0);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("area offset + size overflows") {
     auto r = reply_with_chain(64);
@@ -215,7 +215,7 @@ TEST_CASE("§4.2 decoder: crafted chains give exact errnos") {
     store_le<std::uint32_t>(r, 40, 1);
     store_le<std::uint64_t>(r, 48, ~std::uint64_t{0} - 0xF);
     store_le<std::uint64_t>(r, 56, 0x20);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::invalid_argument);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::invalid_argument);
   }
   SUBCASE("area past the region end") {
     auto r = reply_with_chain(64);
@@ -223,7 +223,7 @@ TEST_CASE("§4.2 decoder: crafted chains give exact errnos") {
     store_le<std::uint32_t>(r, 40, 1);
     store_le<std::uint64_t>(r, 48, 0x1000);
     store_le<std::uint64_t>(r, 56, region_size - 0x1000 + 1);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::invalid_argument);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::invalid_argument);
     store_le<std::uint64_t>(r, 56, region_size - 0x1000);  // exactly to the end is fine
     CHECK(vfio::decode_region_caps(r).has_value());
   }
@@ -231,28 +231,28 @@ TEST_CASE("§4.2 decoder: crafted chains give exact errnos") {
     auto r = reply_with_chain(72);
     put_cap(r, 32, 1, 40);
     put_cap(r, 40, 3, 0);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("type cap shorter than 16 bytes") {
     auto r = reply_with_chain(44);
     put_cap(r, 32, 2, 0);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("duplicate sparse-mmap or type capability") {
     auto r = reply_with_chain(64);
     put_cap(r, 32, 2, 48);
     put_cap(r, 48, 2, 0);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
     put_cap(r, 32, 1, 48);
     put_cap(r, 48, 1, 0);
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("argsz smaller than the bytes: only argsz counts") {
     auto r = reply_with_chain(64);
     put_cap(r, 32, 1, 0);
     store_le<std::uint32_t>(r, 40, 1);
     store_le<std::uint32_t>(r, 0, 48);  // the provider says it wrote 48 bytes
-    CHECK(vfio::decode_region_caps(r).error() == std::errc::bad_message);
+    CHECK(vfio::decode_region_caps(r).error() == nvgrace::errc::bad_message);
   }
   SUBCASE("unknown ids are skipped and counted; zero areas is valid") {
     auto r = reply_with_chain(72);

@@ -84,7 +84,7 @@ TEST_CASE("§2.2 only the NVIDIA DVSEC with id 3 counts") {
   put_dvsec(config, 0x100, 0x180, 0x1E98, 3, 0x1);  // CXL vendor, id 3
   put_dvsec(config, 0x180, 0x200, nvidia, 2, 0x1);  // NVIDIA, id 2
   put_header(config, 0x200, 0x000B, 0);             // vendor-specific (not DVSEC)
-  CHECK(pci::find_dvsec(config, nvidia, 3).error() == std::errc::no_such_file_or_directory);
+  CHECK(pci::find_dvsec(config, nvidia, 3).error() == nvgrace::errc::no_such_file_or_directory);
   CHECK(grace::generation_from_config(config).value() == generation::hopper);
   put_dvsec(config, 0x200, 0, nvidia, 3, 0x1);
   CHECK(pci::find_dvsec(config, nvidia, 3).value() == 0x200);
@@ -103,7 +103,7 @@ TEST_CASE("§2.2 walker: backward pointers are followed") {
     visited.push_back(at);
     return false;
   });
-  CHECK(end.error() == std::errc::no_such_file_or_directory);
+  CHECK(end.error() == nvgrace::errc::no_such_file_or_directory);
   CHECK(visited == std::vector<std::uint16_t>{0x100, 0x300, 0x200});
 }
 
@@ -124,10 +124,10 @@ TEST_CASE("§2.2 walker: cycles end with EBADMSG after the kernel's 480 visits")
     ++visits;
     return false;
   });
-  CHECK(end.error() == std::errc::bad_message);
+  CHECK(end.error() == nvgrace::errc::bad_message);
   CHECK(visits == 480);
-  CHECK(pci::find_dvsec(config, nvidia, 3).error() == std::errc::bad_message);
-  CHECK(grace::generation_from_config(config).error() == std::errc::bad_message);
+  CHECK(pci::find_dvsec(config, nvidia, 3).error() == nvgrace::errc::bad_message);
+  CHECK(grace::generation_from_config(config).error() == nvgrace::errc::bad_message);
   // The driver's own walk just finds no DVSEC: Hopper.
   CHECK(grace::driver_generation(config) == generation::hopper);
 }
@@ -158,13 +158,13 @@ TEST_CASE("§2.2 walker: 480 packed capabilities are all visited") {
   // Linked back to the start instead, the 480 headers are a cycle.
   put_header(config, 0xFF0, 0x000B, 0xFF8);
   put_header(config, 0xFF8, 0x000B, 0x100);
-  CHECK(pci::find_ext_cap(config, 0x0042).error() == std::errc::bad_message);
+  CHECK(pci::find_ext_cap(config, 0x0042).error() == nvgrace::errc::bad_message);
 }
 
 TEST_CASE("§2.2 walker: a pointer below 0x100 or past the buffer is EBADMSG") {
   auto config = config_space();
   put_header(config, 0x100, 0x0001, 0x40);
-  CHECK(pci::find_ext_cap(config, 0x23).error() == std::errc::bad_message);
+  CHECK(pci::find_ext_cap(config, 0x23).error() == nvgrace::errc::bad_message);
   CHECK(grace::driver_generation(config) == generation::hopper);
   // A 0x200-byte buffer with a pointer to 0x1FC is fine (4 bytes left); to 0x200 it is not.
   auto small = config_space(0x200);
@@ -172,33 +172,33 @@ TEST_CASE("§2.2 walker: a pointer below 0x100 or past the buffer is EBADMSG") {
   store_le<std::uint32_t>(small, 0x1FC, pci::encode_ext_cap_header({0x0002, 1, 0}));
   CHECK(pci::find_ext_cap(small, 0x0002).value() == 0x1FC);
   put_header(small, 0x100, 0x0001, 0x200);
-  CHECK(pci::find_ext_cap(small, 0x0002).error() == std::errc::bad_message);
+  CHECK(pci::find_ext_cap(small, 0x0002).error() == nvgrace::errc::bad_message);
 }
 
 TEST_CASE("§2.2 walker: all-ones or all-zero headers and short spaces mean no list (ENOENT)") {
   auto config = config_space();
-  CHECK(pci::find_ext_cap(config, 1).error() == std::errc::no_such_file_or_directory);
+  CHECK(pci::find_ext_cap(config, 1).error() == nvgrace::errc::no_such_file_or_directory);
   store_le<std::uint32_t>(config, 0x100, 0xFFFF'FFFF);
-  CHECK(pci::find_ext_cap(config, 0xFFFF).error() == std::errc::no_such_file_or_directory);
+  CHECK(pci::find_ext_cap(config, 0xFFFF).error() == nvgrace::errc::no_such_file_or_directory);
   CHECK(grace::generation_from_config(config).value() == generation::hopper);
   // All-ones further down the list ends it too.
   put_header(config, 0x100, 0x0001, 0x200);
   store_le<std::uint32_t>(config, 0x200, 0xFFFF'FFFF);
-  CHECK(pci::find_ext_cap(config, 0x23).error() == std::errc::no_such_file_or_directory);
+  CHECK(pci::find_ext_cap(config, 0x23).error() == nvgrace::errc::no_such_file_or_directory);
   // A conventional 256-byte config space has no extended list.
   const auto legacy = config_space(256);
-  CHECK(pci::find_dvsec(legacy, nvidia, 3).error() == std::errc::no_such_file_or_directory);
+  CHECK(pci::find_dvsec(legacy, nvidia, 3).error() == nvgrace::errc::no_such_file_or_directory);
   CHECK(grace::generation_from_config(legacy).value() == generation::hopper);
-  CHECK(pci::find_ext_cap(config_space(0x103), 1).error() == std::errc::no_such_file_or_directory);
-  CHECK(pci::find_ext_cap(std::span<const std::byte>{}, 1).error() == std::errc::no_such_file_or_directory);
+  CHECK(pci::find_ext_cap(config_space(0x103), 1).error() == nvgrace::errc::no_such_file_or_directory);
+  CHECK(pci::find_ext_cap(std::span<const std::byte>{}, 1).error() == nvgrace::errc::no_such_file_or_directory);
 }
 
 TEST_CASE("§2.2 walker: a DVSEC cut off by the end of the buffer is EBADMSG") {
   // Header at 0x100 with DVSEC id; the buffer ends before header 2's id (0x10A).
   auto config = config_space(0x109);
   put_header(config, 0x100, pci::ext_cap::dvsec, 0);
-  CHECK(pci::find_dvsec(config, nvidia, 3).error() == std::errc::bad_message);
-  CHECK(grace::generation_from_config(config).error() == std::errc::bad_message);
+  CHECK(pci::find_dvsec(config, nvidia, 3).error() == nvgrace::errc::bad_message);
+  CHECK(grace::generation_from_config(config).error() == nvgrace::errc::bad_message);
   CHECK(grace::driver_generation(config) == generation::hopper);
   // Header 2 fits but the word at +0xA does not.
   auto cut = config_space(0x10B);
@@ -206,7 +206,7 @@ TEST_CASE("§2.2 walker: a DVSEC cut off by the end of the buffer is EBADMSG") {
   store_le<std::uint16_t>(cut, 0x104, nvidia);
   store_le<std::uint16_t>(cut, 0x108, 3);
   CHECK(pci::find_dvsec(cut, nvidia, 3).value() == 0x100);
-  CHECK(grace::generation_from_config(cut).error() == std::errc::bad_message);
+  CHECK(grace::generation_from_config(cut).error() == nvgrace::errc::bad_message);
   // Exactly long enough: decided by the word.
   auto exact = config_space(0x10C);
   std::copy(cut.begin(), cut.end(), exact.begin());
@@ -248,7 +248,7 @@ TEST_CASE("§2.2 walker robustness: random and corrupted spaces never read out o
     if (g) ++found;
     else {
       ++errors;
-      CHECK(g.error() == std::errc::bad_message);
+      CHECK(g.error() == nvgrace::errc::bad_message);
     }
     const auto d = grace::driver_generation(copy.span());
     CHECK((d == generation::hopper || d == generation::blackwell));

@@ -8,7 +8,6 @@
 #include <bit>
 #include <cstdint>
 #include <optional>
-#include <system_error>
 
 namespace {
 
@@ -21,10 +20,10 @@ constexpr std::uint64_t base = 0x4000'0000'0000;
 
 TEST_CASE("§2.1 ACPI: missing properties or size 0 mean plain mode, not an error") {
   using grace::acpi_properties;
-  CHECK(grace::fetch_memory(acpi_properties{}).error() == std::errc::invalid_argument);
-  CHECK(grace::fetch_memory(acpi_properties{base, std::nullopt}).error() == std::errc::invalid_argument);
-  CHECK(grace::fetch_memory(acpi_properties{std::nullopt, 96 * GiB}).error() == std::errc::invalid_argument);
-  CHECK(grace::fetch_memory(acpi_properties{base, 0}).error() == std::errc::not_enough_memory);
+  CHECK(grace::fetch_memory(acpi_properties{}).error() == nvgrace::errc::invalid_argument);
+  CHECK(grace::fetch_memory(acpi_properties{base, std::nullopt}).error() == nvgrace::errc::invalid_argument);
+  CHECK(grace::fetch_memory(acpi_properties{std::nullopt, 96 * GiB}).error() == nvgrace::errc::invalid_argument);
+  CHECK(grace::fetch_memory(acpi_properties{base, 0}).error() == nvgrace::errc::not_enough_memory);
   for (const auto& props : {acpi_properties{}, acpi_properties{base, std::nullopt}, acpi_properties{base, 0}}) {
     CHECK(grace::mode_for(props) == grace::mode::plain);
     const auto probed = grace::probe(props, generation::hopper);
@@ -42,12 +41,12 @@ TEST_CASE("§2.1 ACPI: missing properties or size 0 mean plain mode, not an erro
 
 TEST_CASE("§2.1 ACPI: values beyond the address width are EOVERFLOW, in the driver's order") {
   const grace::address_widths narrow{48, 40};
-  CHECK(grace::fetch_memory({std::uint64_t{1} << 48, GiB}, narrow).error() == std::errc::value_too_large);
+  CHECK(grace::fetch_memory({std::uint64_t{1} << 48, GiB}, narrow).error() == nvgrace::errc::value_too_large);
   CHECK(grace::fetch_memory({(std::uint64_t{1} << 48) - 1, GiB}, narrow).value().phys_base == (std::uint64_t{1} << 48) - 1);
-  CHECK(grace::fetch_memory({base, std::uint64_t{1} << 40}, narrow).error() == std::errc::value_too_large);
+  CHECK(grace::fetch_memory({base, std::uint64_t{1} << 40}, narrow).error() == nvgrace::errc::value_too_large);
   CHECK(grace::fetch_memory({base, (std::uint64_t{1} << 40) - 1}, narrow).value().length == (std::uint64_t{1} << 40) - 1);
   // The base is checked before the size is even looked at.
-  CHECK(grace::fetch_memory({std::uint64_t{1} << 48, std::nullopt}, narrow).error() == std::errc::value_too_large);
+  CHECK(grace::fetch_memory({std::uint64_t{1} << 48, std::nullopt}, narrow).error() == nvgrace::errc::value_too_large);
   // On 64-bit arm64 the width checks can never fire.
   CHECK(grace::fetch_memory({~std::uint64_t{0}, ~std::uint64_t{0}}).has_value());
   CHECK(grace::mode_for({std::uint64_t{1} << 48, GiB}, narrow) == grace::mode::plain);
@@ -77,17 +76,17 @@ TEST_CASE("§2.3 worked examples, table rows 1-4 (Hopper)") {
 }
 
 TEST_CASE("§2.3 worked examples, failing rows: 1 GiB and 1.25 GiB EINVAL, 0.5 GiB EOVERFLOW") {
-  CHECK(derive_layout(base, GiB, generation::hopper).error() == std::errc::invalid_argument);
-  CHECK(derive_layout(base, GiB + 256 * MiB, generation::hopper).error() == std::errc::invalid_argument);
-  CHECK(derive_layout(base, 512 * MiB, generation::hopper).error() == std::errc::value_too_large);
-  CHECK(derive_layout(base, 0, generation::hopper).error() == std::errc::value_too_large);
+  CHECK(derive_layout(base, GiB, generation::hopper).error() == nvgrace::errc::invalid_argument);
+  CHECK(derive_layout(base, GiB + 256 * MiB, generation::hopper).error() == nvgrace::errc::invalid_argument);
+  CHECK(derive_layout(base, 512 * MiB, generation::hopper).error() == nvgrace::errc::value_too_large);
+  CHECK(derive_layout(base, 0, generation::hopper).error() == nvgrace::errc::value_too_large);
   CHECK(grace::describe_layout_error(base, GiB + 256 * MiB, generation::hopper) == "usable memory rounds down to 0");
   CHECK(grace::describe_layout_error(base, 512 * MiB, generation::hopper) ==
         "memory is smaller than the 1 GiB carve-out");
   CHECK(grace::describe_layout_error(base, 96 * GiB, generation::hopper).empty());
   // §10 E13: those sizes fail the probe itself with the same errno.
-  CHECK(grace::probe({base, GiB + 256 * MiB}, generation::hopper).error() == std::errc::invalid_argument);
-  CHECK(grace::probe({base, 512 * MiB}, generation::hopper).error() == std::errc::value_too_large);
+  CHECK(grace::probe({base, GiB + 256 * MiB}, generation::hopper).error() == nvgrace::errc::invalid_argument);
+  CHECK(grace::probe({base, 512 * MiB}, generation::hopper).error() == nvgrace::errc::value_too_large);
 }
 
 TEST_CASE("§2.3 worked examples: Blackwell 186 GiB + 4 KiB, and size 0 → plain via ENOMEM") {
@@ -99,10 +98,10 @@ TEST_CASE("§2.3 worked examples: Blackwell 186 GiB + 4 KiB, and size 0 → plai
   CHECK(l.region(2) == nullptr);
   CHECK(l.region(4) == &l.usemem);
   for (const auto gen : {generation::hopper, generation::blackwell}) {
-    CHECK(grace::fetch_memory({base, 0}).error() == std::errc::not_enough_memory);
+    CHECK(grace::fetch_memory({base, 0}).error() == nvgrace::errc::not_enough_memory);
     CHECK(grace::probe({base, 0}, gen).value().mode == grace::mode::plain);
   }
-  CHECK(derive_layout(base, 0, generation::blackwell).error() == std::errc::invalid_argument);
+  CHECK(derive_layout(base, 0, generation::blackwell).error() == nvgrace::errc::invalid_argument);
   CHECK(grace::describe_layout_error(base, 0, generation::blackwell) == "memory size is 0");
 }
 
@@ -136,15 +135,15 @@ TEST_CASE("§2.3 the 512 MiB granule and BAR sizes over a sweep of Hopper sizes"
 
 TEST_CASE("§2.3 extremes: 64-bit limits are errors, never a crash") {
   const std::uint64_t max = ~std::uint64_t{0};
-  CHECK(derive_layout(base, max, generation::blackwell).error() == std::errc::value_too_large);
+  CHECK(derive_layout(base, max, generation::blackwell).error() == nvgrace::errc::value_too_large);
   CHECK(derive_layout(base, std::uint64_t{1} << 63, generation::blackwell).value().usemem.reported_size ==
         std::uint64_t{1} << 63);
-  CHECK(derive_layout(0, max, generation::hopper).error() == std::errc::value_too_large);
+  CHECK(derive_layout(0, max, generation::hopper).error() == nvgrace::errc::value_too_large);
   CHECK(grace::describe_layout_error(0, max, generation::hopper) == "usable memory has no 64-bit power of two above it");
   // The 6.13 rule sizes after the round-down, which can also exceed 2^63.
-  CHECK(derive_layout(0, max, generation::hopper, kernel_rule::v6_13).error() == std::errc::value_too_large);
+  CHECK(derive_layout(0, max, generation::hopper, kernel_rule::v6_13).error() == nvgrace::errc::value_too_large);
   // Hopper resmem base overflow (step 7).
-  CHECK(derive_layout(max - 2 * GiB, 4 * GiB, generation::hopper).error() == std::errc::value_too_large);
+  CHECK(derive_layout(max - 2 * GiB, 4 * GiB, generation::hopper).error() == nvgrace::errc::value_too_large);
   CHECK(grace::describe_layout_error(max - 2 * GiB, 4 * GiB, generation::hopper) ==
         "the carve-out's physical address overflows 64 bits");
   // Blackwell does not check memphys + memlength (§2.3 "not validated").

@@ -20,7 +20,7 @@ std::uint64_t parsed(std::string_view text) {
   REQUIRE(r.ok());
   return r.bytes;
 }
-void rejected(std::string_view text, std::errc error, std::string_view reason) {
+void rejected(std::string_view text, nvgrace::errc error, std::string_view reason) {
   const auto r = parse_size(text);
   INFO(text);
   CHECK(r.error == error);
@@ -69,35 +69,35 @@ TEST_CASE("layout tool: SIZE accepts bytes, hex, and decimal with binary units")
 }
 
 TEST_CASE("layout tool: SIZE rejections name the rule and errno") {
-  rejected("", std::errc::invalid_argument, "empty size");
-  rejected("0x", std::errc::invalid_argument, "a 0x size needs hex digits");
-  rejected("0x1g", std::errc::invalid_argument, "a 0x size takes hex digits only (no fraction, no unit)");
-  rejected("0x10GiB", std::errc::invalid_argument, "a 0x size takes hex digits only (no fraction, no unit)");
-  rejected("0x1.8", std::errc::invalid_argument, "a 0x size takes hex digits only (no fraction, no unit)");
-  rejected("0x10000000000000000", std::errc::value_too_large, "size does not fit in 64 bits");
-  rejected("18446744073709551616", std::errc::value_too_large, "size does not fit in 64 bits");
-  rejected("16777216TiB", std::errc::value_too_large, "size does not fit in 64 bits");
-  rejected("16777215.99999999TiB", std::errc::invalid_argument, "not a whole number of bytes");
-  rejected(" 96GiB", std::errc::invalid_argument, "a size starts with a digit");
-  rejected("-1", std::errc::invalid_argument, "a size starts with a digit");
-  rejected("+1", std::errc::invalid_argument, "a size starts with a digit");
-  rejected(".5GiB", std::errc::invalid_argument, "a size starts with a digit");
-  rejected("96GiB ", std::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("96  GiB", std::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("96 ", std::errc::invalid_argument, "a space must be followed by a unit");
-  rejected("96GB", std::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("96G", std::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("1_000", std::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("1.2.3", std::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("1.", std::errc::invalid_argument, "a '.' needs digits after it");
-  rejected("1.GiB", std::errc::invalid_argument, "a '.' needs digits after it");
-  rejected("1.5", std::errc::invalid_argument, "not a whole number of bytes");
-  rejected("1.5B", std::errc::invalid_argument, "not a whole number of bytes");
-  rejected("0.1KiB", std::errc::invalid_argument, "not a whole number of bytes");
-  rejected("1.00000000000000000001GiB", std::errc::invalid_argument, "not a whole number of bytes");
-  rejected("0.00000000000045474735088646411895751953125TiB", std::errc::invalid_argument,
+  rejected("", nvgrace::errc::invalid_argument, "empty size");
+  rejected("0x", nvgrace::errc::invalid_argument, "a 0x size needs hex digits");
+  rejected("0x1g", nvgrace::errc::invalid_argument, "a 0x size takes hex digits only (no fraction, no unit)");
+  rejected("0x10GiB", nvgrace::errc::invalid_argument, "a 0x size takes hex digits only (no fraction, no unit)");
+  rejected("0x1.8", nvgrace::errc::invalid_argument, "a 0x size takes hex digits only (no fraction, no unit)");
+  rejected("0x10000000000000000", nvgrace::errc::value_too_large, "size does not fit in 64 bits");
+  rejected("18446744073709551616", nvgrace::errc::value_too_large, "size does not fit in 64 bits");
+  rejected("16777216TiB", nvgrace::errc::value_too_large, "size does not fit in 64 bits");
+  rejected("16777215.99999999TiB", nvgrace::errc::invalid_argument, "not a whole number of bytes");
+  rejected(" 96GiB", nvgrace::errc::invalid_argument, "a size starts with a digit");
+  rejected("-1", nvgrace::errc::invalid_argument, "a size starts with a digit");
+  rejected("+1", nvgrace::errc::invalid_argument, "a size starts with a digit");
+  rejected(".5GiB", nvgrace::errc::invalid_argument, "a size starts with a digit");
+  rejected("96GiB ", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
+  rejected("96  GiB", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
+  rejected("96 ", nvgrace::errc::invalid_argument, "a space must be followed by a unit");
+  rejected("96GB", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
+  rejected("96G", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
+  rejected("1_000", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
+  rejected("1.2.3", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
+  rejected("1.", nvgrace::errc::invalid_argument, "a '.' needs digits after it");
+  rejected("1.GiB", nvgrace::errc::invalid_argument, "a '.' needs digits after it");
+  rejected("1.5", nvgrace::errc::invalid_argument, "not a whole number of bytes");
+  rejected("1.5B", nvgrace::errc::invalid_argument, "not a whole number of bytes");
+  rejected("0.1KiB", nvgrace::errc::invalid_argument, "not a whole number of bytes");
+  rejected("1.00000000000000000001GiB", nvgrace::errc::invalid_argument, "not a whole number of bytes");
+  rejected("0.00000000000045474735088646411895751953125TiB", nvgrace::errc::invalid_argument,
            "not a whole number of bytes");  // half a byte, 41 digits
-  rejected("16777215.9999990463256836TiB", std::errc::invalid_argument, "not a whole number of bytes");
+  rejected("16777215.9999990463256836TiB", nvgrace::errc::invalid_argument, "not a whole number of bytes");
 }
 
 TEST_CASE("layout tool: human sizes") {

@@ -7,7 +7,6 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <system_error>
 
 namespace {
 
@@ -20,13 +19,13 @@ TEST_CASE("§6.1 §10 E9 mmap: exactly memlength maps, one page more is EINVAL, 
   const auto& use = hopper.usemem;
   const auto whole = grace::check_mmap(use, false, 0, use.real_length).value();
   CHECK(whole == grace::mmap_plan{0, use.real_length, false});
-  CHECK(grace::check_mmap(use, false, 0, use.real_length + 4096).error() == std::errc::invalid_argument);
-  CHECK(grace::check_mmap(use, false, 1, use.real_length).error() == std::errc::invalid_argument);
+  CHECK(grace::check_mmap(use, false, 0, use.real_length + 4096).error() == nvgrace::errc::invalid_argument);
+  CHECK(grace::check_mmap(use, false, 1, use.real_length).error() == nvgrace::errc::invalid_argument);
   CHECK(grace::check_mmap(use, false, (use.real_length >> 12) - 1, 4096).value().region_offset == use.real_length - 4096);
   // The padding up to the BAR size is never mappable.
-  CHECK(grace::check_mmap(use, false, use.real_length >> 12, 4096).error() == std::errc::invalid_argument);
-  CHECK(grace::check_mmap(use, false, ~std::uint64_t{0} >> 4, 4096).error() == std::errc::value_too_large);
-  CHECK(grace::check_mmap(use, false, 1, ~std::uint64_t{0} - 100).error() == std::errc::value_too_large);
+  CHECK(grace::check_mmap(use, false, use.real_length >> 12, 4096).error() == nvgrace::errc::invalid_argument);
+  CHECK(grace::check_mmap(use, false, ~std::uint64_t{0} >> 4, 4096).error() == nvgrace::errc::value_too_large);
+  CHECK(grace::check_mmap(use, false, 1, ~std::uint64_t{0} - 100).error() == nvgrace::errc::value_too_large);
   // resmem maps write-combine.
   CHECK(grace::check_mmap(hopper.resmem, true, 0, GiB).value().write_combine);
   // 64 KiB pages scale the page offset.
@@ -36,7 +35,7 @@ TEST_CASE("§6.1 §10 E9 mmap: exactly memlength maps, one page more is EINVAL, 
 TEST_CASE("§6.1 a memlength that is not page-aligned: the last partial page cannot be mapped") {
   const grace::memregion odd{0x4000'0000'0000, 0x10'0000 + 0x800, 0x20'0000};
   CHECK(grace::check_mmap(odd, false, 0, 0x10'0000).has_value());
-  CHECK(grace::check_mmap(odd, false, 0, 0x10'1000).error() == std::errc::invalid_argument);
+  CHECK(grace::check_mmap(odd, false, 0, 0x10'1000).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("§6.1 vm_pgoff splits into region index and page offset") {

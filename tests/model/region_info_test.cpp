@@ -47,7 +47,7 @@ TEST_CASE("§4.3 BAR4 of 96 GiB Hopper, argsz 64: exact 64 bytes") {
 TEST_CASE("§4.2 argsz below 32 is EINVAL and writes nothing") {
   for (std::uint32_t argsz = 0; argsz < 32; ++argsz) {
     std::vector<std::byte> out(64, std::byte{0xEE});
-    CHECK(grace::region_info_reply(hopper, 4, argsz, out).error() == std::errc::invalid_argument);
+    CHECK(grace::region_info_reply(hopper, 4, argsz, out).error() == nvgrace::errc::invalid_argument);
     CHECK(out == std::vector<std::byte>(64, std::byte{0xEE}));
   }
 }
@@ -104,14 +104,14 @@ TEST_CASE("§4.3 the area is the real length, not page-rounded, not the BAR size
 
 TEST_CASE("§4.3 non-emulated regions are the core's: ENOENT; a short buffer is EFAULT") {
   std::vector<std::byte> out(64);
-  CHECK(grace::region_info_reply(blackwell, 2, 64, out).error() == std::errc::no_such_file_or_directory);
-  CHECK(grace::region_info_reply(hopper, 0, 64, out).error() == std::errc::no_such_file_or_directory);
-  CHECK(grace::region_info_reply(hopper, 9, 64, out).error() == std::errc::no_such_file_or_directory);
+  CHECK(grace::region_info_reply(blackwell, 2, 64, out).error() == nvgrace::errc::no_such_file_or_directory);
+  CHECK(grace::region_info_reply(hopper, 0, 64, out).error() == nvgrace::errc::no_such_file_or_directory);
+  CHECK(grace::region_info_reply(hopper, 9, 64, out).error() == nvgrace::errc::no_such_file_or_directory);
   CHECK(grace::region_info_reply(hopper, 4, 64, std::span<std::byte>(out).first(63)).error() ==
-        std::errc::bad_address);
+        nvgrace::errc::bad_address);
   CHECK(grace::region_info_reply(hopper, 4, 40, std::span<std::byte>(out).first(32)).value() == 32);
   CHECK(grace::region_info_reply(hopper, 4, 40, std::span<std::byte>(out).first(31)).error() ==
-        std::errc::bad_address);
+        nvgrace::errc::bad_address);
 }
 
 TEST_CASE("§4.2 cap chain: every capability padded to 8 bytes, next offsets shifted by 32") {
@@ -167,16 +167,16 @@ TEST_CASE("§4.2 no caps: flags unchanged, argsz kept, 32 bytes") {
   CHECK(back.argsz == 48);
   CHECK(back.flags == 0x3);
   CHECK(back.cap_offset == 0);
-  CHECK(vfio::encode_region_info(out, 31, info, none).error() == std::errc::invalid_argument);
+  CHECK(vfio::encode_region_info(out, 31, info, none).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("§4.2 a chain over capacity is ENOMEM and leaves the chain unchanged") {
   vfio::cap_chain<32> caps;
   const std::array<vfio::sparse_mmap_area, 2> two{{{0, 1}, {1, 1}}};
-  CHECK(caps.add_sparse_mmap(two).error() == std::errc::not_enough_memory);
+  CHECK(caps.add_sparse_mmap(two).error() == nvgrace::errc::not_enough_memory);
   CHECK(caps.empty());
   REQUIRE(caps.add_msix_mappable());
-  CHECK(caps.add(9, 1, std::vector<std::byte>(17)).error() == std::errc::not_enough_memory);
+  CHECK(caps.add(9, 1, std::vector<std::byte>(17)).error() == nvgrace::errc::not_enough_memory);
   CHECK(caps.size() == 8);
   REQUIRE(caps.add(9, 1, std::vector<std::byte>(16)));
   CHECK(caps.size() == 32);

@@ -117,6 +117,6 @@ constexpr bool hopper_probe() {
 static_assert(hopper_probe());
 // Past 2^63 there is no BAR: the layout itself is EOVERFLOW.
 static_assert(grace::derive_layout(base, (std::uint64_t{1} << 63) + 1, generation::blackwell).error() ==
-              std::errc::value_too_large);
+              nvgrace::errc::value_too_large);
 
 }  // namespace

@@ -5,7 +5,6 @@
 #include <nvgrace/grace/layout.hpp>
 
 #include <cstdint>
-#include <system_error>
 
 namespace {
 
@@ -24,7 +23,7 @@ constexpr bool row(std::uint64_t length, generation gen, memregion usemem, memre
   return l.has_value() && l->usemem == usemem && l->resmem == resmem && l->generation == gen;
 }
 /// A table row that fails with `error`.
-constexpr bool row_fails(std::uint64_t length, generation gen, std::errc error,
+constexpr bool row_fails(std::uint64_t length, generation gen, nvgrace::errc error,
                          kernel_rule rule = kernel_rule::current) {
   return derive_layout(base, length, gen, rule).error() == error;
 }
@@ -48,26 +47,26 @@ static_assert(derive_layout(base, 96 * GiB, generation::hopper, kernel_rule::v6_
 static_assert(row(GiB + 512 * MiB, generation::hopper, {base, 0x2000'0000, 0x2000'0000},
                   {base + 0x2000'0000, 0x4000'0000, 0x4000'0000}));
 // 1 GiB and 1.25 GiB, Hopper: usable memory rounds down to 0 → EINVAL.
-static_assert(row_fails(GiB, generation::hopper, std::errc::invalid_argument));
-static_assert(row_fails(GiB + 256 * MiB, generation::hopper, std::errc::invalid_argument));
-static_assert(row_fails(GiB + 512 * MiB - 1, generation::hopper, std::errc::invalid_argument));
-static_assert(row_fails(GiB, generation::hopper, std::errc::invalid_argument, kernel_rule::v6_13));
-static_assert(row_fails(GiB + 256 * MiB, generation::hopper, std::errc::invalid_argument, kernel_rule::v6_13));
+static_assert(row_fails(GiB, generation::hopper, nvgrace::errc::invalid_argument));
+static_assert(row_fails(GiB + 256 * MiB, generation::hopper, nvgrace::errc::invalid_argument));
+static_assert(row_fails(GiB + 512 * MiB - 1, generation::hopper, nvgrace::errc::invalid_argument));
+static_assert(row_fails(GiB, generation::hopper, nvgrace::errc::invalid_argument, kernel_rule::v6_13));
+static_assert(row_fails(GiB + 256 * MiB, generation::hopper, nvgrace::errc::invalid_argument, kernel_rule::v6_13));
 // 0.5 GiB, Hopper: length − 1 GiB underflows → EOVERFLOW.
-static_assert(row_fails(512 * MiB, generation::hopper, std::errc::value_too_large));
-static_assert(row_fails(GiB - 1, generation::hopper, std::errc::value_too_large));
+static_assert(row_fails(512 * MiB, generation::hopper, nvgrace::errc::value_too_large));
+static_assert(row_fails(GiB - 1, generation::hopper, nvgrace::errc::value_too_large));
 // 186 GiB + 4 KiB, Blackwell: one region over everything, no resmem.
 static_assert(row(186 * GiB + 4 * KiB, generation::blackwell, {base, 0x2E'8000'1000, 0x40'0000'0000}, {}));
 static_assert(!derive_layout(base, 186 * GiB + 4 * KiB, generation::blackwell)->has_resmem());
 // 0, any generation: the ACPI step fails with ENOMEM → plain mode, probe succeeds.
-static_assert(grace::fetch_memory({base, 0}).error() == std::errc::not_enough_memory);
+static_assert(grace::fetch_memory({base, 0}).error() == nvgrace::errc::not_enough_memory);
 static_assert(grace::mode_for({base, 0}) == grace::mode::plain);
 static_assert(grace::probe({base, 0}, generation::hopper)->mode == grace::mode::plain);
 static_assert(grace::probe({base, 0}, generation::blackwell)->mode == grace::mode::plain);
 static_assert(grace::probe({base, 0}, generation::hopper)->layout == grace::layout{});
 // …while a Hopper memory that is too small fails the probe itself (§10 E13).
-static_assert(grace::probe({base, GiB}, generation::hopper).error() == std::errc::invalid_argument);
-static_assert(grace::probe({base, 512 * MiB}, generation::hopper).error() == std::errc::value_too_large);
+static_assert(grace::probe({base, GiB}, generation::hopper).error() == nvgrace::errc::invalid_argument);
+static_assert(grace::probe({base, 512 * MiB}, generation::hopper).error() == nvgrace::errc::value_too_large);
 static_assert(grace::probe({base, 96 * GiB}, generation::hopper)->mode == grace::mode::emulated);
 static_assert(grace::probe({base, 96 * GiB}, generation::hopper)->layout ==
               *derive_layout(base, 96 * GiB, generation::hopper));

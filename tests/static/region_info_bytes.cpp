@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <system_error>
 
 namespace {
 
@@ -80,8 +79,8 @@ constexpr std::uint8_t bar2_full_100[] = {
 };
 // clang-format on
 
-static_assert(grace::region_info_reply(hopper, 4, 31).error() == std::errc::invalid_argument);
-static_assert(grace::region_info_reply(hopper, 2, 0).error() == std::errc::invalid_argument);
+static_assert(grace::region_info_reply(hopper, 4, 31).error() == nvgrace::errc::invalid_argument);
+static_assert(grace::region_info_reply(hopper, 2, 0).error() == nvgrace::errc::invalid_argument);
 static_assert(reply_is(hopper, 4, 32, bar4_short));
 static_assert(reply_is(hopper, 4, 63, bar4_short));
 static_assert(reply_is(hopper, 4, 64, bar4_full_64));
@@ -93,10 +92,10 @@ static_assert(reply_is(hopper, 2, 100, bar2_full_100));
 
 // Regions the driver does not emulate are the core's (ENOENT from the model):
 // Blackwell's BAR2, BAR0, config. argsz is still checked first.
-static_assert(grace::region_info_reply(blackwell, 2, 64).error() == std::errc::no_such_file_or_directory);
-static_assert(grace::region_info_reply(hopper, 0, 64).error() == std::errc::no_such_file_or_directory);
-static_assert(grace::region_info_reply(hopper, 7, 64).error() == std::errc::no_such_file_or_directory);
-static_assert(grace::region_info_reply(blackwell, 2, 8).error() == std::errc::invalid_argument);
+static_assert(grace::region_info_reply(blackwell, 2, 64).error() == nvgrace::errc::no_such_file_or_directory);
+static_assert(grace::region_info_reply(hopper, 0, 64).error() == nvgrace::errc::no_such_file_or_directory);
+static_assert(grace::region_info_reply(hopper, 7, 64).error() == nvgrace::errc::no_such_file_or_directory);
+static_assert(grace::region_info_reply(blackwell, 2, 8).error() == nvgrace::errc::invalid_argument);
 static_assert(grace::emulated_region_info_size == 64 && grace::emulated_region_flags == 0x7);
 
 }  // namespace

@@ -119,12 +119,12 @@ TEST_CASE("§4.2 client get_region_info argsz 100: argsz echoed, cap at 32, tail
 TEST_CASE("§4.2 client get_region_info: argsz < 32 EINVAL, buffer shorter than argsz EFAULT, bad index EINVAL") {
   fixture f;
   auto small = info_buffer(31, bar, 32);
-  CHECK(f.c.get_region_info(small).error() == std::errc::invalid_argument);
+  CHECK(f.c.get_region_info(small).error() == nvgrace::errc::invalid_argument);
   auto lying = info_buffer(64, bar, 32);
-  CHECK(f.c.get_region_info(lying).error() == std::errc::bad_address);
+  CHECK(f.c.get_region_info(lying).error() == nvgrace::errc::bad_address);
   auto bad = info_buffer(32, 9);
   const auto before = bad;
-  CHECK(f.c.get_region_info(bad).error() == std::errc::invalid_argument);
+  CHECK(f.c.get_region_info(bad).error() == nvgrace::errc::invalid_argument);
   CHECK(bad == before);
   CHECK(f.c.connected());
 }
@@ -142,10 +142,10 @@ TEST_CASE("§6.1 E9 client mmap: from the passed fd; within the sparse area only
   CHECK(f.device.snapshot()[4096 + 5] == std::byte{0x5A});
   ::munmap(*p, 4096);
   // memlength = 3 pages + 100: the 4th page runs past the area (the driver's memlength bound).
-  CHECK(f.c.mmap(nullptr, 4 * 4096, PROT_READ, bar_pos).error() == std::errc::invalid_argument);
-  CHECK(f.c.mmap(nullptr, 4096, PROT_READ, bar_pos + 3 * 4096).error() == std::errc::invalid_argument);
-  CHECK(f.c.mmap(nullptr, ~std::uint64_t{0}, PROT_READ, bar_pos + 4096).error() == std::errc::value_too_large);
-  CHECK(f.c.mmap(nullptr, 4096, PROT_READ, vfio::region_offset(7)).error() == std::errc::invalid_argument);
+  CHECK(f.c.mmap(nullptr, 4 * 4096, PROT_READ, bar_pos).error() == nvgrace::errc::invalid_argument);
+  CHECK(f.c.mmap(nullptr, 4096, PROT_READ, bar_pos + 3 * 4096).error() == nvgrace::errc::invalid_argument);
+  CHECK(f.c.mmap(nullptr, ~std::uint64_t{0}, PROT_READ, bar_pos + 4096).error() == nvgrace::errc::value_too_large);
+  CHECK(f.c.mmap(nullptr, 4096, PROT_READ, vfio::region_offset(7)).error() == nvgrace::errc::invalid_argument);
 }
 
 TEST_CASE("§6.1 client mmap at a fixed address replaces the mapping there") {
@@ -173,7 +173,7 @@ TEST_CASE("§5 client pread/pwrite: bytes, 0xFF padding, short count at the BAR 
   CHECK(cross[7] == std::byte{0xFF});
   CHECK(f.c.pread(cross, bar_pos + bar_size - 4).value() == 4);
   CHECK(f.c.pwrite(cross, bar_pos + bar_size - 1).value() == 1);
-  CHECK(f.c.pread(cross, bar_pos + bar_size).error() == std::errc::invalid_argument);
+  CHECK(f.c.pread(cross, bar_pos + bar_size).error() == nvgrace::errc::invalid_argument);
   CHECK(f.c.pread(std::span<std::byte>(), bar_pos).value() == 0);
   CHECK(f.c.connected());
 }
@@ -208,9 +208,9 @@ TEST_CASE("vu §1.9 client get_irq_info and reset") {
   REQUIRE(f.c.get_irq_info(irq));
   CHECK(irq.count == 0);
   irq = {16, 0, 5, 0};
-  CHECK(f.c.get_irq_info(irq).error() == std::errc::invalid_argument);
+  CHECK(f.c.get_irq_info(irq).error() == nvgrace::errc::invalid_argument);
   irq = {15, 0, 0, 0};
-  CHECK(f.c.get_irq_info(irq).error() == std::errc::invalid_argument);
+  CHECK(f.c.get_irq_info(irq).error() == nvgrace::errc::invalid_argument);
   REQUIRE(f.c.reset());
   CHECK(f.device.resets.load() == 1);
 }
@@ -226,10 +226,10 @@ TEST_CASE("vu §1.12 client: a server that never answers gives ETIMEDOUT, then E
     REQUIRE(c);
     std::array<std::byte, 8> b{};
     const auto t0 = std::chrono::steady_clock::now();
-    CHECK(c->pread(b, bar_pos).error() == std::errc::timed_out);
+    CHECK(c->pread(b, bar_pos).error() == nvgrace::errc::timed_out);
     CHECK(std::chrono::steady_clock::now() - t0 >= 190ms);
     CHECK_FALSE(c->connected());
-    CHECK(c->pread(b, bar_pos).error() == std::errc::not_connected);
+    CHECK(c->pread(b, bar_pos).error() == nvgrace::errc::not_connected);
     CHECK(s.server_end.receive().h.command == 9);  // the unanswered request, then end of stream
     CHECK(s.server_end.closed());
   }
@@ -244,7 +244,7 @@ TEST_CASE("vu §1.2 client: an error reply is its errno; the connection stays up
   auto req = s.server_end.receive();
   CHECK(req.h.command == 13);
   s.server_end.send(make_message(req.h.id, 13, {}, 0x21, 16, EBUSY));
-  CHECK(fut.get().error() == std::errc::device_or_resource_busy);
+  CHECK(fut.get().error() == nvgrace::errc::device_or_resource_busy);
   CHECK(c->connected());
 }
 
@@ -256,7 +256,7 @@ TEST_CASE("vu §1.12 client: wrong reply id or type, a mismatched or oversized r
     auto fut = std::async(std::launch::async, [&] { return c->reset(); });
     auto req = s.server_end.receive();
     s.server_end.send(make_message(static_cast<std::uint16_t>(req.h.id + 1), command::device_reset, {}, 1));
-    CHECK(fut.get().error() == std::errc::protocol_error);
+    CHECK(fut.get().error() == nvgrace::errc::protocol_error);
     CHECK_FALSE(c->connected());
   }
   SUBCASE("a header-only reply of the wrong type") {
@@ -266,7 +266,7 @@ TEST_CASE("vu §1.12 client: wrong reply id or type, a mismatched or oversized r
     auto fut = std::async(std::launch::async, [&] { return c->reset(); });
     auto req = s.server_end.receive();
     s.server_end.send(make_message(req.h.id, command::device_reset, {}, 0));
-    CHECK(fut.get().error() == std::errc::protocol_error);
+    CHECK(fut.get().error() == nvgrace::errc::protocol_error);
   }
   SUBCASE("a READ reply larger than asked") {
     auto s = scripted::start();
@@ -276,7 +276,7 @@ TEST_CASE("vu §1.12 client: wrong reply id or type, a mismatched or oversized r
     auto fut = std::async(std::launch::async, [&] { return c->pread(b, bar_pos); });
     auto req = s.server_end.receive();
     s.server_end.send(make_message(req.h.id, command::region_read, write_req(0, bar, pattern(8, 0)), 1));
-    CHECK(fut.get().error() == std::errc::message_size);
+    CHECK(fut.get().error() == nvgrace::errc::message_size);
   }
   SUBCASE("a READ reply whose count does not match its size") {
     auto s = scripted::start();
@@ -286,14 +286,14 @@ TEST_CASE("vu §1.12 client: wrong reply id or type, a mismatched or oversized r
     auto fut = std::async(std::launch::async, [&] { return c->pread(b, bar_pos); });
     auto req = s.server_end.receive();
     s.server_end.send(make_message(req.h.id, command::region_read, write_req(0, bar, pattern(4, 0), 8), 1));
-    CHECK(fut.get().error() == std::errc::protocol_error);
+    CHECK(fut.get().error() == nvgrace::errc::protocol_error);
   }
 }
 
 TEST_CASE("vu §1.4 client: a reply minor above ours fails the connection with EPROTO") {
   auto s = scripted::start();
   s.handshake(1);
-  CHECK(s.pending.get().error() == std::errc::protocol_error);
+  CHECK(s.pending.get().error() == nvgrace::errc::protocol_error);
 }
 
 TEST_CASE("vu §1.6 client: a libvfio-user style first reply (no CAPS flag) still reads as the kernel's") {
@@ -325,7 +325,7 @@ TEST_CASE("vu §1.6 client: a malformed cap chain from the server is EPROTO, the
                                      .u16(1).u16(1).u32(36).u32(1).u32(0).u64(0).u64(0x1000)
                                      .bytes(),
                                  1));
-  CHECK(fut.get().error() == std::errc::protocol_error);
+  CHECK(fut.get().error() == nvgrace::errc::protocol_error);
   CHECK(b == before);
 }
 

@@ -21,7 +21,7 @@ using namespace nvgrace;
 
 namespace {
 
-int fail(const char* what, std::errc e) {
+int fail(const char* what, nvgrace::errc e) {
   std::fprintf(stderr, "example: %s: %s\n", what, std::string(errno_name(e)).c_str());
   return 1;
 }

@@ -55,15 +55,15 @@ TEST_CASE("vu §1.2 header layout: id, command, size, flags, error little-endian
 
 TEST_CASE("vu §1.2 error reply is header-only with flags 0x21 and the positive errno") {
   const header request{7, 5, 48, 0, 0};
-  const auto e = error_header(request, std::errc::invalid_argument);
+  const auto e = error_header(request, nvgrace::errc::invalid_argument);
   CHECK(e == header{7, 5, 16, 0x21, 22});
   CHECK(reply_header(request, 32) == header{7, 5, 48, 0x1, 0});
 }
 
 TEST_CASE("vu §1.2 an error reply with errno 0 or out of range reads as EINVAL") {
-  CHECK(reply_errno(header{0, 0, 16, 0x21, 0}) == std::errc::invalid_argument);
-  CHECK(reply_errno(header{0, 0, 16, 0x21, 5000}) == std::errc::invalid_argument);
-  CHECK(reply_errno(header{0, 0, 16, 0x21, 17}) == std::errc::file_exists);
+  CHECK(reply_errno(header{0, 0, 16, 0x21, 0}) == nvgrace::errc::invalid_argument);
+  CHECK(reply_errno(header{0, 0, 16, 0x21, 5000}) == nvgrace::errc::invalid_argument);
+  CHECK(reply_errno(header{0, 0, 16, 0x21, 17}) == nvgrace::errc::file_exists);
 }
 
 TEST_CASE("vu §1.7 region access payload: offset u64, region u32, count u32") {
@@ -133,7 +133,7 @@ TEST_CASE("vu §1.4 capabilities: malformed JSON and wrong types are EINVAL") {
   };
   for (auto text : bad) {
     CAPTURE(text);
-    CHECK(parse_capabilities(text).error() == std::errc::invalid_argument);
+    CHECK(parse_capabilities(text).error() == nvgrace::errc::invalid_argument);
   }
   CHECK(parse_capabilities("{\"capabilities\":{\"max_data_xfer_size\":18446744073709551615}}")->max_data_xfer_size ==
         UINT64_MAX);
@@ -142,7 +142,7 @@ TEST_CASE("vu §1.4 capabilities: malformed JSON and wrong types are EINVAL") {
 TEST_CASE("vu §1.4 capabilities: nesting deeper than the limit is refused, not recursed") {
   std::string deep = "{\"a\":";
   for (int i = 0; i < 10000; ++i) deep += "[";
-  CHECK(parse_capabilities(deep).error() == std::errc::invalid_argument);
+  CHECK(parse_capabilities(deep).error() == nvgrace::errc::invalid_argument);
   std::string ok = "{\"a\":";
   for (unsigned i = 0; i < max_json_depth - 2; ++i) ok += "[";
   for (unsigned i = 0; i < max_json_depth - 2; ++i) ok += "]";
@@ -167,7 +167,7 @@ TEST_CASE("vu §1.4 capabilities are written NUL-terminated and read back") {
   REQUIRE(back);
   CHECK(back->max_dma_maps == 65535u);
   std::array<char, 20> small{};
-  CHECK(format_capabilities(small, caps).error() == std::errc::no_buffer_space);
+  CHECK(format_capabilities(small, caps).error() == nvgrace::errc::no_buffer_space);
 }
 
 TEST_CASE("framing: pipelined messages in one receive come out one by one") {

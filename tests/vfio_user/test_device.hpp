@@ -43,9 +43,9 @@ public:
   }
 
   status get_region_info(std::span<std::byte> buffer) {
-    if (buffer.size() < vfio::region_info_size) return std::errc::bad_address;
+    if (buffer.size() < vfio::region_info_size) return nvgrace::errc::bad_address;
     const auto request = vfio::load_region_info(buffer);
-    if (request.index >= vfio::pci_num_regions) return std::errc::invalid_argument;
+    if (request.index >= vfio::pci_num_regions) return nvgrace::errc::invalid_argument;
     vfio::region_info info{0, 0, request.index, 0, 0, vfio::region_offset(request.index)};
     vfio::cap_chain<64> caps;
     if (request.index == bar_index) {
@@ -63,7 +63,7 @@ public:
   }
 
   status get_irq_info(vfio::irq_info& irq) {
-    if (irq.argsz < 16 || irq.index >= vfio::pci_num_irqs) return std::errc::invalid_argument;
+    if (irq.argsz < 16 || irq.index >= vfio::pci_num_irqs) return nvgrace::errc::invalid_argument;
     constexpr std::array<std::uint32_t, 5> counts{1, 0, 0, 1, 1};
     irq.count = counts[irq.index];
     irq.flags = vfio::irq_flags::eventfd;
@@ -80,44 +80,44 @@ public:
     const auto index = vfio::region_index_of(pos);
     const auto offset = vfio::offset_in_region(pos);
     if (index == bar_index) {
-      if (offset >= bar_size_) return std::errc::invalid_argument;
+      if (offset >= bar_size_) return nvgrace::errc::invalid_argument;
       const auto count = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), bar_size_ - offset));
       return mem::read_window(memory_.view(), offset, out.first(count));
     }
     if (index == vfio::to_index(vfio::region::config)) {
-      if (!range_within(offset, out.size(), config_.size())) return std::errc::bad_address;
+      if (!range_within(offset, out.size(), config_.size())) return nvgrace::errc::bad_address;
       for (std::size_t i = 0; i < out.size(); ++i) out[i] = config_[offset + i];
       return out.size();
     }
-    return std::errc::invalid_argument;
+    return nvgrace::errc::invalid_argument;
   }
 
   result<std::size_t> pwrite(std::span<const std::byte> in, std::uint64_t pos) {
     const auto index = vfio::region_index_of(pos);
     const auto offset = vfio::offset_in_region(pos);
     if (index == bar_index) {
-      if (offset >= bar_size_) return std::errc::invalid_argument;
+      if (offset >= bar_size_) return nvgrace::errc::invalid_argument;
       const auto count = static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), bar_size_ - offset));
       return mem::write_window(memory_.view(), offset, in.first(count));
     }
     if (index == vfio::to_index(vfio::region::config)) {
-      if (!range_within(offset, in.size(), config_.size())) return std::errc::bad_address;
+      if (!range_within(offset, in.size(), config_.size())) return nvgrace::errc::bad_address;
       for (std::size_t i = 0; i < in.size(); ++i) config_[offset + i] = in[i];
       return in.size();
     }
-    return std::errc::invalid_argument;
+    return nvgrace::errc::invalid_argument;
   }
 
   result<void*> mmap(void* addr, std::uint64_t length, int prot, std::uint64_t pos) {
     const auto index = vfio::region_index_of(pos);
     const auto offset = vfio::offset_in_region(pos);
-    if (index != bar_index) return std::errc::invalid_argument;
+    if (index != bar_index) return nvgrace::errc::invalid_argument;
     const auto end = checked_add(offset, length);
-    if (!end) return std::errc::value_too_large;
-    if (*end > memory_.length()) return std::errc::invalid_argument;
+    if (!end) return nvgrace::errc::value_too_large;
+    if (*end > memory_.length()) return nvgrace::errc::invalid_argument;
     void* p = ::mmap(addr, length, prot, MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0), memory_.source().fd,
                      static_cast<off_t>(offset));
-    if (p == MAP_FAILED) return static_cast<std::errc>(errno);
+    if (p == MAP_FAILED) return static_cast<nvgrace::errc>(errno);
     return p;
   }
 

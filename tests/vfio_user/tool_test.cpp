@@ -127,7 +127,7 @@ TEST_CASE("tool: serves a client, logs one line per connection and per error, SI
     std::vector<std::byte> back(64);
     CHECK(c->pread(back, vfio::file_offset(4, 128)).value() == 64);
     CHECK(back == data);
-    CHECK(c->pread(back, vfio::file_offset(4, 1u << 20)).error() == std::errc::invalid_argument);
+    CHECK(c->pread(back, vfio::file_offset(4, 1u << 20)).error() == nvgrace::errc::invalid_argument);
   }
   {
     auto peer = raw_peer::connect(sock.path);

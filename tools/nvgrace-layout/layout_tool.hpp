@@ -31,7 +31,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 namespace nvgrace::layout_tool {
@@ -39,9 +38,9 @@ namespace nvgrace::layout_tool {
 /// A parsed SIZE, or why it is not one.
 struct size_result {
   std::uint64_t bytes = 0;
-  std::errc error{};          ///< EINVAL (malformed) or EOVERFLOW (too big); {} on success
+  nvgrace::errc error{};          ///< EINVAL (malformed) or EOVERFLOW (too big); {} on success
   std::string_view reason{};  ///< which rule of the grammar failed
-  [[nodiscard]] constexpr bool ok() const noexcept { return error == std::errc{}; }
+  [[nodiscard]] constexpr bool ok() const noexcept { return error == nvgrace::errc{}; }
 };
 
 namespace detail {
@@ -60,15 +59,15 @@ namespace detail {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   return -1;
 }
-[[nodiscard]] constexpr size_result fail(std::errc e, std::string_view why) noexcept { return {0, e, why}; }
+[[nodiscard]] constexpr size_result fail(nvgrace::errc e, std::string_view why) noexcept { return {0, e, why}; }
 
 }  // namespace detail
 
 /// Parse a SIZE (see the file comment for the grammar).
 [[nodiscard]] constexpr size_result parse_size(std::string_view text) noexcept {
   using detail::fail;
-  constexpr auto einval = std::errc::invalid_argument;
-  constexpr auto eoverflow = std::errc::value_too_large;
+  constexpr auto einval = nvgrace::errc::invalid_argument;
+  constexpr auto eoverflow = nvgrace::errc::value_too_large;
   if (text.empty()) return fail(einval, "empty size");
   if (text.size() >= 2 && text[0] == '0' && detail::lower(text[1]) == 'x') {
     if (text.size() == 2) return fail(einval, "a 0x size needs hex digits");
@@ -282,7 +281,7 @@ inline constexpr std::string_view usage_text =
 struct report {
   options opts;
   grace::probe_outcome outcome;   ///< valid when error is {}
-  std::errc error{};               ///< the probe failure (derive_layout's errno)
+  nvgrace::errc error{};               ///< the probe failure (derive_layout's errno)
   std::string_view rule;           ///< the §2.3 rule behind `error`
   std::string_view plain_reason;   ///< why the device is plain (empty if emulated)
 };
@@ -484,7 +483,7 @@ struct report {
     return 0;
   }
   const auto r = evaluate(parsed.opts);
-  if (r.error != std::errc{}) {
+  if (r.error != nvgrace::errc{}) {
     err += error_line(r) + "\n";
     return 1;
   }

@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <string>
 #include <string_view>
-#include <system_error>
 
 namespace {
 
@@ -56,13 +55,13 @@ Exit status: 0 no rule failed (or the rules do not apply); 1 a rule failed;
 )";
 
 /// The one-line error: "nvgrace-probe: ENOENT: sentence".
-int fail(int status, std::errc e, const std::string& sentence) {
+int fail(int status, nvgrace::errc e, const std::string& sentence) {
   std::fprintf(stderr, "nvgrace-probe: %s: %s\n", nvgrace::tools::probe::detail::errno_symbol(e).c_str(),
                sentence.c_str());
   return status;
 }
 
-std::string message_of(std::errc e) { return std::make_error_code(e).message(); }
+std::string message_of(nvgrace::errc e) { return std::string(nvgrace::errno_message(e)); }
 
 bool exists(const std::string& path) {
   struct ::stat st{};
@@ -103,41 +102,41 @@ int parse(int argc, char** argv, arguments& args) {
                          : arg == "--iommufd"   ? args.iommufd
                                                 : args.sysfs;
       if (!value(out))
-        return fail(exit_usage, std::errc::invalid_argument, std::string(arg) + " needs a value (see --help)");
+        return fail(exit_usage, nvgrace::errc::invalid_argument, std::string(arg) + " needs a value (see --help)");
     } else if (arg.starts_with("-") && arg != "-") {
-      return fail(exit_usage, std::errc::invalid_argument, "unknown option '" + std::string(arg) + "' (see --help)");
+      return fail(exit_usage, nvgrace::errc::invalid_argument, "unknown option '" + std::string(arg) + "' (see --help)");
     } else if (!args.target.empty()) {
-      return fail(exit_usage, std::errc::invalid_argument,
+      return fail(exit_usage, nvgrace::errc::invalid_argument,
                   "more than one target ('" + args.target + "', '" + std::string(arg) + "')");
     } else {
       args.target = arg;
     }
   }
   if (args.target.empty())
-    return fail(exit_usage, std::errc::invalid_argument, "no target given: name a PCI address or a /dev/vfio path (see --help)");
+    return fail(exit_usage, nvgrace::errc::invalid_argument, "no target given: name a PCI address or a /dev/vfio path (see --help)");
   return -1;
 }
 
 /// Explain a failed open by PCI address.
-int pci_open_failure(const arguments& args, const std::string& bdf, std::errc e) {
+int pci_open_failure(const arguments& args, const std::string& bdf, nvgrace::errc e) {
   const std::string device_dir = args.sysfs + "/bus/pci/devices/" + bdf;
-  if (e == std::errc::no_such_file_or_directory && !exists(device_dir))
+  if (e == nvgrace::errc::no_such_file_or_directory && !exists(device_dir))
     return fail(exit_device, e, "no PCI device " + bdf + " (" + device_dir + " does not exist)");
-  if (e == std::errc::no_such_file_or_directory)
+  if (e == nvgrace::errc::no_such_file_or_directory)
     return fail(exit_device, e,
                 "PCI device " + bdf + " has an IOMMU group but no /dev/vfio node for it: bind the device to vfio-pci");
-  if (e == std::errc::no_such_device)
+  if (e == nvgrace::errc::no_such_device)
     return fail(exit_device, e,
                 "PCI device " + bdf + " has no IOMMU group (no IOMMU, and vfio's no-IOMMU mode is off)");
   return fail(exit_device, e, "cannot open PCI device " + bdf + " through VFIO: " + message_of(e));
 }
 
-int group_open_failure(const std::string& node, const std::string& bdf, std::errc e) {
-  if (e == std::errc::device_or_resource_busy)
+int group_open_failure(const std::string& node, const std::string& bdf, nvgrace::errc e) {
+  if (e == nvgrace::errc::device_or_resource_busy)
     return fail(exit_device, e,
                 "group " + node + " is busy or not viable: every device in it must be bound to vfio-pci and no "
                 "other process (a VM) may hold it");
-  if (e == std::errc::permission_denied || e == std::errc::operation_not_permitted)
+  if (e == nvgrace::errc::permission_denied || e == nvgrace::errc::operation_not_permitted)
     return fail(exit_device, e, "not allowed to open " + node + " (run as root, or own the group node)");
   return fail(exit_device, e, "opening " + bdf + " through " + node + " failed: " + message_of(e));
 }
@@ -180,17 +179,17 @@ int run(const arguments& args) {
   } else {
     target.node = args.target;
     if (!lv::group_number_of(args.target))
-      return fail(exit_usage, std::errc::invalid_argument,
+      return fail(exit_usage, nvgrace::errc::invalid_argument,
                   "'" + args.target + "' is neither a group node (/dev/vfio/N, /dev/vfio/noiommu-N) nor a cdev "
                   "(/dev/vfio/devices/vfioX)");
-    nvgrace::result<lv::pci_address> address = std::errc::invalid_argument;
+    nvgrace::result<lv::pci_address> address = nvgrace::errc::invalid_argument;
     if (!args.device.empty()) {
       address = lv::parse_pci_address(args.device);
       if (!address)
         return fail(exit_usage, address.error(), "--device '" + args.device + "' is not a PCI address (DDDD:BB:DD.F)");
     } else {
       address = lv::sole_device_of_group(args.target, paths);
-      if (!address && address.error() == std::errc::invalid_argument)
+      if (!address && address.error() == nvgrace::errc::invalid_argument)
         return fail(exit_usage, address.error(),
                     "group " + args.target + " holds several devices: name one with --device");
       if (!address)
@@ -211,7 +210,7 @@ int run(const arguments& args) {
                                      : nvgrace::tools::probe::to_text(target, report);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
-  if (report.info_error != std::errc{})
+  if (report.info_error != nvgrace::errc{})
     return fail(exit_device, report.info_error, "VFIO_DEVICE_GET_INFO failed: " + message_of(report.info_error));
   return nvgrace::tools::probe::exit_status(report);
 }

@@ -28,7 +28,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 namespace nvgrace::tools::probe {
@@ -36,21 +35,21 @@ namespace nvgrace::tools::probe {
 /// One region as GET_REGION_INFO described it.
 struct region_fact {
   std::uint32_t index = 0;
-  std::errc error{};                 ///< the ioctl's errno (EINVAL: absent, e.g. VGA)
+  nvgrace::errc error{};                 ///< the ioctl's errno (EINVAL: absent, e.g. VGA)
   std::uint32_t needed_argsz = 0;    ///< argsz the reply asked for on the 32-byte query
   vfio::region_info info{};          ///< the final reply's fixed part
-  std::errc caps_error{};            ///< the capability chain could not be decoded
+  nvgrace::errc caps_error{};            ///< the capability chain could not be decoded
   std::optional<std::vector<vfio::sparse_mmap_area>> sparse;  ///< SPARSE_MMAP areas
   std::optional<vfio::region_type> type;                      ///< TYPE capability
   bool msix_mappable = false;                                 ///< MSIX_MAPPABLE capability
   std::uint32_t unknown_caps = 0;
 
-  [[nodiscard]] bool present() const noexcept { return error == std::errc{}; }
+  [[nodiscard]] bool present() const noexcept { return error == nvgrace::errc{}; }
 };
 
 struct irq_fact {
   std::uint32_t index = 0;
-  std::errc error{};
+  nvgrace::errc error{};
   vfio::irq_info info{};
 };
 
@@ -109,13 +108,13 @@ struct pci_identity {
 
 /// Everything nvgrace-probe found out.
 struct report {
-  std::errc info_error{};
+  nvgrace::errc info_error{};
   vfio::device_info info{};
-  std::errc config_error{};
+  nvgrace::errc config_error{};
   pci_identity identity{};
   std::vector<region_fact> regions;
   std::vector<irq_fact> irqs;
-  std::errc bar_error{};  ///< sizing failed (a config access failed or was short)
+  nvgrace::errc bar_error{};  ///< sizing failed (a config access failed or was short)
   std::vector<bar_fact> bars;
 
   const grace::device_id* grace = nullptr;        ///< the Grace id-table entry, if the device is one
@@ -237,16 +236,14 @@ template <access::device_file F>
   return out;
 }
 
-/// "ENOENT" for any errno: glibc (2.32+) names them all; the library's
-/// table, then the number, are the fallbacks.
-[[nodiscard]] inline std::string errno_symbol(std::errc e) {
-  if (const char* name = ::strerrorname_np(static_cast<int>(e))) return name;
+/// "ENOENT" for any errno (the library names every Linux errno), else the number.
+[[nodiscard]] inline std::string errno_symbol(nvgrace::errc e) {
   if (errno_name(e) != "E?") return std::string(errno_name(e));
   return std::to_string(static_cast<int>(e));
 }
 
-[[nodiscard]] inline std::string errno_text(std::errc e) {
-  return errno_symbol(e) + " (" + std::make_error_code(e).message() + ")";
+[[nodiscard]] inline std::string errno_text(nvgrace::errc e) {
+  return errno_symbol(e) + " (" + std::string(errno_message(e)) + ")";
 }
 
 /// The rules of one emulated region (index 2 = resmem, 4 = usemem).
@@ -280,7 +277,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
   // §3: the emulated BAR register reads its flag bits as 0xC; sizing gives the region size.
   if (const bar_fact* bar = facts.bar(region.index); bar == nullptr) {
     const std::string why =
-        facts.bar_error != std::errc{} ? errno_text(facts.bar_error) : std::string("BAR sizing did not run");
+        facts.bar_error != nvgrace::errc{} ? errno_text(facts.bar_error) : std::string("BAR sizing did not run");
     add("bar_flags", "§3", verdict::fail, "cannot read the BAR register: " + why);
     add("bar_sizing", "§3", verdict::fail, "cannot size the BAR: " + why);
   } else {
@@ -339,7 +336,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
     if (inside) ::munmap(*inside, page);
     const auto past = dev.mmap(nullptr, page, PROT_READ, base + last_inside);
     if (past) ::munmap(*past, page);
-    const bool ok = inside && !past && past.error() == std::errc::invalid_argument;
+    const bool ok = inside && !past && past.error() == nvgrace::errc::invalid_argument;
     add("mmap_bound", "§6.1", ok ? verdict::pass : verdict::fail,
         "mmap of the page at " + hex(last_inside - page) + ": " + (inside ? "ok" : errno_text(inside.error())) +
             "; of the page at " + hex(last_inside) + ": " +
@@ -356,10 +353,10 @@ void check_grace_rules(access::accessor<F>& acc, report& facts) {
       facts.rules.push_back(rule_result{"emulated", index == 4 ? "§2.3" : "§2.2", index, v, std::move(detail)});
     };
     if (region == nullptr || !region->present()) {
-      add(verdict::fail, "GET_REGION_INFO: " + errno_text(region == nullptr ? std::errc::no_such_device : region->error));
+      add(verdict::fail, "GET_REGION_INFO: " + errno_text(region == nullptr ? nvgrace::errc::no_such_device : region->error));
       continue;
     }
-    if (region->caps_error != std::errc{}) {
+    if (region->caps_error != nvgrace::errc{}) {
       add(verdict::fail, "capability chain: " + errno_text(region->caps_error));
       continue;
     }
@@ -411,13 +408,13 @@ template <access::device_file F>
   }
   const auto* config = acc->find_region(vfio::to_index(vfio::region::config));
   if (config == nullptr || config->size() < 64) {
-    facts.config_error = facts.bar_error = std::errc::no_such_device;
+    facts.config_error = facts.bar_error = nvgrace::errc::no_such_device;
     return facts;
   }
   std::vector<std::byte> space(static_cast<std::size_t>(std::min<std::uint64_t>(config->size(), pci::ext_config_space_size)));
   const auto got = acc->read(vfio::to_index(vfio::region::config), 0, space);
   if (!got || *got != space.size()) {
-    facts.config_error = got ? std::errc::io_error : got.error();
+    facts.config_error = got ? nvgrace::errc::io_error : got.error();
   } else {
     auto& id = facts.identity;
     id.vendor = load_le<std::uint16_t>(space, pci::reg::vendor_id);
@@ -443,7 +440,7 @@ template <access::device_file F>
 /// 0: no rule failed (or none applied); 1: a rule failed; 3: the device could
 /// not be queried at all.
 [[nodiscard]] inline int exit_status(const report& r) noexcept {
-  if (r.info_error != std::errc{}) return 3;
+  if (r.info_error != nvgrace::errc{}) return 3;
   return r.count(verdict::fail) > 0 ? 1 : 0;
 }
 

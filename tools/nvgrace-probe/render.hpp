@@ -73,7 +73,7 @@ namespace detail {
   out += " via " + target.node + " [" + target.mode;
   if (!iommu_type_name(target.iommu_type).empty()) out += ", IOMMU " + std::string(iommu_type_name(target.iommu_type));
   out += "]\n";
-  if (r.info_error != std::errc{}) {
+  if (r.info_error != nvgrace::errc{}) {
     out += "VFIO_DEVICE_GET_INFO failed: " + detail::errno_text(r.info_error) + "\n";
     return out;
   }
@@ -81,7 +81,7 @@ namespace detail {
   if (r.info.flags & vfio::device_flags::pci) out += " PCI";
   if (r.info.flags & vfio::device_flags::reset) out += " RESET";
   out += ", " + std::to_string(r.info.num_regions) + " regions, " + std::to_string(r.info.num_irqs) + " irqs\n";
-  if (r.config_error != std::errc{}) {
+  if (r.config_error != nvgrace::errc{}) {
     out += "config space: " + detail::errno_text(r.config_error) + "\n";
   } else {
     const auto& id = r.identity;
@@ -101,7 +101,7 @@ namespace detail {
     out += detail::pad(hex(region.info.size), 21) + detail::pad(hex(region.info.offset), 21) +
            detail::pad(hex(region.info.flags) + " " + detail::region_flag_letters(region.info.flags), 10) +
            std::to_string(region.needed_argsz) + "\n";
-    if (region.caps_error != std::errc{}) out += "      capabilities: " + detail::errno_text(region.caps_error) + "\n";
+    if (region.caps_error != nvgrace::errc{}) out += "      capabilities: " + detail::errno_text(region.caps_error) + "\n";
     if (region.sparse) {
       out += "      cap SPARSE_MMAP: " + std::to_string(region.sparse->size()) + " area(s)\n";
       for (std::size_t i = 0; i < region.sparse->size(); ++i)
@@ -117,14 +117,14 @@ namespace detail {
   out += "irqs:\n";
   for (const auto& irq : r.irqs) {
     out += "  " + detail::pad(std::to_string(irq.index), 4) + detail::pad(std::string(irq_name(irq.index)), 6);
-    if (irq.error != std::errc{})
+    if (irq.error != nvgrace::errc{})
       out += "GET_IRQ_INFO: " + detail::errno_text(irq.error) + "\n";
     else
       out += "count " + std::to_string(irq.info.count) + " flags " + hex(irq.info.flags) +
              detail::irq_flag_words(irq.info.flags) + "\n";
   }
 
-  if (r.bar_error != std::errc{}) {
+  if (r.bar_error != nvgrace::errc{}) {
     out += "bars: sizing failed: " + detail::errno_text(r.bar_error) + "\n";
   }
   if (!r.bars.empty()) {
@@ -138,7 +138,7 @@ namespace detail {
   }
 
   if (r.grace == nullptr) {
-    if (r.config_error == std::errc{})
+    if (r.config_error == nvgrace::errc{})
       out += "grace rules: do not apply (" + detail::hex_digits(r.identity.vendor, 4) + ":" +
              detail::hex_digits(r.identity.device, 4) + " is not an NVIDIA Grace GPU)\n";
     else
@@ -159,9 +159,9 @@ namespace detail {
 /// The --json object (schema "nvgrace-probe/1").
 [[nodiscard]] inline std::string to_json(const target_info& target, const report& r) {
   json::writer w;
-  const auto errc_or_null = [&](std::string_view key, std::errc e) {
+  const auto errc_or_null = [&](std::string_view key, nvgrace::errc e) {
     w.key(key);
-    if (e == std::errc{})
+    if (e == nvgrace::errc{})
       w.null();
     else
       w.string(detail::errno_symbol(e));
@@ -187,7 +187,7 @@ namespace detail {
   w.end_object();
 
   w.key("pci");
-  if (r.info_error != std::errc{} || r.config_error != std::errc{}) {
+  if (r.info_error != nvgrace::errc{} || r.config_error != nvgrace::errc{}) {
     w.null();
   } else {
     w.begin_object();
@@ -259,7 +259,7 @@ namespace detail {
     w.member("index", irq.index);
     w.member("name", irq_name(irq.index));
     errc_or_null("error", irq.error);
-    if (irq.error == std::errc{}) {
+    if (irq.error == nvgrace::errc{}) {
       w.member("count", irq.info.count);
       w.member("flags", irq.info.flags);
     }
@@ -289,7 +289,7 @@ namespace detail {
   w.begin_object();
   w.member("applies", r.grace != nullptr);
   if (r.grace == nullptr) {
-    w.member("reason", r.config_error == std::errc{} ? "not an NVIDIA Grace GPU" : "device identity unknown");
+    w.member("reason", r.config_error == nvgrace::errc{} ? "not an NVIDIA Grace GPU" : "device identity unknown");
   } else {
     w.member("model", r.grace->name);
     w.key("generation");

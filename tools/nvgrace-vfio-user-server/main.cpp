@@ -71,24 +71,10 @@ struct arguments {
   std::string memory_file;
 };
 
-/// The symbolic name of an errno ("EADDRINUSE"), or "errno N".
-std::string name_of(std::errc e) {
-  const auto known = errno_name(e);
-  if (known != "E?") return std::string(known);
-  switch (e) {
-    case std::errc::address_in_use: return "EADDRINUSE";
-    case std::errc::filename_too_long: return "ENAMETOOLONG";
-    case std::errc::not_a_directory: return "ENOTDIR";
-    case std::errc::is_a_directory: return "EISDIR";
-    case std::errc::read_only_file_system: return "EROFS";
-    case std::errc::no_space_on_device: return "ENOSPC";
-    case std::errc::too_many_files_open: return "EMFILE";
-    case std::errc::connection_aborted: return "ECONNABORTED";
-    default: return "errno " + std::to_string(to_errno(e));
-  }
-}
+/// The symbolic name of an errno ("EADDRINUSE").
+std::string name_of(nvgrace::errc e) { return std::string(errno_name(e)); }
 
-[[noreturn]] void bad_argument(const std::string& rule, std::errc error = std::errc::invalid_argument) {
+[[noreturn]] void bad_argument(const std::string& rule, nvgrace::errc error = nvgrace::errc::invalid_argument) {
   std::fprintf(stderr, "%s: %s (%s)\n", program, rule.c_str(), name_of(error).c_str());
   std::exit(2);
 }
@@ -278,7 +264,7 @@ int main(int argc, char** argv) {
   server srv(*dev, server_options);
   if (auto s = srv.listen(args.socket.c_str()); !s) {
     std::string rule = "cannot listen on '" + args.socket + "'";
-    if (s.error() == std::errc::address_in_use) rule += ": the path exists (remove it or choose another)";
+    if (s.error() == nvgrace::errc::address_in_use) rule += ": the path exists (remove it or choose another)";
     bad_argument(rule, s.error());
   }
 

@@ -155,18 +155,18 @@ template <device_file File>
     if (auto s = file.get_region_info(buffer.first(argsz)); !s) return s.error();
     const std::uint32_t wanted = load_le<std::uint32_t>(buffer, 0);
     if (wanted <= argsz) return argsz;
-    if (wanted > buffer.size()) return std::errc::argument_list_too_long;
+    if (wanted > buffer.size()) return errc::argument_list_too_long;
     argsz = wanted;
   }
-  return std::errc::protocol_error;
+  return errc::protocol_error;
 }
 
 namespace detail {
 
 /// The error of a backend call's result, or no error.
 template <class R>
-[[nodiscard]] constexpr std::errc error_of(const R& r) noexcept {
-  return r.has_value() ? std::errc{} : r.error();
+[[nodiscard]] constexpr errc error_of(const R& r) noexcept {
+  return r.has_value() ? errc{} : r.error();
 }
 
 }  // namespace detail
@@ -212,7 +212,7 @@ public:
     const auto info = file.get_device_info();
     if (!info) return info.error();
     a.device_info_ = *info;
-    if (info->num_regions > max_regions) return std::errc::argument_list_too_long;
+    if (info->num_regions > max_regions) return errc::argument_list_too_long;
     a.region_count_ = info->num_regions;
     for (std::uint32_t index = 0; index < a.region_count_; ++index) {
       if (auto s = a.discover(index, options); !s) return s.error();
@@ -289,7 +289,7 @@ public:
     std::array<std::byte, sizeof(T)> bytes{};
     const auto n = file_->pread(bytes, config_offset(offset));
     if (!n) return n.error();
-    if (*n != sizeof(T)) return std::errc::io_error;
+    if (*n != sizeof(T)) return errc::io_error;
     return load_le<T>(bytes, 0);
   }
 
@@ -370,7 +370,7 @@ private:
   template <class Byte>
   [[gnu::noinline]] result<std::size_t> transfer_through_file(std::uint32_t index, std::uint64_t offset,
                                                               std::span<Byte> bytes) noexcept {
-    if (index >= region_count_ || offset > vfio::offset_mask) return std::errc::invalid_argument;
+    if (index >= region_count_ || offset > vfio::offset_mask) return errc::invalid_argument;
     if constexpr (std::is_const_v<Byte>) return file_->pwrite(bytes, vfio::region_offset(index) + offset);
     else return file_->pread(bytes, vfio::region_offset(index) + offset);
   }
@@ -382,14 +382,14 @@ private:
   [[nodiscard]] status set_command(std::uint16_t value) noexcept {
     const auto n = config_write<std::uint16_t>(pci::reg::command, value);
     if (!n) return n.error();
-    if (*n != 2) return std::errc::io_error;
+    if (*n != 2) return errc::io_error;
     return {};
   }
 
   [[nodiscard]] status write_dword_checked(std::uint64_t offset, std::uint32_t value) noexcept {
     const auto n = config_write<std::uint32_t>(offset, value);
     if (!n) return n.error();
-    if (*n != 4) return std::errc::io_error;
+    if (*n != 4) return errc::io_error;
     return {};
   }
 
@@ -416,8 +416,8 @@ private:
     }
     const auto low_back = config_read<std::uint32_t>(low_at);
     std::uint32_t high_back = 0;
-    std::errc read_error = detail::error_of(low_back);
-    if (out.is_64bit && read_error == std::errc{}) {
+    errc read_error = detail::error_of(low_back);
+    if (out.is_64bit && read_error == errc{}) {
       const auto h = config_read<std::uint32_t>(high_at);
       read_error = detail::error_of(h);
       if (h) high_back = *h;
@@ -425,7 +425,7 @@ private:
     // Restore before judging what was read, so a failure leaves the BAR as it was.
     const auto restore_low = write_dword_checked(low_at, *low);
     const auto restore_high = out.is_64bit ? write_dword_checked(high_at, high) : status{};
-    if (read_error != std::errc{}) return read_error;
+    if (read_error != errc{}) return read_error;
     if (!restore_low) return restore_low.error();
     if (!restore_high) return restore_high.error();
 
@@ -458,7 +458,7 @@ private:
     std::array<std::byte, max_region_info_size> buffer{};
     const auto used = query_region_info(*file_, index, buffer);
     if (!used) {
-      if (used.error() == std::errc::invalid_argument) return {};  // absent
+      if (used.error() == errc::invalid_argument) return {};  // absent
       return used.error();
     }
     const auto reply = std::span<const std::byte>(buffer).first(*used);
@@ -468,7 +468,7 @@ private:
     if (!caps) return caps.error();
     if (caps->sparse_mmap) {
       const auto& view = *caps->sparse_mmap;
-      if (view.size() > max_sparse_areas) return std::errc::argument_list_too_long;
+      if (view.size() > max_sparse_areas) return errc::argument_list_too_long;
       r.has_sparse_mmap = true;
       for (std::uint32_t i = 0; i < view.size(); ++i) r.areas[i] = {view[i].offset, view[i].size};
       r.area_count = view.size();
@@ -489,7 +489,7 @@ private:
     const std::uint64_t page = posix::page_size();
     const std::uint64_t length = align_down(a.size, page);
     if (length == 0) return mapped_area{};
-    if (!is_aligned(a.offset, page)) return std::errc::invalid_argument;
+    if (!is_aligned(a.offset, page)) return errc::invalid_argument;
     const std::uint64_t alignment = std::max(page, std::min(max_mapping_alignment, std::bit_floor(length)));
     const auto reserve_length = checked_add(length, alignment);
     if (!reserve_length) return reserve_length.error();

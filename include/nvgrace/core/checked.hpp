@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// Overflow-checked arithmetic for offsets and sizes that come from outside.
-/// Every overflow is reported as EOVERFLOW (`std::errc::value_too_large`),
+/// Every overflow is reported as EOVERFLOW (`errc::value_too_large`),
 /// the code the driver uses for the same condition.
 
 #include <nvgrace/core/result.hpp>
@@ -14,19 +14,19 @@ namespace nvgrace {
 
 /// a + b, or EOVERFLOW.
 [[nodiscard]] constexpr result<std::uint64_t> checked_add(std::uint64_t a, std::uint64_t b) noexcept {
-  if (b > std::numeric_limits<std::uint64_t>::max() - a) return std::errc::value_too_large;
+  if (b > std::numeric_limits<std::uint64_t>::max() - a) return errc::value_too_large;
   return a + b;
 }
 
 /// a - b, or EOVERFLOW when b > a (unsigned underflow).
 [[nodiscard]] constexpr result<std::uint64_t> checked_sub(std::uint64_t a, std::uint64_t b) noexcept {
-  if (b > a) return std::errc::value_too_large;
+  if (b > a) return errc::value_too_large;
   return a - b;
 }
 
 /// a * b, or EOVERFLOW.
 [[nodiscard]] constexpr result<std::uint64_t> checked_mul(std::uint64_t a, std::uint64_t b) noexcept {
-  if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a) return std::errc::value_too_large;
+  if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a) return errc::value_too_large;
   return a * b;
 }
 
@@ -38,8 +38,8 @@ namespace nvgrace {
 /// The smallest power of two ≥ value (the kernel's roundup_pow_of_two).
 /// 0 has none (EINVAL); values above 2^63 would need 2^64 (EOVERFLOW).
 [[nodiscard]] constexpr result<std::uint64_t> next_pow2(std::uint64_t value) noexcept {
-  if (value == 0) return std::errc::invalid_argument;
-  if (value > (std::uint64_t{1} << 63)) return std::errc::value_too_large;
+  if (value == 0) return errc::invalid_argument;
+  if (value > (std::uint64_t{1} << 63)) return errc::value_too_large;
   return std::bit_ceil(value);
 }
 

@@ -41,7 +41,7 @@ struct access_plan {
 [[nodiscard]] constexpr result<access_plan> plan_access(direction dir, const memregion& r, std::uint64_t offset,
                                                         std::uint64_t count, bool is_resmem = false,
                                                         resmem_return quirk = resmem_return::documented) noexcept {
-  if (offset >= r.reported_size) return std::errc::invalid_argument;
+  if (offset >= r.reported_size) return errc::invalid_argument;
   access_plan plan;
   plan.offset = offset;
   plan.count = count < r.reported_size - offset ? count : r.reported_size - offset;

@@ -55,11 +55,11 @@ namespace detail {
 /// runs in plain mode.
 [[nodiscard]] constexpr result<device_memory_range> fetch_memory(const acpi_properties& props,
                                                                  address_widths widths = {}) noexcept {
-  if (!props.gpu_mem_base_pa) return std::errc::invalid_argument;
-  if (*props.gpu_mem_base_pa > detail::type_max(widths.phys_addr_bits)) return std::errc::value_too_large;
-  if (!props.gpu_mem_size) return std::errc::invalid_argument;
-  if (*props.gpu_mem_size > detail::type_max(widths.size_bits)) return std::errc::value_too_large;
-  if (*props.gpu_mem_size == 0) return std::errc::not_enough_memory;
+  if (!props.gpu_mem_base_pa) return errc::invalid_argument;
+  if (*props.gpu_mem_base_pa > detail::type_max(widths.phys_addr_bits)) return errc::value_too_large;
+  if (!props.gpu_mem_size) return errc::invalid_argument;
+  if (*props.gpu_mem_size > detail::type_max(widths.size_bits)) return errc::value_too_large;
+  if (*props.gpu_mem_size == 0) return errc::not_enough_memory;
   return device_memory_range{*props.gpu_mem_base_pa, *props.gpu_mem_size};
 }
 

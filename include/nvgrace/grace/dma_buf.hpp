@@ -25,12 +25,12 @@ struct phys_range {
 /// the real memory → EINVAL.
 [[nodiscard]] constexpr result<phys_range> dma_range_to_phys(const memregion& r,
                                                              vfio::region_dma_range range) noexcept {
-  if (range.length == 0) return std::errc::invalid_argument;
+  if (range.length == 0) return errc::invalid_argument;
   const auto address = checked_add(r.phys_base, range.offset);
   if (!address) return address.error();
   const auto end = checked_add(*address, range.length);
   if (!end) return end.error();
-  if (*end > r.phys_base + r.real_length) return std::errc::invalid_argument;
+  if (*end > r.phys_base + r.real_length) return errc::invalid_argument;
   return phys_range{*address, range.length};
 }
 
@@ -41,7 +41,7 @@ struct phys_range {
                                            std::span<const vfio::region_dma_range> ranges,
                                            std::span<phys_range> out, std::uint64_t page_size = 4096) noexcept {
   if (auto s = vfio::check_dma_buf_request(request); !s) return s;
-  if (ranges.size() != request.nr_ranges) return std::errc::invalid_argument;
+  if (ranges.size() != request.nr_ranges) return errc::invalid_argument;
   if (auto s = vfio::check_dma_buf_ranges(ranges, page_size); !s) return s;
   NVGRACE_EXPECTS(out.size() >= ranges.size());
   for (const auto& range : ranges) {

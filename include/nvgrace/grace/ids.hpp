@@ -61,11 +61,11 @@ inline constexpr std::uint16_t mig_supported_with_cached_resmem = 0x1;
 [[nodiscard]] constexpr result<generation> generation_from_config(std::span<const std::byte> config) {
   const auto dvsec = pci::find_dvsec(config, nvidia_vendor_id, gpu_cap_dvsec_id);
   if (!dvsec) {
-    if (dvsec.error() == std::errc::no_such_file_or_directory) return generation::hopper;
+    if (dvsec.error() == errc::no_such_file_or_directory) return generation::hopper;
     return dvsec.error();
   }
   const std::size_t word_at = std::size_t{*dvsec} + gpu_cap_dvsec_word;
-  if (word_at + 2 > config.size()) return std::errc::bad_message;
+  if (word_at + 2 > config.size()) return errc::bad_message;
   const auto word = load_le<std::uint16_t>(config, word_at);
   return (word & mig_supported_with_cached_resmem) ? generation::blackwell : generation::hopper;
 }

@@ -100,7 +100,7 @@ struct layout {
   if (gen == generation::blackwell) return out;
 
   out.usemem.real_length = align_down(out.usemem.real_length, memblock_size);
-  if (out.usemem.real_length == 0) return std::errc::invalid_argument;
+  if (out.usemem.real_length == 0) return errc::invalid_argument;
   if (rule == kernel_rule::v6_13) {
     const auto reported = next_pow2(out.usemem.real_length);
     if (!reported) return reported.error();
@@ -152,12 +152,12 @@ struct probe_outcome {
 }
 
 /// A sentence naming the §2.3 rule behind a derive_layout error, for tools.
-[[nodiscard]] constexpr std::string_view describe_layout_error(std::errc error, generation gen) noexcept {
+[[nodiscard]] constexpr std::string_view describe_layout_error(errc error, generation gen) noexcept {
   switch (error) {
-    case std::errc::value_too_large:
+    case errc::value_too_large:
       return gen == generation::hopper ? "memory is smaller than the 1 GiB carve-out"
                                        : "memory size has no 64-bit power of two above it";
-    case std::errc::invalid_argument:
+    case errc::invalid_argument:
       return gen == generation::hopper ? "usable memory rounds down to 0" : "memory size is 0";
     default: return "layout cannot be derived";
   }

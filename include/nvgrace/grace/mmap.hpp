@@ -29,7 +29,7 @@ struct mmap_plan {
   if (!start) return start.error();
   const auto end = checked_add(*start, length);
   if (!end) return end.error();
-  if (*end > r.real_length) return std::errc::invalid_argument;
+  if (*end > r.real_length) return errc::invalid_argument;
   return mmap_plan{*start, length, is_resmem};
 }
 

@@ -77,7 +77,7 @@ public:
     if (!fd) return posix::last_error();
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return posix::last_error();
-    if (!S_ISREG(st.st_mode)) return std::errc::invalid_argument;
+    if (!S_ISREG(st.st_mode)) return errc::invalid_argument;
     if (static_cast<std::uint64_t>(st.st_size) < length && ::ftruncate(fd.get(), static_cast<off_t>(length)) != 0)
       return posix::last_error();
     return map(std::move(fd), 0, length, *mapped, mode);
@@ -91,17 +91,17 @@ public:
   /// mmap's errno.
   [[nodiscard]] static result<memfd_memory> adopt(int fd, std::uint64_t offset, std::uint64_t length,
                                                   caching mode = caching::cached) noexcept {
-    if (fd < 0) return std::errc::bad_file_descriptor;
+    if (fd < 0) return errc::bad_file_descriptor;
     posix::unique_fd owned(fd);
     const auto mapped = detail::mapping_length(length);
     if (!mapped) return mapped.error();
-    if (!is_aligned(offset, posix::page_size())) return std::errc::invalid_argument;
+    if (!is_aligned(offset, posix::page_size())) return errc::invalid_argument;
     const auto end = checked_add(offset, length);
     if (!end || *end > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()))
-      return std::errc::value_too_large;
+      return errc::value_too_large;
     struct stat st {};
     if (::fstat(owned.get(), &st) != 0) return posix::last_error();
-    if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) < *end) return std::errc::invalid_argument;
+    if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) < *end) return errc::invalid_argument;
     return map(std::move(owned), offset, length, *mapped, mode);
   }
 

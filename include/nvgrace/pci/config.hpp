@@ -117,20 +117,20 @@ struct ext_cap_header {
 /// only the visit bound ends a cycle. Never reads outside `config`.
 template <class Visitor>
 [[nodiscard]] constexpr result<std::uint16_t> walk_ext_caps(std::span<const std::byte> config, Visitor&& visit) {
-  if (config.size() < ext_cap_start + 4) return std::errc::no_such_file_or_directory;
+  if (config.size() < ext_cap_start + 4) return errc::no_such_file_or_directory;
   const std::size_t max_visits = max_ext_cap_visits(config.size());
   std::size_t offset = ext_cap_start;
   for (std::size_t visits = 0; visits < max_visits; ++visits) {
     const auto dword = load_le<std::uint32_t>(config, offset);
     // An all-zero or all-ones header means the list is empty.
-    if (dword == 0 || dword == 0xFFFFFFFF) return std::errc::no_such_file_or_directory;
+    if (dword == 0 || dword == 0xFFFFFFFF) return errc::no_such_file_or_directory;
     const auto header = decode_ext_cap_header(dword);
     if (visit(static_cast<std::uint16_t>(offset), header)) return static_cast<std::uint16_t>(offset);
-    if (header.next == 0) return std::errc::no_such_file_or_directory;
-    if (header.next < ext_cap_start || std::size_t{header.next} + 4 > config.size()) return std::errc::bad_message;
+    if (header.next == 0) return errc::no_such_file_or_directory;
+    if (header.next < ext_cap_start || std::size_t{header.next} + 4 > config.size()) return errc::bad_message;
     offset = header.next;
   }
-  return std::errc::bad_message;
+  return errc::bad_message;
 }
 
 /// Offset of the first extended capability with `id`; ENOENT if absent.
@@ -153,7 +153,7 @@ template <class Visitor>
     return load_le<std::uint16_t>(config, offset + std::size_t{dvsec::header1}) == vendor &&
            load_le<std::uint16_t>(config, offset + std::size_t{dvsec::header2}) == dvsec_id;
   });
-  if (truncated) return std::errc::bad_message;
+  if (truncated) return errc::bad_message;
   return found;
 }
 

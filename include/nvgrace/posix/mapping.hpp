@@ -14,7 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <system_error>
+#include <nvgrace/core/errc.hpp>
 #include <utility>
 
 namespace nvgrace::posix {
@@ -52,7 +52,7 @@ public:
   /// Errors: EOVERFLOW for an offset beyond off_t, otherwise mmap's errno.
   [[nodiscard]] static result<mapping> map(std::size_t length, int prot, int flags, int fd,
                                            std::uint64_t offset) noexcept {
-    if (offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) return std::errc::value_too_large;
+    if (offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) return errc::value_too_large;
     void* base = ::mmap(nullptr, length, prot, flags, fd, static_cast<off_t>(offset));
     if (base == MAP_FAILED) return last_error();
     return mapping(base, length);

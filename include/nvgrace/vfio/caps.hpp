@@ -64,44 +64,44 @@ struct region_caps {
 ///   successor or the buffer, a duplicate sparse-mmap or type capability);
 /// - EINVAL: a sparse area lies outside the region.
 [[nodiscard]] constexpr result<region_caps> decode_region_caps(std::span<const std::byte> reply) noexcept {
-  if (reply.size() < region_info_size) return std::errc::bad_message;
+  if (reply.size() < region_info_size) return errc::bad_message;
   const region_info info = load_region_info(reply);
   region_caps caps;
   if ((info.flags & region_flags::caps) == 0) return caps;
-  if (info.cap_offset == 0) return std::errc::no_buffer_space;
+  if (info.cap_offset == 0) return errc::no_buffer_space;
   // Only what the provider says it wrote counts.
   const std::size_t limit = info.argsz < reply.size() ? info.argsz : reply.size();
   std::uint64_t at = info.cap_offset;
-  if (at < region_info_size) return std::errc::bad_message;
+  if (at < region_info_size) return errc::bad_message;
   while (at != 0) {
-    if (!range_within(at, info_cap_header_size, limit)) return std::errc::bad_message;
+    if (!range_within(at, info_cap_header_size, limit)) return errc::bad_message;
     const auto id = load_le<std::uint16_t>(reply, static_cast<std::size_t>(at));
     const auto next = load_le<std::uint32_t>(reply, static_cast<std::size_t>(at) + 4);
     // The extent a capability may use: up to its successor, or the buffer end.
     std::uint64_t end = limit;
     if (next != 0) {
-      if (next < at + info_cap_header_size || next >= limit) return std::errc::bad_message;
+      if (next < at + info_cap_header_size || next >= limit) return errc::bad_message;
       end = next;
     }
     const std::uint64_t room = end - at;
     const auto base = static_cast<std::size_t>(at);
     switch (id) {
       case cap_id::sparse_mmap: {
-        if (caps.sparse_mmap || room < sparse_mmap_cap_base_size) return std::errc::bad_message;
+        if (caps.sparse_mmap || room < sparse_mmap_cap_base_size) return errc::bad_message;
         const auto nr_areas = load_le<std::uint32_t>(reply, base + 8);
         const auto areas_size = checked_mul(nr_areas, sparse_mmap_area_size);
-        if (!areas_size || *areas_size > room - sparse_mmap_cap_base_size) return std::errc::bad_message;
+        if (!areas_size || *areas_size > room - sparse_mmap_cap_base_size) return errc::bad_message;
         const sparse_mmap_view view(reply.subspan(base + sparse_mmap_cap_base_size, static_cast<std::size_t>(*areas_size)),
                                     nr_areas);
         for (std::uint32_t i = 0; i < nr_areas; ++i) {
           const auto area = view[i];
-          if (!range_within(area.offset, area.size, info.size)) return std::errc::invalid_argument;
+          if (!range_within(area.offset, area.size, info.size)) return errc::invalid_argument;
         }
         caps.sparse_mmap = view;
         break;
       }
       case cap_id::type:
-        if (caps.type || room < 16) return std::errc::bad_message;
+        if (caps.type || room < 16) return errc::bad_message;
         caps.type = region_type{load_le<std::uint32_t>(reply, base + 8), load_le<std::uint32_t>(reply, base + 12)};
         break;
       case cap_id::msix_mappable:

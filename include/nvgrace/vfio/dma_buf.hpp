@@ -14,8 +14,8 @@ namespace nvgrace::vfio {
 
 /// Step 4–5: nr_ranges 0 or flags ≠ 0 → EINVAL; region_index ≥ 6 (not a BAR) → ENODEV.
 [[nodiscard]] constexpr status check_dma_buf_request(const device_feature_dma_buf& request) noexcept {
-  if (request.nr_ranges == 0 || request.flags != 0) return std::errc::invalid_argument;
-  if (request.region_index >= to_index(region::rom)) return std::errc::no_such_device;
+  if (request.nr_ranges == 0 || request.flags != 0) return errc::invalid_argument;
+  if (request.region_index >= to_index(region::rom)) return errc::no_such_device;
   return {};
 }
 
@@ -31,12 +31,12 @@ inline constexpr std::uint64_t dma_iova_use_swiotlb = std::uint64_t{1} << 63;
   std::uint64_t total = 0;
   for (const auto& range : ranges) {
     if (range.length == 0 || !is_aligned(range.offset, page_size) || !is_aligned(range.length, page_size))
-      return std::errc::invalid_argument;
+      return errc::invalid_argument;
     const auto sum = checked_add(total, range.length);
-    if (!sum) return std::errc::invalid_argument;
+    if (!sum) return errc::invalid_argument;
     total = *sum;
   }
-  if ((total & dma_iova_use_swiotlb) != 0) return std::errc::invalid_argument;
+  if ((total & dma_iova_use_swiotlb) != 0) return errc::invalid_argument;
   return {};
 }
 
@@ -55,10 +55,10 @@ enum class feature_action : std::uint8_t {
                                                              std::uint32_t supported_ops,
                                                              std::uint64_t min_payload) noexcept {
   const std::uint32_t get_set = feature_flags::get | feature_flags::set;
-  if ((flags & get_set & ~supported_ops) != 0) return std::errc::invalid_argument;
+  if ((flags & get_set & ~supported_ops) != 0) return errc::invalid_argument;
   if ((flags & feature_flags::probe) != 0) return feature_action::probe_only;
-  if ((flags & get_set) == 0) return std::errc::invalid_argument;
-  if (payload_size < min_payload) return std::errc::invalid_argument;
+  if ((flags & get_set) == 0) return errc::invalid_argument;
+  if (payload_size < min_payload) return errc::invalid_argument;
   return feature_action::execute;
 }
 

@@ -28,7 +28,7 @@ public:
   constexpr status add(std::uint16_t id, std::uint16_t version, std::span<const std::byte> payload) noexcept {
     const std::size_t raw = info_cap_header_size + payload.size();
     const std::size_t padded = (raw + 7) & ~std::size_t{7};
-    if (padded > Capacity - size_) return std::errc::not_enough_memory;
+    if (padded > Capacity - size_) return errc::not_enough_memory;
     const std::size_t at = size_;
     auto out = std::span<std::byte>(bytes_);
     for (std::size_t i = at; i < at + padded; ++i) bytes_[i] = std::byte{0};
@@ -45,7 +45,7 @@ public:
   /// VFIO_REGION_INFO_CAP_SPARSE_MMAP (id 1, version 1).
   constexpr status add_sparse_mmap(std::span<const sparse_mmap_area> areas) noexcept {
     const std::size_t payload_size = 8 + sparse_mmap_area_size * areas.size();
-    if (payload_size + info_cap_header_size > Capacity) return std::errc::not_enough_memory;
+    if (payload_size + info_cap_header_size > Capacity) return errc::not_enough_memory;
     std::array<std::byte, Capacity> payload{};
     auto out = std::span<std::byte>(payload);
     store_le<std::uint32_t>(out, 0, static_cast<std::uint32_t>(areas.size()));
@@ -110,7 +110,7 @@ template <std::size_t Capacity>
 [[nodiscard]] constexpr result<std::size_t> encode_region_info(std::span<std::byte> out, std::uint32_t argsz,
                                                                region_info info,
                                                                const cap_chain<Capacity>& caps) noexcept {
-  if (argsz < region_info_size) return std::errc::invalid_argument;
+  if (argsz < region_info_size) return errc::invalid_argument;
   info.argsz = argsz;
   info.cap_offset = 0;
   std::size_t written = region_info_size;
@@ -125,7 +125,7 @@ template <std::size_t Capacity>
       written = needed;
     }
   }
-  if (out.size() < written) return std::errc::bad_address;
+  if (out.size() < written) return errc::bad_address;
   store_region_info(out, info);
   if (!caps.empty() && caps_fit) {
     const auto chain = caps.bytes();

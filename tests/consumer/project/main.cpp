@@ -18,7 +18,6 @@
 
 #include <cinttypes>
 #include <cstdio>
-#include <system_error>
 
 #ifndef NVGRACE_CONSUMER_MODE
 #define NVGRACE_CONSUMER_MODE "plain"
@@ -34,8 +33,8 @@ namespace {
 // 96 GiB of Hopper memory minus the 1 GiB carve-out is reported as a 128 GiB BAR (spec §2.3).
 constexpr std::uint64_t usemem_length = 96 * nvgrace::GiB - nvgrace::GiB;
 static_assert(nvgrace::next_pow2(usemem_length).value() == 128 * nvgrace::GiB);
-static_assert(nvgrace::checked_add(0xFFFF'FFFF'FFFF'FFFFu, 1).error() == std::errc::value_too_large);
-static_assert(nvgrace::checked_sub(0, 1).error() == std::errc::value_too_large);
+static_assert(nvgrace::checked_add(0xFFFF'FFFF'FFFF'FFFFu, 1).error() == nvgrace::errc::value_too_large);
+static_assert(nvgrace::checked_sub(0, 1).error() == nvgrace::errc::value_too_large);
 static_assert(nvgrace::range_within(0x1000, 0x1000, 0x2000) && !nvgrace::range_within(0x1001, 0x1000, 0x2000));
 
 #if NVGRACE_CONSUMER_HAS_LAYOUT
@@ -46,7 +45,7 @@ static_assert(gh200.has_value());
 static_assert(gh200->usemem.real_length == 0x17'C000'0000 && gh200->usemem.reported_size == 0x20'0000'0000);
 static_assert(gh200->resmem.phys_base == 0x4017'C000'0000 && gh200->resmem.reported_size == nvgrace::GiB);
 static_assert(nvgrace::grace::derive_layout(phys_base, nvgrace::GiB / 2, nvgrace::grace::generation::hopper).error() ==
-              std::errc::value_too_large);
+              nvgrace::errc::value_too_large);
 #endif
 
 }  // namespace

@@ -11,7 +11,7 @@
 /// - the device cdev of Linux 6.6+: /dev/vfio/devices/vfioX bound to
 ///   /dev/iommu (VFIO_DEVICE_BIND_IOMMUFD, IOMMU_IOAS_ALLOC,
 ///   VFIO_DEVICE_ATTACH_IOMMUFD_PT).
-/// Every error is the errno the kernel gave, as std::errc; nothing throws.
+/// Every error is the errno the kernel gave, as errc; nothing throws.
 /// Every descriptor is owned by a unique_fd, so a failed open leaks nothing.
 
 #include <nvgrace/access/device_file.hpp>
@@ -37,7 +37,7 @@
 #include <limits>
 #include <span>
 #include <string_view>
-#include <system_error>
+#include <nvgrace/core/errc.hpp>
 
 namespace nvgrace::linux_vfio {
 
@@ -112,7 +112,7 @@ namespace detail {
 [[nodiscard]] constexpr result<std::string_view> group_number_of(std::string_view group_node) noexcept {
   auto name = detail::basename(group_node);
   if (name.starts_with("noiommu-")) name.remove_prefix(8);
-  if (!detail::all_digits(name)) return std::errc::invalid_argument;
+  if (!detail::all_digits(name)) return errc::invalid_argument;
   return name;
 }
 
@@ -140,10 +140,10 @@ namespace detail {
   if (auto s = link_path.append("/iommu_group"); !s) return s.error();
   char target[512];
   const ssize_t n = ::readlink(link_path.c_str(), target, sizeof target);
-  if (n < 0) return errno == ENOENT ? std::errc::no_such_device : posix::last_error();
-  if (static_cast<std::size_t>(n) >= sizeof target) return std::errc::filename_too_long;
+  if (n < 0) return errno == ENOENT ? errc::no_such_device : posix::last_error();
+  if (static_cast<std::size_t>(n) >= sizeof target) return errc::filename_too_long;
   const auto number = detail::basename(std::string_view(target, static_cast<std::size_t>(n)));
-  if (!detail::all_digits(number)) return std::errc::bad_message;
+  if (!detail::all_digits(number)) return errc::bad_message;
 
   for (std::string_view prefix : {std::string_view("/vfio/"), std::string_view("/vfio/noiommu-")}) {
     path_string<> node;
@@ -151,7 +151,7 @@ namespace detail {
       if (auto s = node.append(part); !s) return s.error();
     if (detail::exists(node.c_str())) return node;
   }
-  return std::errc::no_such_file_or_directory;
+  return errc::no_such_file_or_directory;
 }
 
 /// The one PCI device of an IOMMU group, from <sysfs>/kernel/iommu_groups/N/devices/.
@@ -175,8 +175,8 @@ namespace detail {
     ++count;
   }
   ::closedir(d);
-  if (count == 0) return std::errc::no_such_device;
-  if (count > 1) return std::errc::invalid_argument;
+  if (count == 0) return errc::no_such_device;
+  if (count > 1) return errc::invalid_argument;
   return found;
 }
 
@@ -212,19 +212,19 @@ public:
 
     vfio::group_status status{sizeof(vfio::group_status), 0};
     if (auto r = detail::checked_ioctl(d.group_.get(), vfio::ioctl::group_get_status, &status); !r) return r.error();
-    if ((status.flags & vfio::group_flags::viable) == 0) return std::errc::device_or_resource_busy;
+    if ((status.flags & vfio::group_flags::viable) == 0) return errc::device_or_resource_busy;
 
     auto container = detail::open_rdwr(container_file->c_str());
     if (!container) return container.error();
     d.container_ = std::move(*container);
     const auto version = detail::checked_ioctl(d.container_.get(), vfio::ioctl::get_api_version, 0ul);
     if (!version) return version.error();
-    if (*version != vfio::api_version) return std::errc::protocol_not_supported;
+    if (*version != vfio::api_version) return errc::protocol_not_supported;
 
     d.iommu_type_ = is_noiommu_group(group_node) ? vfio::iommu_type::noiommu : vfio::iommu_type::type1v2;
     const auto supported = detail::checked_ioctl(d.container_.get(), vfio::ioctl::check_extension, d.iommu_type_);
     if (!supported) return supported.error();
-    if (*supported <= 0) return std::errc::operation_not_supported;
+    if (*supported <= 0) return errc::operation_not_supported;
 
     int container_fd = d.container_.get();
     if (auto r = detail::checked_ioctl(d.group_.get(), vfio::ioctl::group_set_container, &container_fd); !r)
@@ -288,7 +288,7 @@ public:
   /// Use a device fd opened elsewhere (a management layer passing it over a
   /// UNIX socket, say). The device owns it from now on. EBADF if negative.
   [[nodiscard]] static result<device> adopt(unique_fd device_fd) noexcept {
-    if (!device_fd) return std::errc::bad_file_descriptor;
+    if (!device_fd) return errc::bad_file_descriptor;
     device d;
     d.mode_ = open_mode::adopted;
     d.device_ = std::move(device_fd);
@@ -310,8 +310,8 @@ public:
   /// struct or is smaller than the argsz it declares: the kernel would read
   /// or write past it.
   [[nodiscard]] status get_region_info(std::span<std::byte> buffer) noexcept {
-    if (buffer.size() < vfio::region_info_size) return std::errc::bad_address;
-    if (load_le<std::uint32_t>(buffer) > buffer.size()) return std::errc::bad_address;
+    if (buffer.size() < vfio::region_info_size) return errc::bad_address;
+    if (load_le<std::uint32_t>(buffer) > buffer.size()) return errc::bad_address;
     if (auto r = detail::checked_ioctl(device_.get(), vfio::ioctl::device_get_region_info, buffer.data()); !r)
       return r.error();
     return {};
@@ -333,7 +333,7 @@ public:
   /// is returned as it is. EINVAL for a pos beyond off_t (the kernel's answer
   /// to a negative offset).
   [[nodiscard]] result<std::size_t> pread(std::span<std::byte> buffer, std::uint64_t pos) noexcept {
-    if (pos > max_offset) return std::errc::invalid_argument;
+    if (pos > max_offset) return errc::invalid_argument;
     ssize_t n = -1;
     do n = ::pread(device_.get(), buffer.data(), buffer.size(), static_cast<off_t>(pos));
     while (n < 0 && errno == EINTR);
@@ -343,7 +343,7 @@ public:
 
   /// One pwrite(2) at file offset `pos`; as pread.
   [[nodiscard]] result<std::size_t> pwrite(std::span<const std::byte> data, std::uint64_t pos) noexcept {
-    if (pos > max_offset) return std::errc::invalid_argument;
+    if (pos > max_offset) return errc::invalid_argument;
     ssize_t n = -1;
     do n = ::pwrite(device_.get(), data.data(), data.size(), static_cast<off_t>(pos));
     while (n < 0 && errno == EINTR);
@@ -355,8 +355,8 @@ public:
   /// MAP_FIXED at `addr` when it is non-null. The caller owns the mapping
   /// (wrap it in a linux_vfio::mapping, or ::munmap it).
   [[nodiscard]] result<void*> mmap(void* addr, std::uint64_t length, int prot, std::uint64_t pos) noexcept {
-    if (pos > max_offset) return std::errc::invalid_argument;
-    if (length > std::numeric_limits<std::size_t>::max()) return std::errc::not_enough_memory;
+    if (pos > max_offset) return errc::invalid_argument;
+    if (length > std::numeric_limits<std::size_t>::max()) return errc::not_enough_memory;
     const int flags = MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0);
     void* p = ::mmap(addr, static_cast<std::size_t>(length), prot, flags, device_.get(), static_cast<off_t>(pos));
     if (p == MAP_FAILED) return posix::last_error();

@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-#include <system_error>
+#include <nvgrace/core/errc.hpp>
 
 namespace nvgrace::linux_vfio {
 
@@ -31,8 +31,8 @@ public:
 
   /// Append `text`; ENAMETOOLONG / EINVAL as for from().
   constexpr status append(std::string_view text) noexcept {
-    if (text.size() > Capacity - 1 - size_) return std::errc::filename_too_long;
-    if (text.find('\0') != std::string_view::npos) return std::errc::invalid_argument;
+    if (text.size() > Capacity - 1 - size_) return errc::filename_too_long;
+    if (text.find('\0') != std::string_view::npos) return errc::invalid_argument;
     for (char c : text) bytes_[size_++] = c;
     bytes_[size_] = '\0';
     return {};
@@ -86,26 +86,26 @@ namespace detail {
 [[nodiscard]] constexpr result<pci_address> parse_pci_address(std::string_view text) noexcept {
   // Split from the right: ".F", then ":DD", then ":BB", then an optional domain.
   const auto dot = text.rfind('.');
-  if (dot == std::string_view::npos) return std::errc::invalid_argument;
+  if (dot == std::string_view::npos) return errc::invalid_argument;
   const auto function_text = text.substr(dot + 1);
   const auto head = text.substr(0, dot);
   const auto colon2 = head.rfind(':');
-  if (colon2 == std::string_view::npos) return std::errc::invalid_argument;
+  if (colon2 == std::string_view::npos) return errc::invalid_argument;
   const auto device_text = head.substr(colon2 + 1);
   const auto head2 = head.substr(0, colon2);
   const auto colon1 = head2.rfind(':');
   const auto bus_text = colon1 == std::string_view::npos ? head2 : head2.substr(colon1 + 1);
   const auto domain_text = colon1 == std::string_view::npos ? std::string_view{} : head2.substr(0, colon1);
 
-  if (function_text.size() != 1 || device_text.size() != 2 || bus_text.size() != 2) return std::errc::invalid_argument;
+  if (function_text.size() != 1 || device_text.size() != 2 || bus_text.size() != 2) return errc::invalid_argument;
   if (colon1 != std::string_view::npos && (domain_text.size() < 4 || domain_text.size() > 8))
-    return std::errc::invalid_argument;
+    return errc::invalid_argument;
   const auto function = detail::parse_hex(function_text);
   const auto device = detail::parse_hex(device_text);
   const auto bus = detail::parse_hex(bus_text);
   const auto domain = domain_text.empty() ? std::int64_t{0} : detail::parse_hex(domain_text);
-  if (function < 0 || device < 0 || bus < 0 || domain < 0) return std::errc::invalid_argument;
-  if (function > 7 || device > 0x1f) return std::errc::invalid_argument;
+  if (function < 0 || device < 0 || bus < 0 || domain < 0) return errc::invalid_argument;
+  if (function > 7 || device > 0x1f) return errc::invalid_argument;
   return pci_address{static_cast<std::uint32_t>(domain), static_cast<std::uint8_t>(bus),
                      static_cast<std::uint8_t>(device), static_cast<std::uint8_t>(function)};
 }

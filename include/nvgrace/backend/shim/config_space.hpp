@@ -94,7 +94,7 @@ public:
   /// access runs past 4096; otherwise the bytes (BAR registers masked to
   /// their size) and the count.
   [[nodiscard]] constexpr result<std::size_t> read(std::uint64_t pos, std::span<std::byte> out) const noexcept {
-    if (!range_within(pos, out.size(), size) || pos == size) return std::errc::bad_address;
+    if (!range_within(pos, out.size(), size) || pos == size) return errc::bad_address;
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = bytes_[static_cast<std::size_t>(pos) + i];
     // Overlay the BAR registers (0x10..0x27) and the ROM register (always 0).
     for (unsigned bar = 0; bar < 6; ++bar) overlay(pos, out, pci::reg::base_address(bar), bar_read_value(bar));
@@ -105,7 +105,7 @@ public:
   /// Core write of `in` at `pos`: the same EFAULT rule; writable bits take
   /// the new value, the rest keep theirs; returns the whole count.
   [[nodiscard]] constexpr result<config_write_effects> write(std::uint64_t pos, std::span<const std::byte> in) noexcept {
-    if (!range_within(pos, in.size(), size) || pos == size) return std::errc::bad_address;
+    if (!range_within(pos, in.size(), size) || pos == size) return errc::bad_address;
     config_write_effects effects;
     for (std::size_t i = 0; i < in.size(); ++i) {
       const auto at = static_cast<std::size_t>(pos) + i;

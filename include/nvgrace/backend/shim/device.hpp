@@ -212,7 +212,7 @@ struct ioeventfd_entry {
 
 namespace detail {
 
-[[nodiscard]] constexpr ssize_t negative(std::errc e) noexcept { return -static_cast<ssize_t>(e); }
+[[nodiscard]] constexpr ssize_t negative(errc e) noexcept { return -static_cast<ssize_t>(e); }
 
 /// One region index, fixed at create().
 template <class Memory>
@@ -315,10 +315,10 @@ public:
       case vfio::ioctl::device_get_irq_info: return ioctl_irq_info(arg);
       case vfio::ioctl::device_reset: return to_long(reset());
       case vfio::ioctl::device_ioeventfd:
-        if (mode_ == grace::mode::emulated) return detail::negative(std::errc::inappropriate_io_control_operation);
+        if (mode_ == grace::mode::emulated) return detail::negative(errc::inappropriate_io_control_operation);
         return ioctl_ioeventfd(arg);
       case vfio::ioctl::device_feature: return ioctl_feature(arg);
-      default: return detail::negative(std::errc::inappropriate_io_control_operation);
+      default: return detail::negative(errc::inappropriate_io_control_operation);
     }
   }
 
@@ -335,8 +335,8 @@ public:
   /// cannot hold 32 bytes or its argsz claims more than its size (the kernel
   /// would touch memory past it); EINVAL for argsz < 32, an index ≥ 9 or VGA.
   [[nodiscard]] status get_region_info(std::span<std::byte> buffer) noexcept {
-    if (buffer.size() < vfio::region_info_size) return std::errc::bad_address;
-    if (load_le<std::uint32_t>(buffer, 0) > buffer.size()) return std::errc::bad_address;
+    if (buffer.size() < vfio::region_info_size) return errc::bad_address;
+    if (load_le<std::uint32_t>(buffer, 0) > buffer.size()) return errc::bad_address;
     return region_info_into(buffer);
   }
 
@@ -344,7 +344,7 @@ public:
   /// (pin INTA; EVENTFD|MASKABLE|AUTOMASKED), MSI 1 (one vector), MSI-X 0
   /// (no capability), ERR 1 (PCI Express), REQ 1; all but INTx EVENTFD|NORESIZE.
   [[nodiscard]] status get_irq_info(vfio::irq_info& info) noexcept {
-    if (info.argsz < sizeof(vfio::irq_info) || info.index >= vfio::pci_num_irqs) return std::errc::invalid_argument;
+    if (info.argsz < sizeof(vfio::irq_info) || info.index >= vfio::pci_num_irqs) return errc::invalid_argument;
     constexpr std::array<std::uint32_t, vfio::pci_num_irqs> counts{1, 1, 0, 1, 1};
     info.count = counts[info.index];
     info.flags = vfio::irq_flags::eventfd;
@@ -361,7 +361,7 @@ public:
   [[nodiscard]] status reset() noexcept {
     std::lock_guard lock(control_);
     if (mode_ == grace::mode::emulated) bars_.reset();
-    if (!options_.reset_supported) return std::errc::invalid_argument;
+    if (!options_.reset_supported) return errc::invalid_argument;
     if (reset_failure_) return *reset_failure_;
     mark_reset_done();
     return {};
@@ -391,13 +391,13 @@ public:
     if constexpr (!mem::mappable_memory<Memory>) {
       static_cast<void>(addr);
       static_cast<void>(prot);
-      return std::errc::no_such_device;
+      return errc::no_such_device;
     } else {
       const slot& r = regions_[vfio::region_index_of(pos)];
       const mem::map_source source = r.backing->source();
       const std::uint64_t file_offset = source.offset + r.backing_offset + plan->region_offset;
       if (file_offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()))
-        return std::errc::value_too_large;
+        return errc::value_too_large;
       void* p = ::mmap(addr, static_cast<std::size_t>(plan->length), prot, MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0),
                        source.fd, static_cast<off_t>(file_offset));
       if (p == MAP_FAILED) return posix::last_error();
@@ -410,12 +410,12 @@ public:
   /// whether the driver maps them write-combine (resmem, §6.1 step 4).
   [[nodiscard]] result<grace::mmap_plan> plan_mmap(std::uint64_t pos, std::uint64_t length) const noexcept {
     const std::uint64_t page = posix::page_size();
-    if (length == 0 || !is_aligned(pos, page)) return std::errc::invalid_argument;
+    if (length == 0 || !is_aligned(pos, page)) return errc::invalid_argument;
     const auto rounded = checked_add(length, page - 1);
-    if (!rounded) return std::errc::not_enough_memory;
+    if (!rounded) return errc::not_enough_memory;
     const std::uint64_t mapped_length = align_down(*rounded, page);
     const std::uint32_t index = vfio::region_index_of(pos);
-    if (index >= vfio::pci_num_regions) return std::errc::invalid_argument;
+    if (index >= vfio::pci_num_regions) return errc::invalid_argument;
     const slot& r = regions_[index];
     const std::uint64_t offset = vfio::offset_in_region(pos);
     if (r.kind == region_kind::emulated) {
@@ -425,10 +425,10 @@ public:
     if (r.kind == region_kind::memory_bar) {
       // vfio-pci-core: req_start + req_len must not pass the page-aligned BAR.
       const auto end = checked_add(offset, mapped_length);
-      if (!end || *end > r.size) return std::errc::invalid_argument;
+      if (!end || *end > r.size) return errc::invalid_argument;
       return grace::mmap_plan{offset, mapped_length, false};
     }
-    return std::errc::invalid_argument;
+    return errc::invalid_argument;
   }
 
   // ---- memory and state, for servers and tests --------------------------------------
@@ -481,7 +481,7 @@ public:
   }
 
   /// Make the core part of VFIO_DEVICE_RESET fail with `error` (nullopt: succeed).
-  void inject_reset_failure(std::optional<std::errc> error) noexcept {
+  void inject_reset_failure(std::optional<errc> error) noexcept {
     std::lock_guard lock(control_);
     reset_failure_ = error;
   }
@@ -565,9 +565,9 @@ private:
     probe_result p;
     p.device_id = options.device_id.value_or(
         options.generation == grace::generation::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941});
-    if (grace::find_device(grace::nvidia_vendor_id, p.device_id) == nullptr) return std::errc::no_such_device;
+    if (grace::find_device(grace::nvidia_vendor_id, p.device_id) == nullptr) return errc::no_such_device;
     for (const std::uint64_t s : {options.bar2_size, options.bar4_size})
-      if (s != 0 && (!std::has_single_bit(s) || s < 4 * KiB)) return std::errc::invalid_argument;
+      if (s != 0 && (!std::has_single_bit(s) || s < 4 * KiB)) return errc::invalid_argument;
     if (const auto memory = grace::fetch_memory(options.acpi)) {
       const auto layout = grace::derive_layout(*memory, options.generation, options.rule);
       if (!layout) return layout.error();
@@ -583,9 +583,9 @@ private:
     const auto probed = probe_options(options);
     if (!probed) return probed.error();
     if (supplied != nullptr && (!probed->memory || supplied->view().length != probed->memory->length))
-      return std::errc::invalid_argument;
+      return errc::invalid_argument;
     std::unique_ptr<device> d(new (std::nothrow) device());
-    if (!d) return std::errc::not_enough_memory;
+    if (!d) return errc::not_enough_memory;
     d->options_ = options;
     d->device_id_ = probed->device_id;
     if (probed->memory) {
@@ -711,7 +711,7 @@ private:
   /// reset_done: memory disabled → EIO; poll (ETIME); on success clear
   /// reset_done unless a reset happened since `seen` was loaded.
   [[gnu::noinline]] status check_ready(std::uint64_t seen) noexcept {
-    if ((seen & memory_enabled_bit) == 0) return std::errc::io_error;
+    if ((seen & memory_enabled_bit) == 0) return errc::io_error;
     readiness_source* source = source_.load(std::memory_order_acquire);
     if (source == nullptr) source = &default_source_;
     if (auto s = wait_device_ready(*source); !s) return s;
@@ -793,10 +793,10 @@ private:
   [[nodiscard, gnu::always_inline]] result<std::size_t> positioned_access(user_bytes<Dir> buf, std::size_t count,
                                                                           std::uint64_t pos) noexcept {
     if (pos > max_file_offset) [[unlikely]]
-      return std::errc::invalid_argument;
+      return errc::invalid_argument;
     const ssize_t n = file_access<Dir>(buf, count, &pos);
     if (n < 0) [[unlikely]]
-      return static_cast<std::errc>(-n);
+      return static_cast<errc>(-n);
     return static_cast<std::size_t>(n);
   }
 
@@ -806,7 +806,7 @@ private:
                                           std::uint64_t* ppos) noexcept {
     const std::uint64_t state = state_.load(std::memory_order_acquire);
     if ((state & pm_failed_bit) != 0) [[unlikely]]
-      return detail::negative(std::errc::io_error);
+      return detail::negative(errc::io_error);
     const auto plan =
         grace::plan_access(Dir, r.model, vfio::offset_in_region(*ppos), count, r.is_resmem, options_.resmem_quirk);
     if (!plan) [[unlikely]]
@@ -824,9 +824,9 @@ private:
   template <grace::direction Dir>
   [[nodiscard]] static ssize_t memory_bar_access(const slot& r, std::uint64_t state, std::uint64_t offset,
                                                  user_bytes<Dir> buf, std::size_t count, std::uint64_t* ppos) noexcept {
-    if (offset >= r.size) return detail::negative(std::errc::invalid_argument);
+    if (offset >= r.size) return detail::negative(errc::invalid_argument);
     const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
-    if ((state & memory_enabled_bit) == 0) return detail::negative(std::errc::io_error);
+    if ((state & memory_enabled_bit) == 0) return detail::negative(errc::io_error);
     copy_memory<Dir>(r.view, offset, buf, n);
     *ppos += n;
     return static_cast<ssize_t>(n);
@@ -836,9 +836,9 @@ private:
   [[gnu::noinline]] ssize_t core_read(std::uint32_t index, std::byte* buf, std::size_t count,
                                       std::uint64_t* ppos) noexcept {
     if (count == 0) return 0;
-    if (index >= vfio::pci_num_regions) return detail::negative(std::errc::invalid_argument);
+    if (index >= vfio::pci_num_regions) return detail::negative(errc::invalid_argument);
     const std::uint64_t state = state_.load(std::memory_order_acquire);
-    if ((state & pm_failed_bit) != 0) return detail::negative(std::errc::io_error);
+    if ((state & pm_failed_bit) != 0) return detail::negative(errc::io_error);
     const slot& r = regions_[index];
     const std::uint64_t offset = vfio::offset_in_region(*ppos);
     const std::span<std::byte> out(buf, count);
@@ -853,7 +853,7 @@ private:
         *ppos += *n;
         return static_cast<ssize_t>(*n);
       }
-      default: return detail::negative(std::errc::invalid_argument);
+      default: return detail::negative(errc::invalid_argument);
     }
   }
 
@@ -861,7 +861,7 @@ private:
   [[gnu::noinline]] ssize_t core_write(std::uint32_t index, const std::byte* buf, std::size_t count,
                                        std::uint64_t* ppos) noexcept {
     if (count == 0) return 0;
-    if (index >= vfio::pci_num_regions) return detail::negative(std::errc::invalid_argument);
+    if (index >= vfio::pci_num_regions) return detail::negative(errc::invalid_argument);
     const std::uint64_t offset = vfio::offset_in_region(*ppos);
     const std::span<const std::byte> in(buf, count);
     const slot& r = regions_[index];
@@ -874,7 +874,7 @@ private:
           return static_cast<ssize_t>(*n);
         }
       }
-      if ((state_.load(std::memory_order_acquire) & pm_failed_bit) != 0) return detail::negative(std::errc::io_error);
+      if ((state_.load(std::memory_order_acquire) & pm_failed_bit) != 0) return detail::negative(errc::io_error);
       const auto effects = config_.write(offset, in);
       if (!effects) return detail::negative(effects.error());
       if (effects->command_written) {
@@ -887,8 +887,8 @@ private:
       return static_cast<ssize_t>(effects->count);
     }
     const std::uint64_t state = state_.load(std::memory_order_acquire);
-    if ((state & pm_failed_bit) != 0) return detail::negative(std::errc::io_error);
-    if (r.kind != region_kind::memory_bar) return detail::negative(std::errc::invalid_argument);
+    if ((state & pm_failed_bit) != 0) return detail::negative(errc::io_error);
+    if (r.kind != region_kind::memory_bar) return detail::negative(errc::invalid_argument);
     return memory_bar_access<grace::direction::write>(r, state, offset, buf, count, ppos);
   }
 
@@ -896,8 +896,8 @@ private:
   [[nodiscard]] status region_info_into(std::span<std::byte> buffer) noexcept {
     const std::uint32_t argsz = load_le<std::uint32_t>(buffer, 0);
     const std::uint32_t index = load_le<std::uint32_t>(buffer, 8);
-    if (argsz < vfio::region_info_size) return std::errc::invalid_argument;
-    if (index >= vfio::pci_num_regions) return std::errc::invalid_argument;
+    if (argsz < vfio::region_info_size) return errc::invalid_argument;
+    if (index >= vfio::pci_num_regions) return errc::invalid_argument;
     const slot& r = regions_[index];
     if (r.kind == region_kind::emulated) {
       const auto written = grace::region_info_reply(layout_, index, argsz, buffer);
@@ -914,7 +914,7 @@ private:
         info.size = config_space::size;
         info.flags = vfio::region_flags::read | vfio::region_flags::write;
         break;
-      case region_kind::vga: return std::errc::invalid_argument;
+      case region_kind::vga: return errc::invalid_argument;
       default: break;  // unimplemented BAR or ROM: size 0, flags 0
     }
     const vfio::cap_chain<8> no_caps;
@@ -924,10 +924,10 @@ private:
   }
 
   [[nodiscard]] long ioctl_device_info(void* arg) noexcept {
-    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    if (arg == nullptr) return detail::negative(errc::bad_address);
     const std::span<std::byte> bytes(static_cast<std::byte*>(arg), vfio::device_info_min_size);
     if (load_le<std::uint32_t>(bytes, 0) < vfio::device_info_min_size)
-      return detail::negative(std::errc::invalid_argument);
+      return detail::negative(errc::invalid_argument);
     // Only the first 16 bytes are copied back: argsz stays as the caller wrote it.
     store_le<std::uint32_t>(bytes, 4, device_flags());
     store_le<std::uint32_t>(bytes, 8, vfio::pci_num_regions);
@@ -936,7 +936,7 @@ private:
   }
 
   [[nodiscard]] long ioctl_region_info(void* arg) noexcept {
-    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    if (arg == nullptr) return detail::negative(errc::bad_address);
     const auto* bytes = static_cast<std::byte*>(arg);
     const std::uint32_t argsz = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 4), 0);
     // Trust argsz for the buffer's size, as the kernel does.
@@ -945,7 +945,7 @@ private:
   }
 
   [[nodiscard]] long ioctl_irq_info(void* arg) noexcept {
-    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    if (arg == nullptr) return detail::negative(errc::bad_address);
     vfio::irq_info info{};
     std::memcpy(&info, arg, sizeof info);
     if (auto s = get_irq_info(info); !s) return detail::negative(s.error());
@@ -956,7 +956,7 @@ private:
   /// vfio-pci-core's IOEVENTFD (plain mode only): validated and stored,
   /// never signalled.
   [[nodiscard]] long ioctl_ioeventfd(void* arg) noexcept {
-    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    if (arg == nullptr) return detail::negative(errc::bad_address);
     constexpr std::uint32_t minsz = 28;  // offsetofend(fd)
     const std::span<const std::byte> bytes(static_cast<const std::byte*>(arg), minsz);
     const auto argsz = load_le<std::uint32_t>(bytes, 0);
@@ -964,28 +964,28 @@ private:
     const auto offset = load_le<std::uint64_t>(bytes, 8);
     const auto data = load_le<std::uint64_t>(bytes, 16);
     const auto fd = static_cast<std::int32_t>(load_le<std::uint32_t>(bytes, 24));
-    if (argsz < minsz || (flags & ~ioeventfd_size_mask) != 0) return detail::negative(std::errc::invalid_argument);
+    if (argsz < minsz || (flags & ~ioeventfd_size_mask) != 0) return detail::negative(errc::invalid_argument);
     const std::uint32_t size = flags & ioeventfd_size_mask;
-    if (std::popcount(size) != 1 || fd < -1) return detail::negative(std::errc::invalid_argument);
+    if (std::popcount(size) != 1 || fd < -1) return detail::negative(errc::invalid_argument);
     const std::uint32_t index = vfio::region_index_of(offset);
     const std::uint64_t pos = vfio::offset_in_region(offset);
-    if (index > vfio::to_index(vfio::region::bar5)) return detail::negative(std::errc::invalid_argument);
+    if (index > vfio::to_index(vfio::region::bar5)) return detail::negative(errc::invalid_argument);
     const slot& r = regions_[index];
     const std::uint64_t bar_length = r.kind == region_kind::memory_bar ? r.size : 0;
-    if (!range_within(pos, size, bar_length)) return detail::negative(std::errc::invalid_argument);
+    if (!range_within(pos, size, bar_length)) return detail::negative(errc::invalid_argument);
 
     std::lock_guard lock(control_);
     for (std::size_t i = 0; i < ioeventfd_count_; ++i) {
       const ioeventfd_entry& e = ioeventfds_[i];
       if (e.index == index && e.offset == pos && e.data == data && e.size == size) {
-        if (fd != -1) return detail::negative(std::errc::file_exists);
+        if (fd != -1) return detail::negative(errc::file_exists);
         ioeventfds_[i] = ioeventfds_[--ioeventfd_count_];
         return 0;
       }
     }
-    if (fd == -1) return detail::negative(std::errc::no_such_device);
-    if (ioeventfd_count_ == max_ioeventfds) return detail::negative(std::errc::no_space_on_device);
-    if (::fcntl(fd, F_GETFD) < 0) return detail::negative(std::errc::bad_file_descriptor);
+    if (fd == -1) return detail::negative(errc::no_such_device);
+    if (ioeventfd_count_ == max_ioeventfds) return detail::negative(errc::no_space_on_device);
+    if (::fcntl(fd, F_GETFD) < 0) return detail::negative(errc::bad_file_descriptor);
     ioeventfds_[ioeventfd_count_++] = {index, pos, data, size, fd};
     return 0;
   }
@@ -993,21 +993,21 @@ private:
   /// VFIO_DEVICE_FEATURE: the vfio core's flag checks, then DMA_BUF (§8).
   [[nodiscard]] long ioctl_feature(void* arg) noexcept {
     using namespace vfio::feature_flags;
-    if (arg == nullptr) return detail::negative(std::errc::bad_address);
+    if (arg == nullptr) return detail::negative(errc::bad_address);
     const auto* bytes = static_cast<const std::byte*>(arg);
     const auto argsz = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 8), 0);
     const auto flags = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 8), 4);
-    if (argsz < 8) return detail::negative(std::errc::invalid_argument);
-    if ((flags & ~(mask | get | set | probe)) != 0) return detail::negative(std::errc::invalid_argument);
+    if (argsz < 8) return detail::negative(errc::invalid_argument);
+    if ((flags & ~(mask | get | set | probe)) != 0) return detail::negative(errc::invalid_argument);
     if ((flags & probe) == 0 && (flags & set) != 0 && (flags & get) != 0)
-      return detail::negative(std::errc::invalid_argument);
-    if ((flags & mask) != vfio::feature_dma_buf) return detail::negative(std::errc::inappropriate_io_control_operation);
+      return detail::negative(errc::invalid_argument);
+    if ((flags & mask) != vfio::feature_dma_buf) return detail::negative(errc::inappropriate_io_control_operation);
     // vfio_check_feature(flags, argsz, GET, sizeof(request)).
-    if ((flags & set) != 0) return detail::negative(std::errc::invalid_argument);
+    if ((flags & set) != 0) return detail::negative(errc::invalid_argument);
     if ((flags & probe) != 0) return 0;
-    if ((flags & get) == 0) return detail::negative(std::errc::invalid_argument);
+    if ((flags & get) == 0) return detail::negative(errc::invalid_argument);
     const std::uint32_t payload = argsz - 8;
-    if (payload < sizeof(vfio::device_feature_dma_buf)) return detail::negative(std::errc::invalid_argument);
+    if (payload < sizeof(vfio::device_feature_dma_buf)) return detail::negative(errc::invalid_argument);
     const std::span<const std::byte> body(bytes + 8, payload);
     const vfio::device_feature_dma_buf request{load_le<std::uint32_t>(body, 0), load_le<std::uint32_t>(body, 4),
                                                load_le<std::uint32_t>(body, 8), load_le<std::uint32_t>(body, 12)};
@@ -1015,8 +1015,8 @@ private:
     // The kernel copies nr_ranges entries from after the header; past argsz
     // that copy would fault.
     if ((payload - sizeof request) / sizeof(vfio::region_dma_range) < request.nr_ranges)
-      return detail::negative(std::errc::bad_address);
-    if (request.nr_ranges > max_dma_buf_ranges) return detail::negative(std::errc::not_enough_memory);
+      return detail::negative(errc::bad_address);
+    if (request.nr_ranges > max_dma_buf_ranges) return detail::negative(errc::not_enough_memory);
     std::array<vfio::region_dma_range, max_dma_buf_ranges> ranges{};
     for (std::uint32_t i = 0; i < request.nr_ranges; ++i)
       ranges[i] = {load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i}),
@@ -1026,14 +1026,14 @@ private:
     // The total must also stay clear of the DMA_IOVA_USE_SWIOTLB bit (bit 63).
     std::uint64_t total = 0;
     for (const auto& range : requested) total += range.length;
-    if ((total >> 63) != 0) return detail::negative(std::errc::invalid_argument);
+    if ((total >> 63) != 0) return detail::negative(errc::invalid_argument);
 
     // The driver's get_dmabuf_phys: an emulated region maps to its real
     // memory (§8.3); any other BAR to the PCI resource (the core's op).
     const slot& r = regions_[request.region_index];
     grace::memregion target = r.model;
     if (r.kind != region_kind::emulated) {
-      if (r.kind != region_kind::memory_bar) return detail::negative(std::errc::invalid_argument);  // no provider
+      if (r.kind != region_kind::memory_bar) return detail::negative(errc::invalid_argument);  // no provider
       target = {r.phys, r.size, r.size};
     }
     dma_buf_export record;
@@ -1073,7 +1073,7 @@ private:
   mutable std::mutex control_;
   config_space config_{};
   grace::bar_registers bars_{};
-  std::optional<std::errc> reset_failure_;
+  std::optional<errc> reset_failure_;
   std::optional<dma_buf_export> last_dma_buf_;
   int next_dma_buf_fd_ = first_dma_buf_fd;
   std::array<ioeventfd_entry, max_ioeventfds> ioeventfds_{};

@@ -62,7 +62,7 @@ inline void steady_sleep(std::chrono::milliseconds duration) noexcept { std::thi
       return {};
     source.sleep(poll_quantum);
   } while (!(source.now() > deadline));
-  return std::errc::stream_timeout;  // ETIME
+  return errc::stream_timeout;  // ETIME
 }
 
 }  // namespace nvgrace::shim

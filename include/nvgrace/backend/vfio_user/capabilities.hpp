@@ -48,7 +48,7 @@ public:
   constexpr status parse_document(capabilities& out) noexcept {
     skip_space();
     if (at_end()) return {};  // an empty text names no capabilities
-    if (peek() != '{') return std::errc::invalid_argument;
+    if (peek() != '{') return errc::invalid_argument;
     if (auto s = parse_object(1, [&](std::string_view key) -> status {
           if (key == "capabilities") return parse_capabilities(out);
           return skip_value(2);
@@ -56,7 +56,7 @@ public:
         !s)
       return s;
     skip_space();
-    if (!at_end()) return std::errc::invalid_argument;
+    if (!at_end()) return errc::invalid_argument;
     return {};
   }
 
@@ -84,24 +84,24 @@ private:
   /// An object; `on_key` must consume the value that follows each key.
   template <class OnKey>
   constexpr status parse_object(unsigned depth, OnKey&& on_key) noexcept {
-    if (depth > max_json_depth) return std::errc::invalid_argument;
-    if (!consume('{')) return std::errc::invalid_argument;
+    if (depth > max_json_depth) return errc::invalid_argument;
+    if (!consume('{')) return errc::invalid_argument;
     if (consume('}')) return {};
     while (true) {
       skip_space();
       std::string_view key;
       if (auto s = parse_string(key); !s) return s;
-      if (!consume(':')) return std::errc::invalid_argument;
+      if (!consume(':')) return errc::invalid_argument;
       skip_space();
       if (auto s = on_key(key); !s) return s;
       if (consume(',')) continue;
       if (consume('}')) return {};
-      return std::errc::invalid_argument;
+      return errc::invalid_argument;
     }
   }
 
   constexpr status parse_capabilities(capabilities& out) noexcept {
-    if (at_end() || peek() != '{') return std::errc::invalid_argument;
+    if (at_end() || peek() != '{') return errc::invalid_argument;
     return parse_object(2, [&](std::string_view key) -> status {
       if (key == "max_msg_fds") return parse_unsigned(out.max_msg_fds);
       if (key == "max_data_xfer_size") return parse_unsigned(out.max_data_xfer_size);
@@ -109,7 +109,7 @@ private:
       if (key == "pgsizes") return parse_unsigned(out.pgsizes);
       if (key == "write_multiple") return parse_bool(out.write_multiple);
       if (key == "migration") {
-        if (at_end() || peek() != '{') return std::errc::invalid_argument;
+        if (at_end() || peek() != '{') return errc::invalid_argument;
         out.migration = true;
         return parse_object(3, [&](std::string_view inner) -> status {
           if (inner == "pgsize") return parse_unsigned(out.migration_pgsize);
@@ -117,7 +117,7 @@ private:
         });
       }
       if (key == "twin_socket") {
-        if (at_end() || peek() != '{') return std::errc::invalid_argument;
+        if (at_end() || peek() != '{') return errc::invalid_argument;
         return parse_object(3, [&](std::string_view inner) -> status {
           if (inner == "supported") return parse_bool(out.twin_socket);
           return skip_value(4);
@@ -136,29 +136,29 @@ private:
       out = false;
       return {};
     }
-    return std::errc::invalid_argument;
+    return errc::invalid_argument;
   }
 
   /// A non-negative integer (no sign, fraction or exponent) that fits 64 bits.
   constexpr status parse_unsigned(std::optional<std::uint64_t>& out) noexcept {
-    if (at_end() || peek() < '0' || peek() > '9') return std::errc::invalid_argument;
+    if (at_end() || peek() < '0' || peek() > '9') return errc::invalid_argument;
     if (peek() == '0' && pos_ + 1 < text_.size() && text_[pos_ + 1] >= '0' && text_[pos_ + 1] <= '9')
-      return std::errc::invalid_argument;  // JSON forbids leading zeros
+      return errc::invalid_argument;  // JSON forbids leading zeros
     std::uint64_t value = 0;
     while (!at_end() && peek() >= '0' && peek() <= '9') {
       const auto digit = static_cast<std::uint64_t>(peek() - '0');
-      if (value > (UINT64_MAX - digit) / 10) return std::errc::invalid_argument;
+      if (value > (UINT64_MAX - digit) / 10) return errc::invalid_argument;
       value = value * 10 + digit;
       ++pos_;
     }
-    if (!at_end() && (peek() == '.' || peek() == 'e' || peek() == 'E')) return std::errc::invalid_argument;
+    if (!at_end() && (peek() == '.' || peek() == 'e' || peek() == 'E')) return errc::invalid_argument;
     out = value;
     return {};
   }
 
   /// A string; `out` is its raw text between the quotes (escapes not decoded).
   constexpr status parse_string(std::string_view& out) noexcept {
-    if (at_end() || peek() != '"') return std::errc::invalid_argument;
+    if (at_end() || peek() != '"') return errc::invalid_argument;
     const std::size_t start = ++pos_;
     while (!at_end()) {
       const char c = peek();
@@ -167,23 +167,23 @@ private:
         ++pos_;
         return {};
       }
-      if (static_cast<unsigned char>(c) < 0x20) return std::errc::invalid_argument;
+      if (static_cast<unsigned char>(c) < 0x20) return errc::invalid_argument;
       if (c == '\\') {
         ++pos_;
-        if (at_end()) return std::errc::invalid_argument;
+        if (at_end()) return errc::invalid_argument;
         const char e = peek();
         if (e == 'u') {
           for (int i = 0; i < 4; ++i) {
             ++pos_;
-            if (at_end() || !is_hex(peek())) return std::errc::invalid_argument;
+            if (at_end() || !is_hex(peek())) return errc::invalid_argument;
           }
         } else if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' && e != 't') {
-          return std::errc::invalid_argument;
+          return errc::invalid_argument;
         }
       }
       ++pos_;
     }
-    return std::errc::invalid_argument;
+    return errc::invalid_argument;
   }
 
   [[nodiscard]] static constexpr bool is_hex(char c) noexcept {
@@ -192,23 +192,23 @@ private:
 
   constexpr status skip_number() noexcept {
     if (!at_end() && peek() == '-') ++pos_;
-    if (at_end()) return std::errc::invalid_argument;
+    if (at_end()) return errc::invalid_argument;
     if (peek() == '0') {
       ++pos_;
     } else if (peek() >= '1' && peek() <= '9') {
       while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
     } else {
-      return std::errc::invalid_argument;
+      return errc::invalid_argument;
     }
     if (!at_end() && peek() == '.') {
       ++pos_;
-      if (at_end() || peek() < '0' || peek() > '9') return std::errc::invalid_argument;
+      if (at_end() || peek() < '0' || peek() > '9') return errc::invalid_argument;
       while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
     }
     if (!at_end() && (peek() == 'e' || peek() == 'E')) {
       ++pos_;
       if (!at_end() && (peek() == '+' || peek() == '-')) ++pos_;
-      if (at_end() || peek() < '0' || peek() > '9') return std::errc::invalid_argument;
+      if (at_end() || peek() < '0' || peek() > '9') return errc::invalid_argument;
       while (!at_end() && peek() >= '0' && peek() <= '9') ++pos_;
     }
     return {};
@@ -216,9 +216,9 @@ private:
 
   /// Any JSON value, checked for well-formedness and ignored.
   constexpr status skip_value(unsigned depth) noexcept {
-    if (depth > max_json_depth) return std::errc::invalid_argument;
+    if (depth > max_json_depth) return errc::invalid_argument;
     skip_space();
-    if (at_end()) return std::errc::invalid_argument;
+    if (at_end()) return errc::invalid_argument;
     switch (peek()) {
       case '{':
         return parse_object(depth, [&](std::string_view) -> status { return skip_value(depth + 1); });
@@ -229,16 +229,16 @@ private:
           if (auto s = skip_value(depth + 1); !s) return s;
           if (consume(',')) continue;
           if (consume(']')) return {};
-          return std::errc::invalid_argument;
+          return errc::invalid_argument;
         }
       }
       case '"': {
         std::string_view ignored;
         return parse_string(ignored);
       }
-      case 't': return consume_literal("true") ? status{} : status{std::errc::invalid_argument};
-      case 'f': return consume_literal("false") ? status{} : status{std::errc::invalid_argument};
-      case 'n': return consume_literal("null") ? status{} : status{std::errc::invalid_argument};
+      case 't': return consume_literal("true") ? status{} : status{errc::invalid_argument};
+      case 'f': return consume_literal("false") ? status{} : status{errc::invalid_argument};
+      case 'n': return consume_literal("null") ? status{} : status{errc::invalid_argument};
       default: return skip_number();
     }
   }
@@ -314,7 +314,7 @@ constexpr bool append_text(std::span<char> out, std::size_t& at, std::string_vie
     first = false;
   }
   ok = ok && detail::append_text(out, at, "}}") && detail::append_text(out, at, std::string_view("\0", 1));
-  if (!ok) return std::errc::no_buffer_space;
+  if (!ok) return errc::no_buffer_space;
   return at;
 }
 

@@ -104,7 +104,7 @@ public:
     client c;
     c.socket_.reset(socket);
     c.options_ = options;
-    if (!c.socket_) return std::errc::bad_file_descriptor;
+    if (!c.socket_) return errc::bad_file_descriptor;
     if (auto s = c.set_timeouts(); !s) return s.error();
     if (auto s = c.negotiate(); !s) return s.error();
     auto info = c.get_device_info();
@@ -122,11 +122,11 @@ public:
     std::array<std::byte, 64> reply{};
     auto got = transact(command::device_get_info, as_parts(request), reply, {}, nullptr);
     if (!got) return got.error();
-    if (got->payload < device_info_size) return fail(std::errc::protocol_error);
+    if (got->payload < device_info_size) return fail(errc::protocol_error);
     vfio::device_info info{static_cast<std::uint32_t>(sizeof(vfio::device_info)), load_le<std::uint32_t>(reply, 4),
                            load_le<std::uint32_t>(reply, 8), load_le<std::uint32_t>(reply, 12), 0};
     if (info.num_regions > client_max_regions || info.num_irqs > client_max_irqs)
-      return fail(std::errc::protocol_error);
+      return fail(errc::protocol_error);
     info_ = info;
     if (regions_.size() != info.num_regions) regions_.resize(info.num_regions);
     return info;
@@ -135,11 +135,11 @@ public:
   /// DEVICE_GET_REGION_INFO with kernel argsz semantics (see the file comment).
   /// EFAULT when the buffer is shorter than 32 bytes or than its argsz.
   [[nodiscard]] status get_region_info(std::span<std::byte> buffer) {
-    if (buffer.size() < vfio::region_info_size) return std::errc::bad_address;
+    if (buffer.size() < vfio::region_info_size) return errc::bad_address;
     const auto argsz = load_le<std::uint32_t>(buffer, 0);
     const auto index = load_le<std::uint32_t>(buffer, 8);
-    if (argsz < vfio::region_info_size) return std::errc::invalid_argument;
-    if (argsz > buffer.size()) return std::errc::bad_address;
+    if (argsz < vfio::region_info_size) return errc::invalid_argument;
+    if (argsz > buffer.size()) return errc::bad_address;
     std::array<std::byte, vfio::region_info_size> request{};
     store_le<std::uint32_t>(request, 0, argsz);
     store_le<std::uint32_t>(request, 8, index);
@@ -149,17 +149,17 @@ public:
     auto got = transact(command::device_get_region_info, as_parts(request), {}, scratch_, &fd);
     if (!got) return got.error();
     const std::size_t payload = got->payload;
-    if (payload < vfio::region_info_size || payload > argsz) return fail(std::errc::protocol_error);
+    if (payload < vfio::region_info_size || payload > argsz) return fail(errc::protocol_error);
     const auto reply = std::span<const std::byte>(scratch_).first(payload);
     auto info = vfio::load_region_info(reply);
-    if (info.index != index || info.argsz < vfio::region_info_size) return fail(std::errc::protocol_error);
+    if (info.index != index || info.argsz < vfio::region_info_size) return fail(errc::protocol_error);
     const bool caps_fit = info.argsz <= argsz;
-    if (!caps_fit && payload != vfio::region_info_size) return fail(std::errc::protocol_error);
+    if (!caps_fit && payload != vfio::region_info_size) return fail(errc::protocol_error);
     std::optional<vfio::region_caps> caps;
     if (caps_fit && payload > vfio::region_info_size) {
-      if ((info.flags & vfio::region_flags::caps) == 0 || info.argsz != payload) return fail(std::errc::protocol_error);
+      if ((info.flags & vfio::region_flags::caps) == 0 || info.argsz != payload) return fail(errc::protocol_error);
       auto decoded = vfio::decode_region_caps(reply);
-      if (!decoded) return fail(std::errc::protocol_error);
+      if (!decoded) return fail(errc::protocol_error);
       caps = *decoded;
     }
     const std::uint64_t source_offset = info.offset;
@@ -193,7 +193,7 @@ public:
 
   /// DEVICE_GET_IRQ_INFO for `irq.index` (argsz < 16 → EINVAL, as the kernel).
   [[nodiscard]] status get_irq_info(vfio::irq_info& irq) {
-    if (irq.argsz < irq_info_size) return std::errc::invalid_argument;
+    if (irq.argsz < irq_info_size) return errc::invalid_argument;
     std::array<std::byte, irq_info_size> request{};
     store_le<std::uint32_t>(request, 0, static_cast<std::uint32_t>(irq_info_size));
     store_le<std::uint32_t>(request, 8, irq.index);
@@ -201,7 +201,7 @@ public:
     auto got = transact(command::device_get_irq_info, as_parts(request), reply, {}, nullptr);
     if (!got) return got.error();
     if (got->payload != irq_info_size || load_le<std::uint32_t>(reply, 8) != irq.index)
-      return fail(std::errc::protocol_error);
+      return fail(errc::protocol_error);
     irq.flags = load_le<std::uint32_t>(reply, 4);
     irq.count = load_le<std::uint32_t>(reply, 12);
     return {};
@@ -211,7 +211,7 @@ public:
   [[nodiscard]] status reset() {
     auto got = transact(command::device_reset, {}, {}, {}, nullptr);
     if (!got) return got.error();
-    if (got->payload != 0) return fail(std::errc::protocol_error);
+    if (got->payload != 0) return fail(errc::protocol_error);
     return {};
   }
 
@@ -227,7 +227,7 @@ public:
       const auto r = load_region_access(echo);
       if (got->payload < region_access_size || r.offset != a.offset || r.region != a.region || r.count > a.count ||
           got->payload != region_access_size + std::size_t{r.count})
-        return fail(std::errc::protocol_error);
+        return fail(errc::protocol_error);
       return std::size_t{r.count};
     });
   }
@@ -244,7 +244,7 @@ public:
       if (!got) return got.error();
       const auto r = load_region_access(echo);
       if (got->payload != region_access_size || r.offset != a.offset || r.region != a.region || r.count > a.count)
-        return fail(std::errc::protocol_error);
+        return fail(errc::protocol_error);
       return std::size_t{r.count};
     });
   }
@@ -257,25 +257,25 @@ public:
   [[nodiscard]] result<void*> mmap(void* addr, std::uint64_t length, int prot, std::uint64_t pos) {
     const auto index = vfio::region_index_of(pos);
     const auto offset = vfio::offset_in_region(pos);
-    if (!socket_) return std::errc::not_connected;
-    if (index >= regions_.size() || length == 0) return std::errc::invalid_argument;
+    if (!socket_) return errc::not_connected;
+    if (index >= regions_.size() || length == 0) return errc::invalid_argument;
     if (!regions_[index].fd)
       if (auto s = refresh_region(index); !s) return s.error();
     const auto& r = regions_[index];
-    if (!r.fd || (r.flags & vfio::region_flags::mmap) == 0) return std::errc::invalid_argument;
+    if (!r.fd || (r.flags & vfio::region_flags::mmap) == 0) return errc::invalid_argument;
     const auto end = checked_add(offset, length);
-    if (!end) return std::errc::value_too_large;
+    if (!end) return errc::value_too_large;
     bool inside = false;
     if (r.has_areas) {
       for (const auto& area : r.areas) inside = inside || (offset >= area.offset && *end - area.offset <= area.size);
     } else {
       inside = *end <= r.size;
     }
-    if (!inside) return std::errc::invalid_argument;
+    if (!inside) return errc::invalid_argument;
     const auto file_offset = checked_add(r.fd_offset, offset);
     if (!file_offset || *file_offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) ||
         length > std::numeric_limits<std::size_t>::max())
-      return std::errc::value_too_large;
+      return errc::value_too_large;
     void* p = ::mmap(addr, static_cast<std::size_t>(length), prot, MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0),
                      r.fd.get(), static_cast<off_t>(*file_offset));
     if (p == MAP_FAILED) return posix::last_error();
@@ -319,7 +319,7 @@ private:
   }
 
   /// A protocol or transport failure: the stream cannot be trusted any more.
-  std::errc fail(std::errc e) noexcept {
+  errc fail(errc e) noexcept {
     socket_.reset();
     return e;
   }
@@ -349,20 +349,20 @@ private:
     const std::array<iovec, 1> parts{iovec{request.data(), version_fixed_size + *written}};
     auto got = transact(command::version, parts, {}, reply, nullptr);
     if (!got) return got.error();
-    if (got->payload < version_fixed_size) return fail(std::errc::protocol_error);
+    if (got->payload < version_fixed_size) return fail(errc::protocol_error);
     if (load_le<std::uint16_t>(reply, 0) != protocol_major || load_le<std::uint16_t>(reply, 2) != 0)
-      return fail(std::errc::protocol_error);
+      return fail(errc::protocol_error);
     minor_ = 0;
     if (got->payload > version_fixed_size) {
-      if (reply[got->payload - 1] != std::byte{0}) return fail(std::errc::protocol_error);
+      if (reply[got->payload - 1] != std::byte{0}) return fail(errc::protocol_error);
       const std::string_view json(reinterpret_cast<const char*>(reply.data() + version_fixed_size),
                                   got->payload - version_fixed_size - 1);
       auto caps = parse_capabilities(json);
-      if (!caps) return fail(std::errc::protocol_error);
+      if (!caps) return fail(errc::protocol_error);
       server_caps_ = *caps;
     }
     const std::uint64_t server_max = server_caps_.max_data_xfer_size.value_or(protocol_default_max_data_xfer_size);
-    if (server_max == 0) return fail(std::errc::protocol_error);
+    if (server_max == 0) return fail(errc::protocol_error);
     chunk_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(server_max, options_.max_data_xfer_size));
     if (chunk_ == 0) chunk_ = 1;
     return {};
@@ -419,11 +419,11 @@ private:
     if (options_.wait != client_options::wait_mode::poll) return {};
     while (true) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-      if (left.count() < 0) return std::errc::timed_out;
+      if (left.count() < 0) return errc::timed_out;
       pollfd p{socket_.get(), POLLIN, 0};
       const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, 1 << 30)));
       if (n > 0) return {};
-      if (n == 0) return std::errc::timed_out;
+      if (n == 0) return errc::timed_out;
       if (errno != EINTR) return posix::last_error();
     }
   }
@@ -457,8 +457,8 @@ private:
   result<std::size_t> accept_header(const header& h, std::uint16_t id, command cmd, std::size_t got,
                                     std::size_t capacity) noexcept {
     switch (judge(h, id, cmd, got, capacity)) {
-      case verdict::malformed: return fail(std::errc::protocol_error);
-      case verdict::too_big: return fail(std::errc::message_size);
+      case verdict::malformed: return fail(errc::protocol_error);
+      case verdict::too_big: return fail(errc::message_size);
       case verdict::error_reply: return reply_errno(h);
       case verdict::ok: break;
     }
@@ -469,16 +469,16 @@ private:
   /// deadline once the reply arrives in pieces, and readability in poll mode.
   /// A timeout closes the connection.
   status before_receive(reply_deadline& deadline, std::size_t got) noexcept {
-    if (got > 0 && clock::now() > deadline.get(options_.timeout)) return fail(std::errc::timed_out);
+    if (got > 0 && clock::now() > deadline.get(options_.timeout)) return fail(errc::timed_out);
     if (options_.wait == client_options::wait_mode::poll)
       if (auto s = wait_readable(deadline.get(options_.timeout)); !s) return fail(s.error());
     return {};
   }
 
   /// One receive's error, as this client reports it (and the connection is closed).
-  std::errc receive_error(ssize_t r) noexcept {
-    if (r == 0) return fail(std::errc::connection_reset);
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return fail(std::errc::timed_out);
+  errc receive_error(ssize_t r) noexcept {
+    if (r == 0) return fail(errc::connection_reset);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return fail(errc::timed_out);
     return fail(posix::last_error());
   }
 
@@ -488,7 +488,7 @@ private:
   /// sent anyway is closed by the kernel, which never gives it to us).
   result<received> transact(command cmd, std::span<const iovec> parts, std::span<std::byte> fixed,
                             std::span<std::byte> data, unique_fd* fd_out) {
-    if (!socket_) return std::errc::not_connected;
+    if (!socket_) return errc::not_connected;
     std::size_t request_payload = 0;
     for (const auto& p : parts) request_payload += p.iov_len;
     const std::uint16_t id = next_id_++;
@@ -515,7 +515,7 @@ private:
     }
     if (!sent) {
       // SO_SNDTIMEO expired: the server stopped reading.
-      return fail(sent.error() == std::errc::resource_unavailable_try_again ? std::errc::timed_out : sent.error());
+      return fail(sent.error() == errc::resource_unavailable_try_again ? errc::timed_out : sent.error());
     }
 
     const std::size_t capacity = header_size + fixed.size() + data.size();
@@ -601,7 +601,7 @@ private:
         if (fd_allowed && position == 0) *fd_out = std::move(fd);
       });
       if ((msg.msg_flags & MSG_CTRUNC) != 0 || fds_here > (fd_allowed ? 1u : 0u))
-        return fail(std::errc::protocol_error);
+        return fail(errc::protocol_error);
       const bool had_header = got >= header_size;
       got += static_cast<std::size_t>(r);
       if (!had_header && got >= header_size) {

@@ -138,16 +138,16 @@ constexpr void store_header(std::span<std::byte> out, const header& h) noexcept 
 }
 
 /// The header-only error reply to `request` (flags REPLY|ERROR = 0x21).
-[[nodiscard]] constexpr header error_header(const header& request, std::errc error) noexcept {
+[[nodiscard]] constexpr header error_header(const header& request, errc error) noexcept {
   return {request.id, request.command, static_cast<std::uint32_t>(header_size),
           message_flags::type_reply | message_flags::error, static_cast<std::uint32_t>(to_errno(error))};
 }
 
 /// The errno a peer's error reply carries. An ERROR reply with 0 or an absurd
 /// value is a generic failure (EINVAL), as libvfio-user's client reads it.
-[[nodiscard]] constexpr std::errc reply_errno(const header& reply) noexcept {
-  if (reply.error == 0 || reply.error > 4095) return std::errc::invalid_argument;
-  return static_cast<std::errc>(reply.error);
+[[nodiscard]] constexpr errc reply_errno(const header& reply) noexcept {
+  if (reply.error == 0 || reply.error > 4095) return errc::invalid_argument;
+  return static_cast<errc>(reply.error);
 }
 
 // ---- VERSION ---------------------------------------------------------------------

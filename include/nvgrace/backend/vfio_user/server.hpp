@@ -81,7 +81,7 @@ struct event {
   };
   event::kind what = kind::connected;
   header request{};
-  std::errc error{};
+  errc error{};
   bool replied = false;
   std::uint64_t messages = 0;
   int peer_pid = -1;
@@ -123,7 +123,7 @@ public:
     /// Close the connection after sending.
     bool close = false;
     /// The error replied (or swallowed under NO_REPLY), if any.
-    std::errc error{};
+    errc error{};
   };
 
   /// Buffers are allocated here, once; handling messages allocates only for
@@ -178,9 +178,9 @@ public:
   /// The reply to a message whose size cannot be framed (or that end of
   /// stream cut short): EINVAL, then close.
   outcome framing_error(const header& h) noexcept {
-    report(event{event::kind::framing_error, h, std::errc::invalid_argument, true, messages_, -1, 0});
-    store_header(reply_, error_header(h, std::errc::invalid_argument));
-    return {std::span<const std::byte>(reply_).first(header_size), -1, true, std::errc::invalid_argument};
+    report(event{event::kind::framing_error, h, errc::invalid_argument, true, messages_, -1, 0});
+    store_header(reply_, error_header(h, errc::invalid_argument));
+    return {std::span<const std::byte>(reply_).first(header_size), -1, true, errc::invalid_argument};
   }
 
   [[nodiscard]] std::uint64_t messages() const noexcept { return messages_; }
@@ -202,7 +202,7 @@ public:
   status trigger_irq(std::uint32_t index, std::uint32_t vector) noexcept {
     if (index >= irq_triggers_.size() || vector >= irq_triggers_[index].size() ||
         !irq_triggers_[index][vector].valid())
-      return std::errc::no_such_file_or_directory;
+      return errc::no_such_file_or_directory;
     return signal(irq_triggers_[index][vector].get());
   }
 
@@ -211,7 +211,7 @@ public:
   }
 
 private:
-  static constexpr std::errc einval = std::errc::invalid_argument;
+  static constexpr errc einval = errc::invalid_argument;
 
   struct dma_window {
     std::uint64_t size;
@@ -220,7 +220,7 @@ private:
     bool had_fd;
   };
 
-  void report_error(const header& h, std::errc e, bool replied) const noexcept {
+  void report_error(const header& h, errc e, bool replied) const noexcept {
     report(event{event::kind::error_reply, h, e, replied, messages_, -1, 0});
   }
 
@@ -348,7 +348,7 @@ private:
     auto first = vfio::load_region_info(o);
     std::uint64_t needed = region_info_size;
     if ((first.flags & vfio::region_flags::caps) != 0 && first.argsz > region_info_size) needed = first.argsz;
-    if (needed > o.size()) return std::errc::no_buffer_space;
+    if (needed > o.size()) return errc::no_buffer_space;
     const bool caps_fit = argsz >= needed;
     std::size_t payload_size = region_info_size;
     if (caps_fit && needed > region_info_size) {
@@ -465,12 +465,12 @@ private:
       return einval;
     // Windows never overlap: the one after must start at or past our end, the one before end at or before our start.
     auto after = dma_maps_.lower_bound(req.address);
-    if (after != dma_maps_.end() && after->first < req.address + req.size) return std::errc::file_exists;
+    if (after != dma_maps_.end() && after->first < req.address + req.size) return errc::file_exists;
     if (after != dma_maps_.begin()) {
       auto before = std::prev(after);
-      if (before->first + before->second.size > req.address) return std::errc::file_exists;
+      if (before->first + before->second.size > req.address) return errc::file_exists;
     }
-    if (dma_maps_.size() >= options_.max_dma_maps) return std::errc::no_space_on_device;
+    if (dma_maps_.size() >= options_.max_dma_maps) return errc::no_space_on_device;
     dma_maps_.emplace(req.address, dma_window{req.size, req.offset, req.flags, !m.fds.empty()});
     // The device does no DMA: the window is recorded, the fd is closed (by handle()).
     return 0;
@@ -487,7 +487,7 @@ private:
     } else {
       if (req.flags != 0) return einval;  // no dirty bitmaps: no migration
       auto it = dma_maps_.find(req.address);
-      if (it == dma_maps_.end() || it->second.size != req.size) return std::errc::no_such_file_or_directory;
+      if (it == dma_maps_.end() || it->second.size != req.size) return errc::no_such_file_or_directory;
       dma_maps_.erase(it);
     }
     auto o = out();
@@ -521,7 +521,7 @@ private:
     // The device copies straight into the reply; one call, its count is the reply's (short at the BAR end).
     auto done = device_.pread(o.subspan(region_access_size, a.count), *pos);
     if (!done) return done.error();
-    if (*done > a.count) return std::errc::io_error;
+    if (*done > a.count) return errc::io_error;
     a.count = static_cast<std::uint32_t>(*done);
     store_region_access(o, a);
     return region_access_size + *done;
@@ -536,7 +536,7 @@ private:
     if (!pos) return pos.error();
     auto done = device_.pwrite(payload.subspan(region_access_size), *pos);
     if (!done) return done.error();
-    if (*done > a.count) return std::errc::io_error;
+    if (*done > a.count) return errc::io_error;
     a.count = static_cast<std::uint32_t>(*done);
     store_region_access(out(), a);
     return region_access_size;
@@ -650,7 +650,7 @@ private:
     while (!stop_.load()) {
       auto got = receive_into(socket, stream_);
       if (!got) {
-        if (got.error() == std::errc::interrupted) continue;
+        if (got.error() == errc::interrupted) continue;
         session_.report(event{event::kind::socket_error, {}, got.error(), false, session_.messages(), -1, 0});
         return got.error();
       }
@@ -668,11 +668,11 @@ private:
         if (state == message_stream::state::need_more) break;
         if (state == message_stream::state::framing_error) {
           static_cast<void>(send(socket, session_.framing_error(message_.header)));
-          return std::errc::invalid_argument;
+          return errc::invalid_argument;
         }
         const auto o = session_.handle(message_);
         if (auto s = send(socket, o); !s) return s.error();
-        if (o.close) return o.error == std::errc{} ? status{} : status{o.error};
+        if (o.close) return o.error == errc{} ? status{} : status{o.error};
       }
     }
     return {};

@@ -29,7 +29,7 @@
 #include <cstring>
 #include <deque>
 #include <span>
-#include <system_error>
+#include <nvgrace/core/errc.hpp>
 #include <utility>
 #include <vector>
 
@@ -114,8 +114,8 @@ namespace detail {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   const std::size_t length = std::strlen(path);
-  if (length == 0) return std::errc::invalid_argument;
-  if (length >= sizeof addr.sun_path) return std::errc::filename_too_long;
+  if (length == 0) return errc::invalid_argument;
+  if (length >= sizeof addr.sun_path) return errc::filename_too_long;
   std::memcpy(addr.sun_path, path, length);
   unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return posix::last_error();

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <system_error>
+#include <nvgrace/core/errc.hpp>
 
 namespace nvgrace::mem::detail {
 
@@ -28,10 +28,10 @@ namespace nvgrace::mem::detail {
 /// EINVAL (mmap(2) maps nothing of length 0); a length that does not fit a
 /// size_t / off_t, or overflows when rounded to pages, is EOVERFLOW.
 [[nodiscard]] inline result<std::uint64_t> mapping_length(std::uint64_t length) noexcept {
-  if (length == 0) return std::errc::invalid_argument;
+  if (length == 0) return errc::invalid_argument;
   if (length > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ||
       length > std::numeric_limits<std::size_t>::max())
-    return std::errc::value_too_large;
+    return errc::value_too_large;
   return round_to_pages(length);
 }
 
