@@ -36,7 +36,7 @@
 #include <nvgrace/mem/memory.hpp>
 // VMM side
 #include <nvgrace/access/accessor.hpp>
-#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 // backends
 #include <nvgrace/backend/linux/device.hpp>
 #include <nvgrace/backend/shim/device.hpp>

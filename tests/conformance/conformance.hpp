@@ -16,7 +16,7 @@
 // case for each one), so every check starts from a freshly opened device. It
 // may return the device file itself (a movable value), a pointer-like handle
 // (std::unique_ptr<F>, F*) or a nvgrace::result of either; a failed result or
-// null handle fails the test. The device must satisfy access::device_file.
+// null handle fails the test. The device must satisfy vfio::device_file.
 //
 // `expectations` says what the device is: which region indices exist and
 // their reported sizes, real (memory-backed) lengths and flags, which are
@@ -45,7 +45,7 @@
 // (which it restores). It never assumes the memory starts zeroed.
 
 #include <nvgrace/access/accessor.hpp>
-#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
@@ -142,7 +142,7 @@ namespace detail {
 
 template <class H>
 decltype(auto) file_of(H& handle) {
-  if constexpr (access::device_file<H>) return (handle);
+  if constexpr (vfio::device_file<H>) return (handle);
   else return file_of(*handle);
 }
 
@@ -186,7 +186,7 @@ inline predicted predict(const region_expectation& r, std::uint64_t offset, std:
   return {{}, clipped, memory};
 }
 
-inline std::vector<std::byte> region_info_query(access::device_file auto& file, std::uint32_t index,
+inline std::vector<std::byte> region_info_query(vfio::device_file auto& file, std::uint32_t index,
                                                 std::uint32_t argsz, std::size_t buffer_size, nvgrace::errc& error) {
   std::vector<std::byte> buffer(buffer_size, std::byte{0xA5});
   store_le<std::uint32_t>(buffer, 0, argsz);
@@ -638,10 +638,10 @@ void check_mappings(File& file, const expectations& e) {
 template <class Factory>
 void run_conformance(Factory&& make, const expectations& e) {
   auto handle = make();
-  if constexpr (!access::device_file<decltype(handle)>) REQUIRE(static_cast<bool>(handle));
+  if constexpr (!vfio::device_file<decltype(handle)>) REQUIRE(static_cast<bool>(handle));
   auto& file = detail::file_of(handle);
   using file_type = std::remove_cvref_t<decltype(file)>;
-  static_assert(access::device_file<file_type>);
+  static_assert(vfio::device_file<file_type>);
 
   SUBCASE("§4 device info, region enumeration, IRQ info") { detail::check_enumeration(file, e); }
   SUBCASE("§4.2 region-info bytes for argsz 31, 32, full and larger") { detail::check_region_info_bytes(file, e); }

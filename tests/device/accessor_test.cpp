@@ -65,7 +65,7 @@ struct recording_file {
     return p;
   }
 };
-static_assert(access::device_file<recording_file>);
+static_assert(vfio::device_file<recording_file>);
 
 bool is_mapped(void* address) {
   unsigned char resident = 0;

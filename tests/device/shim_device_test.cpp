@@ -216,8 +216,8 @@ TEST_CASE("§3 config space: IDs, class 0x0302, BAR0 64-bit 16 MiB, capability l
   const auto head = config_bytes(*d, 0, 0x40);
   CHECK(load_le<std::uint16_t>(head, 0x00) == 0x10DE);
   CHECK(load_le<std::uint16_t>(head, 0x02) == 0x2342);
-  CHECK(load_le<std::uint16_t>(head, 0x04) == pci::command::memory);
-  CHECK(load_le<std::uint16_t>(head, 0x06) == pci::status::cap_list);
+  CHECK(load_le<std::uint16_t>(head, 0x04) == pci::command_bits::memory);
+  CHECK(load_le<std::uint16_t>(head, 0x06) == pci::status_bits::cap_list);
   CHECK(head[0x09] == std::byte{0x00});
   CHECK(head[0x0A] == std::byte{0x02});
   CHECK(head[0x0B] == std::byte{0x03});
@@ -595,7 +595,7 @@ TEST_CASE("§5 core BARs refuse access with memory decode off (EIO); emulated me
   CHECK(d->pread(buf, at(0, 0 + 16 * MiB)).error() == nvgrace::errc::invalid_argument);  // bounds first
   // §7.2: the driver only checks decode inside the readiness check, which is skipped once ready.
   CHECK(d->pread(buf, at(usemem, 0)).value() == 8);
-  CHECK(config_write<std::uint16_t>(*d, 0x04, pci::command::memory) == 2);
+  CHECK(config_write<std::uint16_t>(*d, 0x04, pci::command_bits::memory) == 2);
   CHECK(d->pread(buf, at(0, 0)).value() == 8);
 }
 

@@ -60,7 +60,7 @@ TEST_CASE("§7 memory_lock: accesses from many threads stay exact across resets,
       if (round % 5 == 0) {
         CHECK(config_write<std::uint16_t>(*d, 0x04, 0) == 2);
         std::this_thread::yield();
-        CHECK(config_write<std::uint16_t>(*d, 0x04, pci::command::memory) == 2);
+        CHECK(config_write<std::uint16_t>(*d, 0x04, pci::command_bits::memory) == 2);
       }
       std::this_thread::yield();
     }

@@ -327,11 +327,11 @@ TEST_CASE("[guest] config space: ids, and EIO on BAR2 while memory decode is off
   CHECK(config_read<std::uint16_t>(dev, pci::reg::vendor_id) == 0x1af4);
   CHECK(config_read<std::uint16_t>(dev, pci::reg::device_id) == 0x1110);
   const auto command = config_read<std::uint16_t>(dev, pci::reg::command);
-  CHECK((command & pci::command::memory) != 0);
+  CHECK((command & pci::command_bits::memory) != 0);
   const std::uint64_t bar2 = region_info(dev, 2).offset;
 
-  config_write<std::uint16_t>(dev, pci::reg::command, static_cast<std::uint16_t>(command & ~pci::command::memory));
-  CHECK(config_read<std::uint16_t>(dev, pci::reg::command) == (command & ~pci::command::memory));
+  config_write<std::uint16_t>(dev, pci::reg::command, static_cast<std::uint16_t>(command & ~pci::command_bits::memory));
+  CHECK(config_read<std::uint16_t>(dev, pci::reg::command) == (command & ~pci::command_bits::memory));
   std::array<std::byte, 4> buffer{};
   CHECK(dev.pread(buffer, bar2).error() == nvgrace::errc::io_error);
   CHECK(dev.pwrite(buffer, bar2).error() == nvgrace::errc::io_error);
@@ -442,7 +442,7 @@ TEST_CASE("[guest] accessor: EIO from the device while memory decode is off, dat
   REQUIRE(acc);
   const auto command = acc->config_read<std::uint16_t>(pci::reg::command).value();
   REQUIRE(acc->config_write<std::uint16_t>(pci::reg::command,
-                                           static_cast<std::uint16_t>(command & ~pci::command::memory))
+                                           static_cast<std::uint16_t>(command & ~pci::command_bits::memory))
               .value() == 2);
   std::array<std::byte, 8> buffer{};
   CHECK(acc->read(2, layout::seed_offset, buffer).error() == nvgrace::errc::io_error);

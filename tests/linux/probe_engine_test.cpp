@@ -83,7 +83,7 @@ struct faulty_device {
     return p;
   }
 };
-static_assert(nvgrace::access::device_file<faulty_device>);
+static_assert(nvgrace::vfio::device_file<faulty_device>);
 
 // 96 GiB + 300 MiB: both regions have padding (§2.3 worked example 2).
 constexpr std::uint64_t hopper_memlength = 96 * GiB + 300 * MiB;

@@ -24,7 +24,7 @@ using namespace nvgrace::vfio_user;
 using namespace nvgrace::vfio_user::testing;
 using namespace std::chrono_literals;
 
-static_assert(access::device_file<client>);
+static_assert(vfio::device_file<client>);
 
 namespace {
 

@@ -76,7 +76,7 @@ shim::device_options hopper(grace::resmem_return quirk) {
 
 }  // namespace
 
-static_assert(access::device_file<remote_device>);
+static_assert(vfio::device_file<remote_device>);
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper 1.5 GiB + 4 KiB, upstream resmem return") {
   const auto options = hopper(grace::resmem_return::upstream_short);

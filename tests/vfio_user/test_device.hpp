@@ -6,7 +6,7 @@
 // they control, independent of the shim. `Mappable` decides whether it offers
 // `region_source`.
 
-#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/mem/copy.hpp>
 #include <nvgrace/mem/memfd_memory.hpp>
@@ -156,7 +156,7 @@ private:
 using test_device = basic_test_device<true>;
 using unmappable_test_device = basic_test_device<false>;
 
-static_assert(access::device_file<test_device>);
-static_assert(access::device_file<unmappable_test_device>);
+static_assert(vfio::device_file<test_device>);
+static_assert(vfio::device_file<unmappable_test_device>);
 
 }  // namespace nvgrace::vfio_user::testing

@@ -6,7 +6,7 @@
 /// for an NVIDIA Grace GPU check the nvgrace rules one by one.
 
 #include <nvgrace/access/accessor.hpp>
-#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
@@ -168,7 +168,7 @@ namespace detail {
 
 /// GET_REGION_INFO with the accessor's argsz retry, then the capability chain
 /// decoded. Unlike the accessor, every error stays attached to its region.
-template <access::device_file F>
+template <vfio::device_file F>
 [[nodiscard]] region_fact query_region(F& dev, std::uint32_t index) {
   region_fact fact;
   fact.index = index;
@@ -199,7 +199,7 @@ template <access::device_file F>
 
 /// Size every BAR with the accessor (decode off, all-ones, read back,
 /// restore), recording each low register before and after.
-template <access::device_file F>
+template <vfio::device_file F>
 [[nodiscard]] status size_bars(access::accessor<F>& acc, std::vector<bar_fact>& out) {
   std::array<std::uint32_t, 6> before{};
   for (unsigned n = 0; n < 6; ++n) {
@@ -247,7 +247,7 @@ template <access::device_file F>
 }
 
 /// The rules of one emulated region (index 2 = resmem, 4 = usemem).
-template <access::device_file F>
+template <vfio::device_file F>
 void check_emulated_region(access::accessor<F>& acc, const report& facts, const region_fact& region,
                            std::vector<rule_result>& out) {
   const auto add = [&](std::string id, std::string spec, verdict v, std::string detail) {
@@ -344,7 +344,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
   }
 }
 
-template <access::device_file F>
+template <vfio::device_file F>
 void check_grace_rules(access::accessor<F>& acc, report& facts) {
   for (const std::uint32_t index : {2u, 4u}) {
     const region_fact* region = facts.region(index);
@@ -381,7 +381,7 @@ void check_grace_rules(access::accessor<F>& acc, report& facts) {
 }  // namespace detail
 
 /// Collect the facts about `dev` and, for a Grace GPU, check its rules.
-template <access::device_file F>
+template <vfio::device_file F>
 [[nodiscard]] report run(F& dev, const options& opts = {}) {
   report facts;
   const auto info = dev.get_device_info();

@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// The VMM side of a VFIO device, written once against `device_file`
-/// (access/device_file.hpp) so it runs unchanged over every backend: the
+/// (vfio/device_file.hpp) so it runs unchanged over every backend: the
 /// in-process shim, a real /dev/vfio device and a vfio-user client.
 ///
 /// What it does, in the order a VMM does it:
@@ -24,7 +24,7 @@
 /// `max_sparse_areas` areas per region, replies up to `max_region_info_size`
 /// bytes. A device that exceeds them is refused with E2BIG.
 
-#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
@@ -143,7 +143,7 @@ struct accessor_options {
 /// final request (the number of meaningful bytes in `buffer`). Errors: the
 /// device's (EINVAL = no such region); E2BIG when a reply asks for more than
 /// `buffer` holds; EPROTO when the device keeps asking for more.
-template <device_file File>
+template <vfio::device_file File>
 [[nodiscard]] result<std::uint32_t> query_region_info(File& file, std::uint32_t index,
                                                       std::span<std::byte> buffer) noexcept {
   NVGRACE_EXPECTS(buffer.size() >= vfio::region_info_size);
@@ -177,7 +177,7 @@ template <class R>
 /// Thread safety: after open (and map_areas) the region table is read-only,
 /// so read/write may be called from many threads at once; map_areas,
 /// unmap_areas and moving the accessor must not race with them.
-template <device_file File>
+template <vfio::device_file File>
 class accessor {
 public:
   accessor() noexcept = default;
@@ -313,7 +313,7 @@ public:
     std::array<bar_info, 6> bars{};
     const auto command = config_read<std::uint16_t>(pci::reg::command);
     if (!command) return command.error();
-    if (auto s = set_command(static_cast<std::uint16_t>(*command & ~(pci::command::io | pci::command::memory))); !s)
+    if (auto s = set_command(static_cast<std::uint16_t>(*command & ~(pci::command_bits::io | pci::command_bits::memory))); !s)
       return s.error();
     status failure;
     for (unsigned bar = 0; bar < 6 && failure; ++bar) {
@@ -338,7 +338,7 @@ public:
     NVGRACE_EXPECTS(bar < 6);
     const auto command = config_read<std::uint16_t>(pci::reg::command);
     if (!command) return command.error();
-    if (auto s = set_command(static_cast<std::uint16_t>(*command & ~(pci::command::io | pci::command::memory))); !s)
+    if (auto s = set_command(static_cast<std::uint16_t>(*command & ~(pci::command_bits::io | pci::command_bits::memory))); !s)
       return s.error();
     const auto sized = size_one(bar);
     const auto restored = set_command(*command);

@@ -36,16 +36,18 @@ inline constexpr std::uint16_t interrupt_pin = 0x3D;
 }
 }  // namespace reg
 
-namespace command {
+/// Bits of the command register.
+namespace command_bits {
 inline constexpr std::uint16_t io = 0x1;
 inline constexpr std::uint16_t memory = 0x2;
 inline constexpr std::uint16_t master = 0x4;
 inline constexpr std::uint16_t intx_disable = 0x400;
-}  // namespace command
+}  // namespace command_bits
 
-namespace status {
+/// Bits of the status register.
+namespace status_bits {
 inline constexpr std::uint16_t cap_list = 0x10;
-}
+}  // namespace status_bits
 
 /// Low bits of a BAR register.
 namespace bar_bits {

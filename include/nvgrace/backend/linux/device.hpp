@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// A real VFIO device opened through /dev/vfio: the `device_file` concept
-/// (access/device_file.hpp) implemented with ioctl, pread/pwrite and mmap on
+/// (vfio/device_file.hpp) implemented with ioctl, pread/pwrite and mmap on
 /// the kernel's device file descriptor.
 ///
 /// Two ways in:
@@ -14,7 +14,7 @@
 /// Every error is the errno the kernel gave, as errc; nothing throws.
 /// Every descriptor is owned by a unique_fd, so a failed open leaks nothing.
 
-#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/backend/linux/pci_address.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/result.hpp>
@@ -391,6 +391,6 @@ private:
   std::uint32_t ioas_id_ = 0;
 };
 
-static_assert(access::device_file<device>);
+static_assert(vfio::device_file<device>);
 
 }  // namespace nvgrace::linux_vfio

@@ -178,8 +178,8 @@ private:
     put16(pci::reg::vendor_id, p.vendor_id);
     put16(pci::reg::device_id, p.device_id);
     // Memory decode on (vfio-pci enables the device at open); no I/O BARs.
-    put16(pci::reg::command, pci::command::memory, 0x0547);
-    put16(pci::reg::status, pci::status::cap_list);
+    put16(pci::reg::command, pci::command_bits::memory, 0x0547);
+    put16(pci::reg::status, pci::status_bits::cap_list);
     put8(pci::reg::revision_id, L::revision);
     put8(pci::reg::class_prog, static_cast<std::uint8_t>(L::class_code));
     put16(pci::reg::class_device, static_cast<std::uint16_t>(L::class_code >> 8));

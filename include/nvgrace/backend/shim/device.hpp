@@ -3,7 +3,7 @@
 /// The in-process nvgrace-gpu device (the "kernel shim"): answers read,
 /// write, ioctl and mmap like the driver's vfio_device_ops, with real memory
 /// behind it and no system call on the access path. It implements
-/// `access::device_file` directly, so the accessor and the conformance suite
+/// `vfio::device_file` directly, so the accessor and the conformance suite
 /// run on it unchanged.
 ///
 /// What it models:
@@ -51,7 +51,7 @@
 /// GCC 12 and Clang 14 at -O2: about 1.6 × a libc memcpy of 8 bytes with a
 /// run-time size, for reads and writes.
 
-#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/backend/shim/config_space.hpp>
 #include <nvgrace/backend/shim/readiness.hpp>
 #include <nvgrace/core/bytes.hpp>
@@ -322,7 +322,7 @@ public:
     }
   }
 
-  // ---- access::device_file --------------------------------------------------------
+  // ---- vfio::device_file --------------------------------------------------------
 
   /// VFIO_DEVICE_GET_INFO as a 20-byte reply: flags PCI (| RESET when reset
   /// works), 9 regions, 5 IRQ indices, no capabilities.
@@ -878,7 +878,7 @@ private:
       const auto effects = config_.write(offset, in);
       if (!effects) return detail::negative(effects.error());
       if (effects->command_written) {
-        if ((config_.command() & pci::command::memory) != 0) state_.fetch_or(memory_enabled_bit, std::memory_order_acq_rel);
+        if ((config_.command() & pci::command_bits::memory) != 0) state_.fetch_or(memory_enabled_bit, std::memory_order_acq_rel);
         else state_.fetch_and(~memory_enabled_bit, std::memory_order_acq_rel);
       }
       // An FLR through config space sets reset_done but keeps the emulated BARs (§10 E12).
@@ -1080,6 +1080,6 @@ private:
   std::size_t ioeventfd_count_ = 0;
 };
 
-static_assert(access::device_file<device<>>);
+static_assert(vfio::device_file<device<>>);
 
 }  // namespace nvgrace::shim

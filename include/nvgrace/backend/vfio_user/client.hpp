@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// `vfio_user::client`: an `access::device_file` over a vfio-user socket, so a
+/// `vfio_user::client`: an `vfio::device_file` over a vfio-user socket, so a
 /// VMM reaches a vfio-user device exactly as it reaches /dev/vfio or the
 /// in-process shim.
 ///
@@ -32,7 +32,7 @@
 /// for an fd; an fd a server attaches to any other reply is closed by the
 /// kernel and never reaches this process.
 
-#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/backend/vfio_user/capabilities.hpp>
 #include <nvgrace/backend/vfio_user/protocol.hpp>
 #include <nvgrace/backend/vfio_user/transport.hpp>
@@ -112,7 +112,7 @@ public:
     return c;
   }
 
-  // ---- access::device_file -------------------------------------------------------
+  // ---- vfio::device_file -------------------------------------------------------
 
   /// DEVICE_GET_INFO. The result reads as the kernel's 20-byte struct would:
   /// argsz 20, cap_offset 0 (vfio-user has no device capabilities).
@@ -627,6 +627,6 @@ private:
   std::vector<std::byte> scratch_;
 };
 
-static_assert(access::device_file<client>);
+static_assert(vfio::device_file<client>);
 
 }  // namespace nvgrace::vfio_user

@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// A vfio-user server for any `access::device_file` (docs/vfio-user.md).
+/// A vfio-user server for any `vfio::device_file` (docs/vfio-user.md).
 ///
 /// Two layers:
 /// - `session<Device>`: the per-connection protocol state and dispatcher. It
@@ -28,7 +28,7 @@
 /// of the GET_REGION_INFO reply) and the reply's `offset` is the source offset;
 /// without it, MMAP is cleared and every access goes through REGION_READ/WRITE.
 
-#include <nvgrace/access/device_file.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/backend/vfio_user/capabilities.hpp>
 #include <nvgrace/backend/vfio_user/protocol.hpp>
 #include <nvgrace/backend/vfio_user/transport.hpp>
@@ -111,7 +111,7 @@ struct server_options {
 inline constexpr std::uint64_t dma_page_size = 4096;
 
 /// The protocol state of one client connection and its dispatcher.
-template <access::device_file Device>
+template <vfio::device_file Device>
 class session {
 public:
   /// What to do after a message.
@@ -557,7 +557,7 @@ private:
 };
 
 /// Serves one device on a UNIX socket, one client at a time.
-template <access::device_file Device>
+template <vfio::device_file Device>
 class server {
 public:
   server(Device& device, server_options options = {})

@@ -2,7 +2,7 @@
 /// \file
 /// Umbrella for nvgrace::vfio_user (docs/vfio-user.md): the wire format
 /// (protocol.hpp), the VERSION capabilities (capabilities.hpp), sockets and
-/// framing (transport.hpp), the server for any access::device_file
+/// framing (transport.hpp), the server for any vfio::device_file
 /// (server.hpp) and the client that is one (client.hpp).
 
 #include <nvgrace/backend/vfio_user/capabilities.hpp>

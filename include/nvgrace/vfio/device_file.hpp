@@ -1,6 +1,7 @@
 #pragma once
 /// \file
-/// The device-file concept: "an open VFIO device", as a VMM sees it.
+/// The device-file concept: "an open VFIO device", as a VMM sees it. It sits
+/// below every backend (they implement it) and below the accessor (which uses it).
 ///
 /// Every backend implements it: the in-process shim device (no system calls),
 /// a real /dev/vfio device (ioctl, pread/pwrite, mmap), and a vfio-user client
@@ -11,7 +12,8 @@
 /// - get_region_info: `buffer` holds a vfio_region_info whose `argsz` (≤
 ///   buffer.size()) and `index` the caller set; on success the buffer holds
 ///   the reply byte for byte as the kernel would write it, including the
-///   argsz-too-small case (success, argsz = needed, no caps);
+///   argsz-too-small case (success, argsz = needed, CAPS set, no capability
+///   bytes);
 /// - pread/pwrite: file offsets are region_offset(index) + offset; the result
 ///   is the number of bytes transferred (short transfers are visible);
 /// - mmap: MAP_SHARED of `length` bytes at file offset `pos`, placed at exactly
@@ -25,7 +27,7 @@
 #include <cstdint>
 #include <span>
 
-namespace nvgrace::access {
+namespace nvgrace::vfio {
 
 template <class F>
 concept device_file = requires(F& f, std::span<std::byte> buffer, std::span<const std::byte> data,
@@ -39,4 +41,4 @@ concept device_file = requires(F& f, std::span<std::byte> buffer, std::span<cons
   { f.mmap(addr, length, prot, pos) } -> std::same_as<result<void*>>;
 };
 
-}  // namespace nvgrace::access
+}  // namespace nvgrace::vfio
