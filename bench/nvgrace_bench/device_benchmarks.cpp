@@ -1,10 +1,10 @@
 // The same window accesses as the copy path, through the two ways a VMM reaches
 // an in-process device:
 //
-//   device/...     shim::device<>::pread / pwrite, the device-file members a
+//   device/...     shim::memfd_device::pread / pwrite, the device-file members a
 //                  VMM calls (and the accessor's slow path): decode the file
 //                  position, pick the region, check the device state, copy.
-//   accessor/...   access::accessor<shim::device<>>::read / write. An access
+//   accessor/...   access::accessor<shim::memfd_device>::read / write. An access
 //                  wholly inside the mapped sparse area (the real memory) is
 //                  the copy path on the accessor's own mapping, no device call;
 //                  one that straddles the end of the memory or lies in the
@@ -21,17 +21,18 @@
 #include "bench_common.hpp"
 
 #include <nvgrace/access/accessor.hpp>
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/grace/layout.hpp>
 #include <nvgrace/vfio/abi.hpp>
 
 #include <memory>
+#include <optional>
 
 namespace nvgrace_bench {
 namespace {
 
 using nvgrace::mem::caching;
-using shim_device = nvgrace::shim::device<>;
+using shim_device = nvgrace::shim::memfd_device;
 using shim_accessor = nvgrace::access::accessor<shim_device>;
 
 /// Hopper memory: 1 GiB carve-out + 768 MiB usable → usemem 512 MiB (BAR 1 GiB), resmem 1.25 GiB (BAR 2 GiB).
@@ -42,8 +43,8 @@ inline constexpr std::uint64_t device_memory_length = 1 * nvgrace::GiB + 768 * M
 }
 
 struct device_fixture {
-  std::unique_ptr<shim_device> device;
-  shim_accessor accessor;
+  std::optional<shim_device> device;
+  std::optional<shim_accessor> accessor;
   window_lengths lengths;
 
   static device_fixture& get() {
@@ -57,9 +58,9 @@ private:
     options.resmem_quirk = nvgrace::grace::resmem_return::documented;
     auto created = shim_device::create(options);
     if (!created) std::abort();
-    device = std::move(*created);
-    const nvgrace::grace::layout* layout = device->layout();
-    if (layout == nullptr) std::abort();
+    device.emplace(std::move(*created));
+    const auto layout = device->layout();
+    if (!layout) std::abort();
     lengths = {layout->usemem.real_length, layout->resmem.real_length};
     for (const caching c : {caching::cached, caching::uncached}) {
       const nvgrace::grace::memregion& r = c == caching::cached ? layout->usemem : layout->resmem;
@@ -75,7 +76,7 @@ private:
     // Fault in the device's memory where the benchmarks touch it: the first
     // and the last 16 MiB of each region's real memory.
     for (const caching c : {caching::cached, caching::uncached}) {
-      const nvgrace::mem::memory_view v = device->region_memory(region_of(c));
+      const nvgrace::mem::memory_view v = device->region_memory(region_of(c)).value();
       if (v.caching != c) std::abort();
       std::memset(v.base, 0x3C, 16 * MiB);
       std::memset(v.base + v.length - 16 * MiB, 0x3C, 16 * MiB);
@@ -83,11 +84,11 @@ private:
 
     auto opened = shim_accessor::open(*device);
     if (!opened) std::abort();
-    accessor = std::move(*opened);
+    accessor.emplace(std::move(*opened));
     // The accessor maps each region's sparse area (its whole real memory) and
     // treats resmem as uncached; fault in its mapping too.
     for (const caching c : {caching::cached, caching::uncached}) {
-      const nvgrace::access::region* r = accessor.find_region(region_of(c));
+      const nvgrace::access::region* r = accessor->find_region(region_of(c));
       if (r == nullptr || r->caching != c || r->mapped_count != 1) std::abort();
       const nvgrace::access::mapped_area& m = r->mapped[0];
       if (m.offset != 0 || m.length != lengths.of(c)) std::abort();
@@ -114,28 +115,28 @@ void register_device_benchmarks() {
   register_window_family(
       "device",
       [](caching c) {
-        return [d = device_fixture::get().device.get(), base = nvgrace::vfio::region_offset(region_of(c))](
+        return [d = &*device_fixture::get().device, base = nvgrace::vfio::region_offset(region_of(c))](
                    std::uint64_t offset, std::span<std::byte> out) { return d->pread(out, base + offset).value_or(0); };
       },
       [](caching c) {
-        return [d = device_fixture::get().device.get(), base = nvgrace::vfio::region_offset(region_of(c))](
+        return [d = &*device_fixture::get().device, base = nvgrace::vfio::region_offset(region_of(c))](
                    std::uint64_t offset, std::span<const std::byte> in) {
           return d->pwrite(in, base + offset).value_or(0);
         };
       },
       [](caching c, split) -> const std::byte* {
-        return device_fixture::get().device->region_memory(region_of(c)).base;
+        return device_fixture::get().device->region_memory(region_of(c))->base;
       },
       lengths);
 
   register_window_family(
       "accessor",
       [](caching c) {
-        return [a = &device_fixture::get().accessor, index = region_of(c)](
+        return [a = &*device_fixture::get().accessor, index = region_of(c)](
                    std::uint64_t offset, std::span<std::byte> out) { return a->read(index, offset, out).value_or(0); };
       },
       [](caching c) {
-        return [a = &device_fixture::get().accessor, index = region_of(c)](std::uint64_t offset,
+        return [a = &*device_fixture::get().accessor, index = region_of(c)](std::uint64_t offset,
                                                                            std::span<const std::byte> in) {
           return a->write(index, offset, in).value_or(0);
         };
@@ -143,8 +144,8 @@ void register_device_benchmarks() {
       // In memory: the accessor's own mapping; otherwise the device copies from its memory.
       [](caching c, split s) -> const std::byte* {
         device_fixture& f = device_fixture::get();
-        if (s == split::in_memory) return f.accessor.find_region(region_of(c))->mapped[0].base;
-        return f.device->region_memory(region_of(c)).base;
+        if (s == split::in_memory) return f.accessor->find_region(region_of(c))->mapped[0].base;
+        return f.device->region_memory(region_of(c))->base;
       },
       lengths);
 }

@@ -15,7 +15,7 @@
 // Environment: NVGRACE_BENCH_CPU = the CPU to pin to (default: the one the
 // process starts on).
 
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/backend/vfio_user/client.hpp>
 #include <nvgrace/backend/vfio_user/server.hpp>
 #include <nvgrace/mem/memfd_memory.hpp>
@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -67,7 +68,7 @@ void echo(int fd) {
 
 struct environment {
   int cpu = 0;
-  std::unique_ptr<device> dev;
+  std::optional<device> dev;
   std::unique_ptr<vfio_user::server<device>> server;
   std::thread server_thread, echo_thread;
   vfio_user::client client;
@@ -79,7 +80,7 @@ struct environment {
     const char* env = std::getenv("NVGRACE_BENCH_CPU");
     cpu = env != nullptr ? std::atoi(env) : ::sched_getcpu();
     pin_to(cpu);  // the threads started below inherit it
-    dev = device::create(shim::blackwell(64 * MiB)).value();
+    dev.emplace(device::create(shim::blackwell(64 * MiB)).value());
     server = std::make_unique<vfio_user::server<device>>(*dev);
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();

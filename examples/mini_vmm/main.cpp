@@ -7,7 +7,7 @@
 // and of BAR2. The same code runs over /dev/vfio or vfio-user: only the
 // device type changes.
 #include <nvgrace/access/accessor.hpp>
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/core/result.hpp>
 
 #include <array>
@@ -19,7 +19,7 @@
 namespace {
 
 using namespace nvgrace;
-using device = shim::device<>;
+using device = shim::memfd_device;
 
 std::string hex_bytes(std::span<const std::byte> bytes) {
   std::string out;
@@ -52,7 +52,7 @@ int main() {
     std::fprintf(stderr, "mini_vmm: cannot create the device: %s\n", std::string(errno_name(created.error())).c_str());
     return 1;
   }
-  device& dev = **created;
+  device& dev = *created;
   std::printf("device 10de:%04x generation %s mode %s\n", dev.device_id(),
               std::string(grace::to_string(dev.generation())).c_str(), std::string(grace::to_string(dev.mode())).c_str());
 

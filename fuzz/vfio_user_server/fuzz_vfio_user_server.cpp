@@ -15,7 +15,7 @@
 // header-only with a positive errno, and no reply exceeds the largest message.
 // Checked after every input: every fd handed to the server is closed.
 
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/backend/vfio_user/server.hpp>
 #include <nvgrace/mem/memfd_memory.hpp>
 

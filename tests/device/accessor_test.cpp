@@ -3,7 +3,7 @@
 #include "shim_fixtures.hpp"
 
 #include <nvgrace/access/accessor.hpp>
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 
 #include <doctest/doctest.h>
 
@@ -76,7 +76,7 @@ bool is_mapped(void* address) {
 
 TEST_CASE("accessor §4: regions by index; VGA's EINVAL marks it absent without shifting config") {
   auto d = make_hopper();
-  auto a = accessor<shim_device>::open(*d, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto a = accessor<shim_device>::open(d, {.map_areas = false, .uncached_regions = std::nullopt});
   REQUIRE(a.has_value());
   CHECK(a->region_count() == 9);
   CHECK(a->find_region(8) == nullptr);
@@ -94,7 +94,7 @@ TEST_CASE("accessor §4: regions by index; VGA's EINVAL marks it absent without 
 
 TEST_CASE("accessor §4.2: the argsz retry loop takes every field from the final reply") {
   auto d = make_hopper();
-  recording_file f(d.get());
+  recording_file f(&d);
   // A reply to the short query carries a stale size; only the final one counts.
   f.tamper = [](std::span<std::byte> reply, std::uint32_t argsz) {
     if (load_le<std::uint32_t>(reply, 8) == usemem && argsz < 64) store_le<std::uint64_t>(reply, 16, 0x1234);
@@ -114,7 +114,7 @@ TEST_CASE("accessor §4.2: the argsz retry loop takes every field from the final
 
 TEST_CASE("accessor §4.2: a device that keeps asking for more is EPROTO; one asking too much is E2BIG") {
   auto d = make_hopper();
-  recording_file f(d.get());
+  recording_file f(&d);
   f.tamper = [](std::span<std::byte> reply, std::uint32_t argsz) {
     if (load_le<std::uint32_t>(reply, 8) == usemem) store_le<std::uint32_t>(reply, 0, argsz + 8);
   };
@@ -133,7 +133,7 @@ TEST_CASE("accessor §4.2: a device that keeps asking for more is EPROTO; one as
 
 TEST_CASE("accessor §6: sparse areas are mapped at huge-page-aligned addresses") {
   auto d = make_hopper();
-  auto a = accessor<shim_device>::open(*d);
+  auto a = accessor<shim_device>::open(d);
   REQUIRE(a.has_value());
   const access::region* res = a->find_region(resmem);
   const access::region* use = a->find_region(usemem);
@@ -157,7 +157,7 @@ TEST_CASE("accessor §6: sparse areas are mapped at huge-page-aligned addresses"
 
 TEST_CASE("accessor §6: a failing mapping unwinds every earlier one") {
   auto d = make_hopper();
-  recording_file f(d.get());
+  recording_file f(&d);
   f.fail_mmap_region = usemem;
   CHECK(accessor<recording_file>::open(f).error() == nvgrace::errc::not_enough_memory);
   REQUIRE(f.mappings.size() == 2);  // BAR0 and resmem were mapped first
@@ -168,7 +168,7 @@ TEST_CASE("accessor §6: destruction unmaps; a move carries the mappings along")
   auto d = make_hopper();
   void* base = nullptr;
   {
-    auto a = accessor<shim_device>::open(*d);
+    auto a = accessor<shim_device>::open(d);
     REQUIRE(a.has_value());
     accessor<shim_device> moved = std::move(*a);
     base = moved.find_region(usemem)->mapped[0].base;
@@ -179,7 +179,7 @@ TEST_CASE("accessor §6: destruction unmaps; a move carries the mappings along")
 
 TEST_CASE("accessor §5: accesses inside a mapping use the copy path; others are one pread or pwrite") {
   auto d = make_hopper();
-  recording_file f(d.get());
+  recording_file f(&d);
   auto a = accessor<recording_file>::open(f);
   REQUIRE(a.has_value());
   const auto data = bytes_of({1, 2, 3, 4, 5, 6, 7, 8});
@@ -191,7 +191,7 @@ TEST_CASE("accessor §5: accesses inside a mapping use the copy path; others are
   CHECK(f.preads == 0);
   CHECK(f.pwrites == 0);
   // The device sees the bytes written through the mapping.
-  CHECK(d->pread(out, at(usemem, 64)).value() == 8);
+  CHECK(d.pread(out, at(usemem, 64)).value() == 8);
   CHECK(std::equal(out.begin(), out.end(), data.begin()));
 
   // Straddling the real end: one call, whatever count the device gives.
@@ -216,7 +216,7 @@ TEST_CASE("accessor §5: accesses inside a mapping use the copy path; others are
 
 TEST_CASE("accessor: without mappings everything goes through the device file") {
   auto d = make_hopper();
-  recording_file f(d.get());
+  recording_file f(&d);
   auto a = accessor<recording_file>::open(f, {.map_areas = false, .uncached_regions = std::nullopt});
   REQUIRE(a.has_value());
   CHECK(f.mappings.empty());
@@ -233,7 +233,7 @@ TEST_CASE("accessor: without mappings everything goes through the device file") 
 
 TEST_CASE("accessor §3: config helpers of 1, 2, 4 and 8 bytes") {
   auto d = make_hopper();
-  auto a = accessor<shim_device>::open(*d, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto a = accessor<shim_device>::open(d, {.map_areas = false, .uncached_regions = std::nullopt});
   REQUIRE(a.has_value());
   CHECK(a->config_read<std::uint8_t>(0x0B).value() == 0x03);
   CHECK(a->config_read<std::uint16_t>(0x00).value() == 0x10DE);
@@ -241,14 +241,14 @@ TEST_CASE("accessor §3: config helpers of 1, 2, 4 and 8 bytes") {
   CHECK(a->config_read<std::uint64_t>(0x20).value() == 0xC);
   CHECK(a->config_read<std::uint32_t>(4096).error() == nvgrace::errc::bad_address);
   CHECK(a->config_write<std::uint64_t>(0x14, ~std::uint64_t{0}).value() == 4);  // §3.3 E3
-  CHECK(d->emulated_bar_raw(resmem) == 0xFFFF'FFFFu);
+  CHECK(d.emulated_bar_raw(resmem) == 0xFFFF'FFFFu);
   CHECK(a->config_write<std::uint8_t>(0x3C, 0x0B).value() == 1);
   CHECK(a->config_read<std::uint8_t>(0x3C).value() == 0x0B);
 }
 
 TEST_CASE("accessor §3: BAR sizing saves and restores the command register, decode off meanwhile") {
   auto d = make(shim::plain(16 * MiB, 0));
-  recording_file f(d.get());
+  recording_file f(&d);
   auto a = accessor<recording_file>::open(f, {.map_areas = false, .uncached_regions = std::nullopt});
   REQUIRE(a.has_value());
   REQUIRE(a->config_write<std::uint16_t>(0x04, 0x0006).value() == 2);
@@ -256,7 +256,7 @@ TEST_CASE("accessor §3: BAR sizing saves and restores the command register, dec
   f.tamper = nullptr;
   const auto bars = a->size_bars();
   REQUIRE(bars.has_value());
-  decode_seen_off = !d->memory_enabled();  // restored by now
+  decode_seen_off = !d.memory_enabled();  // restored by now
   CHECK_FALSE(decode_seen_off);
   CHECK(a->config_read<std::uint16_t>(0x04).value() == 0x0006);
   CHECK((*bars)[0] == access::bar_info{0, true, false, false, true, false, 16 * MiB});
@@ -271,11 +271,11 @@ TEST_CASE("accessor §3: BAR sizing saves and restores the command register, dec
 
 TEST_CASE("accessor: uncached detection and override") {
   auto b = make(shim::blackwell(blackwell_length));
-  auto a = accessor<shim_device>::open(*b, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto a = accessor<shim_device>::open(b, {.map_areas = false, .uncached_regions = std::nullopt});
   REQUIRE(a.has_value());
   CHECK(a->find_region(resmem)->caching == mem::caching::cached);  // a real BAR: no sparse cap
   auto h = make_hopper();
-  auto o = accessor<shim_device>::open(*h, {.map_areas = false, .uncached_regions = 1u << usemem});
+  auto o = accessor<shim_device>::open(h, {.map_areas = false, .uncached_regions = 1u << usemem});
   REQUIRE(o.has_value());
   CHECK(o->find_region(resmem)->caching == mem::caching::cached);
   CHECK(o->find_region(usemem)->caching == mem::caching::uncached);

@@ -5,7 +5,7 @@
 #include "shim_expectations.hpp"
 #include "shim_fixtures.hpp"
 
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 
 #include <doctest/doctest.h>
 
@@ -44,6 +44,6 @@ TEST_CASE("conformance: shim, plain vfio-pci (no ACPI memory), BAR2 16 MiB, BAR4
 TEST_CASE("conformance: the suite accepts a device file returned by value through a pointer") {
   // The factory may also hand out a plain pointer to a device it owns.
   auto owned = make(shim::plain(16 * MiB, 0));
-  shim_device* raw = owned.get();
+  shim_device* raw = &owned;
   nvgrace::conformance::run_conformance([raw] { return raw; }, shapes::plain(16 * MiB, 0));
 }

@@ -5,13 +5,13 @@
 
 #include "shim_shapes.hpp"
 
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
+#include <nvgrace/backend/shim/test_hooks.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/vfio/abi.hpp>
 
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -22,7 +22,7 @@
 namespace device_test {
 
 using namespace nvgrace;
-using shim_device = shim::device<>;
+using shim_device = shim::memfd_device;
 
 // The device shapes (tests/conformance/shim_shapes.hpp).
 using nvgrace::conformance::shim_shapes::blackwell_length;
@@ -40,13 +40,13 @@ inline constexpr std::uint32_t config_index = 7;
   return vfio::file_offset(index, offset);
 }
 
-[[nodiscard]] inline std::unique_ptr<shim_device> make(const shim::device_options& options) {
+[[nodiscard]] inline shim_device make(const shim::device_options& options) {
   auto d = shim_device::create(options);
   REQUIRE(d.has_value());
   return std::move(*d);
 }
 
-[[nodiscard]] inline std::unique_ptr<shim_device> make_hopper(
+[[nodiscard]] inline shim_device make_hopper(
     grace::resmem_return quirk = grace::resmem_return::upstream_short) {
   auto options = shim::hopper(hopper_length);
   options.resmem_quirk = quirk;
@@ -59,7 +59,7 @@ struct fake_readiness final : shim::readiness_source {
   const shim_device* device = nullptr;
   std::optional<std::uint32_t> c2c;
   std::optional<std::uint32_t> hbm;
-  std::chrono::milliseconds time{0};
+  std::uint64_t time = 0;  ///< milliseconds
   int c2c_reads = 0;
   int hbm_reads = 0;
   int sleeps = 0;
@@ -74,9 +74,9 @@ struct fake_readiness final : shim::readiness_source {
     }
     return device->bar0_register(offset);
   }
-  std::chrono::milliseconds now() noexcept override { return time; }
-  void sleep(std::chrono::milliseconds d) noexcept override {
-    time += d;
+  std::uint64_t now_ms() noexcept override { return time; }
+  void sleep_ms(std::uint64_t ms) noexcept override {
+    time += ms;
     ++sleeps;
   }
   [[nodiscard]] int polls() const { return c2c_reads; }

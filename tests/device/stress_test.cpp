@@ -5,7 +5,7 @@
 // build); in a normal build it still checks the data.
 #include "shim_fixtures.hpp"
 
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 
 #include <doctest/doctest.h>
 
@@ -50,17 +50,17 @@ TEST_CASE("§7 memory_lock: accesses from many threads stay exact across resets,
     unsigned round = 0;
     while (!stop.load(std::memory_order_relaxed)) {
       ++round;
-      REQUIRE(d->reset().has_value());
-      CHECK(config_write<std::uint64_t>(*d, 0x18, ~std::uint64_t{round}) == 8);
-      CHECK((config_read<std::uint32_t>(*d, 0x20) & 0xF) == 0xC);
+      REQUIRE(d.reset().has_value());
+      CHECK(config_write<std::uint64_t>(d, 0x18, ~std::uint64_t{round}) == 8);
+      CHECK((config_read<std::uint32_t>(d, 0x20) & 0xF) == 0xC);
       if (round % 3 == 0) {
-        const auto devctl = config_read<std::uint16_t>(*d, shim::config_layout::express_devctl);
-        CHECK(config_write<std::uint16_t>(*d, shim::config_layout::express_devctl, devctl | 0x8000) == 2);
+        const auto devctl = config_read<std::uint16_t>(d, shim::config_layout::express_devctl);
+        CHECK(config_write<std::uint16_t>(d, shim::config_layout::express_devctl, devctl | 0x8000) == 2);
       }
       if (round % 5 == 0) {
-        CHECK(config_write<std::uint16_t>(*d, 0x04, 0) == 2);
+        CHECK(config_write<std::uint16_t>(d, 0x04, 0) == 2);
         std::this_thread::yield();
-        CHECK(config_write<std::uint16_t>(*d, 0x04, pci::command_bits::memory) == 2);
+        CHECK(config_write<std::uint16_t>(d, 0x04, pci::command_bits::memory) == 2);
       }
       std::this_thread::yield();
     }
@@ -78,7 +78,7 @@ TEST_CASE("§7 memory_lock: accesses from many threads stay exact across resets,
           const std::uint64_t offset = 4096 * std::uint64_t(w) + 64;
           std::array<std::byte, 8> bytes{};
           store_le<std::uint64_t>(bytes, 0, value_of(w, i, regions[k]));
-          const auto n = d->pwrite(bytes, at(regions[k], offset));
+          const auto n = d.pwrite(bytes, at(regions[k], offset));
           if (n) {
             CHECK(*n == 8);
             written[k] = value_of(w, i, regions[k]);
@@ -87,7 +87,7 @@ TEST_CASE("§7 memory_lock: accesses from many threads stay exact across resets,
             eio.fetch_add(1, std::memory_order_relaxed);
           }
           std::array<std::byte, 8> back{};
-          const auto r = d->pread(back, at(regions[k], offset));
+          const auto r = d.pread(back, at(regions[k], offset));
           if (r) {
             CHECK(*r == 8);
             CHECK(load_le<std::uint64_t>(back, 0) == written[k]);
@@ -107,12 +107,12 @@ TEST_CASE("§7 memory_lock: accesses from many threads stay exact across resets,
   CHECK(completed.load() == workers);
 
   // Everything written is there; the BARs hold what the control thread wrote last.
-  REQUIRE(d->memory_enabled());
+  REQUIRE(d.memory_enabled());
   for (int w = 0; w < workers; ++w) {
     const std::array<std::uint32_t, 2> regions{usemem, resmem};
     for (std::size_t k = 0; k < regions.size(); ++k) {
       std::array<std::byte, 8> back{};
-      REQUIRE(d->pread(back, at(regions[k], 4096 * std::uint64_t(w) + 64)).value() == 8);
+      REQUIRE(d.pread(back, at(regions[k], 4096 * std::uint64_t(w) + 64)).value() == 8);
       CHECK(load_le<std::uint64_t>(back, 0) == last[static_cast<std::size_t>(w)][k]);
     }
   }
@@ -131,13 +131,13 @@ TEST_CASE("§5.3 uncached resmem accesses are never torn") {
     ones.fill(std::byte{0xFF});
     const std::array<std::byte, 8> zeros{};
     for (int i = 0; !stop.load(std::memory_order_relaxed); ++i)
-      REQUIRE(d->pwrite(i % 2 ? std::span<const std::byte>(ones) : std::span<const std::byte>(zeros), at(resmem, 128))
+      REQUIRE(d.pwrite(i % 2 ? std::span<const std::byte>(ones) : std::span<const std::byte>(zeros), at(resmem, 128))
                   .has_value());
   });
   int torn = 0;
   for (int i = 0; i < 200000; ++i) {
     std::array<std::byte, 8> v{};
-    REQUIRE(d->pread(v, at(resmem, 128)).value() == 8);
+    REQUIRE(d.pread(v, at(resmem, 128)).value() == 8);
     const auto x = load_le<std::uint64_t>(v, 0);
     if (x != 0 && x != ~std::uint64_t{0}) ++torn;
   }

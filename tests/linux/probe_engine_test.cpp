@@ -5,7 +5,7 @@
 #include "probe.hpp"
 #include "render.hpp"
 
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/core/bytes.hpp>
 
 #include <doctest/doctest.h>
@@ -24,9 +24,9 @@ using nvgrace::MiB;
 
 namespace {
 
-using shim_device = shim::device<>;
+using shim_device = shim::memfd_device;
 
-std::unique_ptr<shim_device> make(const shim::device_options& options) {
+shim_device make(const shim::device_options& options) {
   auto d = shim_device::create(options);
   REQUIRE_MESSAGE(d, "shim create: ", nvgrace::errno_name(d.error()));
   return std::move(*d);
@@ -93,7 +93,7 @@ constexpr std::uint64_t hopper_usemem = 0x17'C000'0000;
 
 TEST_CASE("§2.3 §3 §4.3 §5.1 §5.2 §6.1 probe: a Hopper device passes every rule on both emulated regions") {
   auto dev = make(shim::hopper(hopper_memlength));
-  const auto r = np::run(*dev);
+  const auto r = np::run(dev);
   CHECK(r.info_error == nvgrace::errc{});
   REQUIRE(r.grace != nullptr);
   CHECK(r.grace->name == "GH200 120GB");
@@ -130,13 +130,13 @@ TEST_CASE("§2.3 §3 §4.3 §5.1 §5.2 §6.1 probe: a Hopper device passes every
   CHECK(r.region(8)->error == nvgrace::errc::invalid_argument);  // VGA
   // Sizing restored each emulated BAR by writing back what it read (0xC in
   // the low dword, 0 in the high one); writes store raw bytes (§3).
-  CHECK(dev->emulated_bar_raw(2) == 0xC);
-  CHECK(dev->emulated_bar_raw(4) == 0xC);
+  CHECK(dev.emulated_bar_raw(2) == 0xC);
+  CHECK(dev.emulated_bar_raw(4) == 0xC);
 }
 
 TEST_CASE("§2.2 probe: Blackwell exposes the real BAR at index 2; usemem passes every rule") {
   auto dev = make(shim::blackwell(186 * GiB + 4096));
-  const auto r = np::run(*dev);
+  const auto r = np::run(dev);
   REQUIRE(r.grace != nullptr);
   CHECK(r.generation == nvgrace::grace::generation::blackwell);
   CHECK(r.rules.size() == 9);
@@ -147,7 +147,7 @@ TEST_CASE("§2.2 probe: Blackwell exposes the real BAR at index 2; usemem passes
 
 TEST_CASE("§2.3 probe: padding rules are skipped when the memory fills the BAR") {
   auto dev = make(shim::hopper(96 * GiB));  // resmem is exactly 1 GiB: no padding at index 2
-  const auto r = np::run(*dev);
+  const auto r = np::run(dev);
   const auto v = verdicts(r);
   CHECK(v.at("2:read_padding") == np::verdict::skip);
   CHECK(v.at("2:write_padding") == np::verdict::skip);
@@ -159,7 +159,7 @@ TEST_CASE("§2.3 probe: padding rules are skipped when the memory fills the BAR"
 
 TEST_CASE("§2.1 probe: a Grace id without emulated regions (fallback ops) fails the layout rule") {
   auto dev = make(shim::plain());
-  const auto r = np::run(*dev);
+  const auto r = np::run(dev);
   REQUIRE(r.grace != nullptr);
   const std::map<std::string, np::verdict> expected{{"2:emulated", np::verdict::fail},
                                                        {"4:emulated", np::verdict::fail}};
@@ -170,7 +170,7 @@ TEST_CASE("§2.1 probe: a Grace id without emulated regions (fallback ops) fails
 TEST_CASE("§3 §5.1 §5.2 §6.1 §2.3 probe: a device that breaks one rule fails exactly that rule") {
   auto dev = make(shim::hopper(hopper_memlength));
   const auto failed = [&](fault what) {
-    faulty_device broken{*dev, what, hopper_usemem};
+    faulty_device broken{dev, what, hopper_usemem};
     const auto r = np::run(broken);
     std::map<std::string, np::verdict> out;
     for (const auto& [key, v] : verdicts(r))
@@ -191,7 +191,7 @@ TEST_CASE("§3 §5.1 §5.2 §6.1 §2.3 probe: a device that breaks one rule fail
 
 TEST_CASE("probe: short config reads stop the config facts, not the region facts") {
   auto dev = make(shim::hopper(hopper_memlength));
-  faulty_device broken{*dev, fault::short_config, hopper_usemem};
+  faulty_device broken{dev, fault::short_config, hopper_usemem};
   const auto r = np::run(broken);
   CHECK(r.config_error == nvgrace::errc::io_error);
   CHECK(r.bar_error == nvgrace::errc::io_error);
@@ -206,7 +206,7 @@ TEST_CASE("probe: short config reads stop the config facts, not the region facts
 
 TEST_CASE("probe: text and JSON outputs carry the verdicts and the facts") {
   auto dev = make(shim::hopper(hopper_memlength));
-  faulty_device broken{*dev, fault::bar4_flags, hopper_usemem};
+  faulty_device broken{dev, fault::bar4_flags, hopper_usemem};
   const auto r = np::run(broken);
   const np::target_info target{"0000:01:00.0", "group", "/dev/vfio/7", "0000:01:00.0", 3};
   const auto text = np::to_text(target, r);

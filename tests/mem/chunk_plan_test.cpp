@@ -113,5 +113,5 @@ TEST_CASE("§5.3 chunk_iterator post-increment and equality") {
   ++it;
   CHECK(*it == chunk{8, 8});
   ++it;
-  CHECK(it == std::default_sentinel);
+  CHECK(it == nvgrace::vfio::chunk_sentinel{});
 }

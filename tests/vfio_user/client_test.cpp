@@ -218,7 +218,7 @@ TEST_CASE("vu §1.9 client get_irq_info and reset") {
 TEST_CASE("vu §1.12 client: a server that never answers gives ETIMEDOUT, then ENOTCONN") {
   for (auto mode : {client_options::wait_mode::socket_timeout, client_options::wait_mode::poll}) {
     client_options options;
-    options.timeout = 200ms;
+    options.timeout_ms = 200;
     options.wait = mode;
     auto s = scripted::start(options);
     s.handshake();

@@ -8,7 +8,7 @@
 #include "conformance.hpp"
 #include "shim_expectations.hpp"
 
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/backend/vfio_user/client.hpp>
 #include <nvgrace/backend/vfio_user/server.hpp>
 
@@ -25,7 +25,7 @@ namespace shapes = nvgrace::conformance::shim_shapes;
 
 namespace {
 
-using shim_device = shim::device<>;
+using shim_device = shim::memfd_device;
 
 /// A client whose server runs in a child process; destroying it closes the
 /// connection (the child's server returns and the child exits) and reaps it.
@@ -54,7 +54,7 @@ std::unique_ptr<remote_device> serve_in_child(const shim::device_options& option
     ::close(sv[1]);
     auto device = shim_device::create(options);
     if (!device) ::_exit(3);
-    vfio_user::server<shim_device> server(**device);
+    vfio_user::server<shim_device> server(*device);
     const auto served = server.serve(sv[0]);
     ::_exit(served ? 0 : 4);  // no destructors, no doctest reporting in the child
   }

@@ -258,8 +258,8 @@ void check_serving(raw_peer& peer, const std::vector<std::byte>& memory) {
 TEST_CASE("vu §1.12 malformed messages: exact error replies, fds closed, memory unchanged, server survives") {
   auto device = make_shim(shim::blackwell(memlength));
   const auto initial = pattern(memlength, 0x17);
-  gpu_poke(*device, 0, initial);
-  threaded_server<shim_device> server(*device);
+  gpu_poke(device, 0, initial);
+  threaded_server<shim_device> server(device);
   const auto cases = table();
   REQUIRE(cases.size() >= 20);
 
@@ -323,14 +323,14 @@ TEST_CASE("vu §1.12 malformed messages: exact error replies, fds closed, memory
       negotiated = true;
     }
     check_serving(*peer, initial);
-    CHECK(gpu_snapshot(*device) == initial);
+    CHECK(gpu_snapshot(device) == initial);
   }
   CHECK(closes == 8);
 }
 
 TEST_CASE("vu §1.12 a reply-typed REGION_WRITE body is drained: the next message frames correctly") {
   auto device = make_shim(shim::blackwell(memlength));
-  threaded_server<shim_device> server(*device);
+  threaded_server<shim_device> server(device);
   auto peer = server.connect();
   peer.negotiate();
   // Both in one send: the bogus reply-typed WRITE (1 KiB body) and a valid READ.

@@ -3,7 +3,7 @@
 // helpers that read and write its GPU memory through the memfd (system calls,
 // so a race detector sees no unsynchronised access to the server's mapping).
 
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/mem/memfd_memory.hpp>
 
 #include <gsl/assert>
@@ -20,7 +20,7 @@ namespace nvgrace::vfio_user::testing {
 
 using shim_device = shim::device<mem::memfd_memory>;
 
-inline std::unique_ptr<shim_device> make_shim(const shim::device_options& options) {
+inline shim_device make_shim(const shim::device_options& options) {
   auto d = shim_device::create(options);
   Expects(d.has_value());
   return std::move(d).value();

@@ -35,11 +35,11 @@ shim::device_options hopper(grace::resmem_return quirk = grace::resmem_return::u
 }
 
 struct fixture {
-  std::unique_ptr<shim_device> device;
+  shim_device device;
   threaded_server<shim_device> server;
   raw_peer peer;
   explicit fixture(const shim::device_options& options = hopper())
-      : device(make_shim(options)), server(*device), peer(server.connect()) {
+      : device(make_shim(options)), server(device), peer(server.connect()) {
     peer.negotiate();
   }
 };
@@ -65,7 +65,7 @@ TEST_CASE("§4.3 vu §1.6 Hopper usemem (region 4) on the wire: 1 GiB BAR, area 
                             .u16(1).u16(1).u32(0).u32(1).u32(0).u64(0).u64(use_len)
                             .bytes());
   REQUIRE(full.fds.size() == 1);
-  CHECK(same_file(full.fds[0].get(), f.device->gpu_memory().source().fd));
+  CHECK(same_file(full.fds[0].get(), f.device.gpu_memory().source().fd));
 }
 
 TEST_CASE("§4.3 vu §1.6 Hopper resmem (region 2) on the wire: 2 GiB BAR, the fd offset is where resmem starts") {
@@ -81,7 +81,7 @@ TEST_CASE("§4.3 vu §1.6 Hopper resmem (region 2) on the wire: 2 GiB BAR, the f
 
 TEST_CASE("§5.1 E7 vu §1.7 a resmem read crossing its real length comes back short (upstream's return)") {
   fixture f;
-  gpu_poke(*f.device, memlength - 4, bytes_builder().u32(0xA1B2C3D4).bytes());
+  gpu_poke(f.device, memlength - 4, bytes_builder().u32(0xA1B2C3D4).bytes());
   auto r = f.peer.call(make_message(4, command::region_read, read_req(res_len - 4, 2, 16)));
   CHECK_REPLY(r, 4, command::region_read, 16 + 4);
   CHECK(r.payload == bytes_builder().u64(res_len - 4).u32(2).u32(4).u32(0xA1B2C3D4).bytes());
@@ -92,7 +92,7 @@ TEST_CASE("§5.1 E7 vu §1.7 a resmem read crossing its real length comes back s
 
 TEST_CASE("§5.1 E7 vu §1.7 with the documented resmem return the same read is whole: memory then 0xFF") {
   fixture f(hopper(grace::resmem_return::documented));
-  gpu_poke(*f.device, memlength - 4, bytes_builder().u32(0xA1B2C3D4).bytes());
+  gpu_poke(f.device, memlength - 4, bytes_builder().u32(0xA1B2C3D4).bytes());
   auto r = f.peer.call(make_message(4, command::region_read, read_req(res_len - 4, 2, 16)));
   CHECK_REPLY(r, 4, command::region_read, 16 + 16);
   CHECK(r.payload == bytes_builder()
@@ -114,7 +114,7 @@ TEST_CASE("§5.1 vu §1.7 usemem: a read crossing the real length is padded, one
 
 TEST_CASE("§6.1 the client maps resmem from the passed fd; bytes agree with REGION_READ and the device") {
   auto device = make_shim(hopper());
-  threaded_server<shim_device> server(*device);
+  threaded_server<shim_device> server(device);
   auto c = client::connect(server.path().c_str()).value();
   auto p = c.mmap(nullptr, 4096, PROT_READ | PROT_WRITE, vfio::file_offset(2, 8192));
   REQUIRE(p);
@@ -122,7 +122,7 @@ TEST_CASE("§6.1 the client maps resmem from the passed fd; bytes agree with REG
   std::array<std::byte, 4> back{};
   CHECK(c.pread(back, vfio::file_offset(2, 8192 + 8)).value() == 4);
   CHECK(back == std::array<std::byte, 4>{std::byte{0x11}, std::byte{0x22}, std::byte{0x33}, std::byte{0x44}});
-  CHECK(gpu_snapshot_range(*device, use_len + 8192 + 8, 4) == std::vector<std::byte>(back.begin(), back.end()));
+  CHECK(gpu_snapshot_range(device, use_len + 8192 + 8, 4) == std::vector<std::byte>(back.begin(), back.end()));
   ::munmap(*p, 4096);
   // Past resmem's real length (the padding) nothing maps.
   CHECK(c.mmap(nullptr, 4096, PROT_READ, vfio::file_offset(2, res_len & ~std::uint64_t{4095})).error() ==

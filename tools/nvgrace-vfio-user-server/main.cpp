@@ -12,7 +12,7 @@
 // cleanly (exit 0, socket removed). Logs one line per connection and one per
 // error to stderr.
 
-#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/backend/vfio_user/protocol.hpp>
 #include <nvgrace/backend/vfio_user/server.hpp>
 #include <nvgrace/core/checked.hpp>
@@ -230,7 +230,7 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
 }
 
 /// The device, with its GPU memory in a memfd or in the memory file.
-result<std::unique_ptr<device>> create_device(const arguments& args, const shim::device_options& options) {
+result<device> create_device(const arguments& args, const shim::device_options& options) {
   if (args.memory_file.empty()) return device::create(options);
   // The options are checked first, so a size the driver refuses leaves no file behind.
   if (auto s = device::check_options(options); !s) return s.error();
@@ -255,13 +255,13 @@ int main(int argc, char** argv) {
       rule += " with memory file '" + args.memory_file + "'";
     bad_argument(rule, created.error());
   }
-  std::unique_ptr<device> dev = std::move(*created);
+  device dev = std::move(*created);
 
   log_context log;
   vfio_user::server_options server_options;
   server_options.on_event = log_event;
   server_options.event_context = &log;
-  server srv(*dev, server_options);
+  server srv(dev, server_options);
   if (auto s = srv.listen(args.socket.c_str()); !s) {
     std::string rule = "cannot listen on '" + args.socket + "'";
     if (s.error() == nvgrace::errc::address_in_use) rule += ": the path exists (remove it or choose another)";

@@ -103,13 +103,13 @@ enum class errc : int {
 
 namespace detail {
 
+// Plain pointers, so the table costs nothing to compile until a name is asked for.
 struct errno_text {
-  std::string_view name;
-  std::string_view message;
+  const char* name;
+  const char* message;
 };
 
 // Linux's errno numbering (asm-generic), 1 to 133, with the C library's messages.
-// Every entry is a string literal, so each view is also NUL-terminated.
 inline constexpr errno_text errno_table[] = {
     {"EPERM", "Operation not permitted"},
     {"ENOENT", "No such file or directory"},
@@ -252,7 +252,7 @@ static_assert(EINVAL == 22 && ETIME == 62 && EOVERFLOW == 75 && EHWPOISON == 133
 [[nodiscard]] constexpr const errno_text* find_errno(int e) noexcept {
   if (e < 1 || static_cast<std::size_t>(e) > sizeof(errno_table) / sizeof(errno_table[0])) return nullptr;
   const errno_text& t = errno_table[e - 1];
-  return t.name.empty() ? nullptr : &t;
+  return t.name[0] == '\0' ? nullptr : &t;
 }
 
 }  // namespace detail

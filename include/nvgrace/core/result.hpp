@@ -13,7 +13,7 @@
 #include <nvgrace/core/contracts.hpp>
 #include <nvgrace/core/errc.hpp>
 
-#include <memory>
+#include <new>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -51,17 +51,17 @@ struct result_storage<T, false> {
   explicit result_storage(errc e) noexcept : none_(), error_(e) {}
   result_storage(const result_storage& other) noexcept(std::is_nothrow_copy_constructible_v<T>)
       : none_(), error_(other.error_) {
-    if (error_ == errc{}) std::construct_at(std::addressof(value_), other.value_);
+    if (error_ == errc{}) ::new (static_cast<void*>(&value_)) T(other.value_);
   }
   result_storage(result_storage&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
       : none_(), error_(other.error_) {
-    if (error_ == errc{}) std::construct_at(std::addressof(value_), std::move(other.value_));
+    if (error_ == errc{}) ::new (static_cast<void*>(&value_)) T(std::move(other.value_));
   }
   result_storage& operator=(const result_storage& other) noexcept(std::is_nothrow_copy_constructible_v<T>) {
     if (this != &other) {
       destroy();
       error_ = other.error_;
-      if (error_ == errc{}) std::construct_at(std::addressof(value_), other.value_);
+      if (error_ == errc{}) ::new (static_cast<void*>(&value_)) T(other.value_);
     }
     return *this;
   }
@@ -69,7 +69,7 @@ struct result_storage<T, false> {
     if (this != &other) {
       destroy();
       error_ = other.error_;
-      if (error_ == errc{}) std::construct_at(std::addressof(value_), std::move(other.value_));
+      if (error_ == errc{}) ::new (static_cast<void*>(&value_)) T(std::move(other.value_));
     }
     return *this;
   }
@@ -77,7 +77,7 @@ struct result_storage<T, false> {
 
 private:
   void destroy() noexcept {
-    if (error_ == errc{}) std::destroy_at(std::addressof(value_));
+    if (error_ == errc{}) value_.~T();
   }
 };
 
@@ -133,8 +133,8 @@ public:
   constexpr T& operator*() & noexcept { return value(); }
   constexpr const T& operator*() const& noexcept { return value(); }
   constexpr T&& operator*() && noexcept { return std::move(*this).value(); }
-  constexpr T* operator->() noexcept { return std::addressof(value()); }
-  constexpr const T* operator->() const noexcept { return std::addressof(value()); }
+  constexpr T* operator->() noexcept { return __builtin_addressof(value()); }
+  constexpr const T* operator->() const noexcept { return __builtin_addressof(value()); }
 
   friend constexpr bool operator==(const result& a, const result& b) noexcept
     requires std::equality_comparable<T>

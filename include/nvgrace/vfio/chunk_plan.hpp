@@ -12,7 +12,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
 
 namespace nvgrace::vfio {
 
@@ -36,12 +35,14 @@ struct chunk {
   friend constexpr bool operator==(const chunk&, const chunk&) noexcept = default;
 };
 
-/// Forward iterator over the accesses of a transfer; ends at std::default_sentinel.
+/// The end of a chunk range (ranges compare an iterator with it).
+struct chunk_sentinel {};
+
+/// Forward iterator over the accesses of a transfer; ends at chunk_sentinel.
 class chunk_iterator {
 public:
   using value_type = chunk;
   using difference_type = std::ptrdiff_t;
-  using iterator_category = std::forward_iterator_tag;
 
   constexpr chunk_iterator() noexcept = default;
   constexpr chunk_iterator(std::uint64_t offset, std::uint64_t remaining, unsigned max_width) noexcept
@@ -65,7 +66,7 @@ public:
   friend constexpr bool operator==(const chunk_iterator& a, const chunk_iterator& b) noexcept {
     return a.offset_ == b.offset_ && a.remaining_ == b.remaining_ && a.max_width_ == b.max_width_;
   }
-  friend constexpr bool operator==(const chunk_iterator& it, std::default_sentinel_t) noexcept {
+  friend constexpr bool operator==(const chunk_iterator& it, chunk_sentinel) noexcept {
     return it.remaining_ == 0;
   }
 
@@ -83,7 +84,7 @@ public:
       : first_(offset, count, max_width) {}
 
   [[nodiscard]] constexpr chunk_iterator begin() const noexcept { return first_; }
-  [[nodiscard]] constexpr std::default_sentinel_t end() const noexcept { return {}; }
+  [[nodiscard]] constexpr chunk_sentinel end() const noexcept { return {}; }
 
 private:
   chunk_iterator first_;

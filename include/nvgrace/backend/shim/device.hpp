@@ -1,10 +1,16 @@
 #pragma once
 /// \file
 /// The in-process nvgrace-gpu device (the "kernel shim"): answers read,
-/// write, ioctl and mmap like the driver's vfio_device_ops, with real memory
-/// behind it and no system call on the access path. It implements
+/// write, region info, reset and mmap like the driver's vfio_device_ops, with
+/// real memory behind it and no system call on the access path. It implements
 /// `vfio::device_file` directly, so the accessor and the conformance suite
-/// run on it unchanged.
+/// run on it unchanged. Related headers: shim/options.hpp (what a device is
+/// built from), shim/ioctl.hpp (the kernel's ioctl argument layouts),
+/// shim/test_hooks.hpp (fault injection for tests).
+///
+/// `device<Memory>` is a movable handle: `device<Memory>::create(options)`
+/// gives a `result<device<Memory>>`, used as `dev->layout()`. The state lives
+/// in one heap block, because the memory accessors hold its address.
 ///
 /// What it models:
 /// - probe (§2): ACPI memory properties → full variant with emulated BARs, or
@@ -20,7 +26,7 @@
 ///
 /// Not modelled: mapping zaps (a mapping stays valid across reset and
 /// memory-decode off, where the kernel would fault it away and SIGBUS), huge
-/// faults (§6.2), the 7.2 CXL readiness path, interrupts (SET_IRQS → ENOTTY),
+/// faults, the 7.2 CXL readiness path, interrupts (SET_IRQS → ENOTTY),
 /// hot reset, poison handling, and DMA-bufs as real files.
 ///
 /// Thread safety (the driver's memory_lock, without a lock on the fast path):
@@ -29,7 +35,7 @@
 ///   word. A read or write loads it once (acquire) and never writes it,
 ///   except once after a successful readiness wait.
 /// - Config space, the emulated BAR registers, reset, ioeventfds and the
-///   DMA-buf record share one std::mutex (none of them is a hot path).
+///   DMA-buf record share one mutex (none of them is a hot path).
 /// - Why this is equivalent to the rwsem: nothing that changes the state
 ///   word (reset, FLR, decode on/off, PM) touches device memory. So a memory
 ///   access concurrent with such a change can be placed entirely before it
@@ -51,12 +57,14 @@
 /// GCC 12 and Clang 14 at -O2: about 1.6 × a libc memcpy of 8 bytes with a
 /// run-time size, for reads and writes.
 
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/backend/shim/config_space.hpp>
+#include <nvgrace/backend/shim/options.hpp>
 #include <nvgrace/backend/shim/readiness.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/detail/atomic.hpp>
+#include <nvgrace/detail/owned.hpp>
 #include <nvgrace/grace/access_plan.hpp>
 #include <nvgrace/grace/acpi.hpp>
 #include <nvgrace/grace/bar_emulation.hpp>
@@ -67,10 +75,12 @@
 #include <nvgrace/grace/region_info.hpp>
 #include <nvgrace/mem/copy.hpp>
 #include <nvgrace/mem/device_memory.hpp>
-#include <nvgrace/mem/memfd_memory.hpp>
+#include <nvgrace/posix/clock.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/mapping.hpp>
+#include <nvgrace/posix/mutex.hpp>
 #include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/dma_buf.hpp>
 #include <nvgrace/vfio/region_info.hpp>
 
@@ -81,21 +91,16 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <bit>
-#include <cerrno>
-#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <limits>
-#include <memory>
-#include <mutex>
 #include <new>
 #include <optional>
 #include <span>
 #include <type_traits>
+#include <utility>
 
 namespace nvgrace::shim {
 
@@ -106,109 +111,7 @@ concept creatable_memory = mem::device_memory<M> && std::default_initializable<M
                              { M::create(length, mode) } -> std::same_as<result<M>>;
                            };
 
-/// The size of BAR0 (a 64-bit, non-prefetchable memory BAR).
-inline constexpr std::uint64_t bar0_size = 16 * MiB;
-/// Physical base the helpers give the GPU memory (the spec's examples use it).
-inline constexpr std::uint64_t default_memory_base = 0x4000'0000'0000;
-/// Bus address of BAR0; the other real BARs follow it, each aligned to its size.
-inline constexpr std::uint64_t default_bar0_address = 0x6600'0000'0000;
-/// The kernel's MAX_RW_COUNT: read/write never move more in one call.
-inline constexpr std::size_t max_rw_count = 0x7FFF'F000;
-/// Most ranges one DMA-buf request may carry (the record has a fixed
-/// capacity; more → ENOMEM, the kernel's code for a failed allocation).
-inline constexpr std::uint32_t max_dma_buf_ranges = 32;
-/// Most ioeventfds a plain-mode device stores (more → ENOSPC).
-inline constexpr std::size_t max_ioeventfds = 64;
-/// The first fake file-descriptor number a DMA-buf export returns.
-inline constexpr int first_dma_buf_fd = 1000;
-/// VFIO_DEVICE_IOEVENTFD_SIZE_MASK: one of 1, 2, 4, 8 in the low flag bits.
-inline constexpr std::uint32_t ioeventfd_size_mask = 0xF;
-
-/// How the device is built.
-struct device_options {
-  /// The ACPI _DSD properties (§2.1): absent, or size 0 → plain vfio-pci.
-  grace::acpi_properties acpi{};
-  /// Grace Hopper (1 GiB uncached carve-out) or Blackwell; also written into
-  /// the DVSEC so that grace::generation_from_config agrees.
-  grace::generation generation = grace::generation::hopper;
-  /// PCI device id; nullopt → 0x2342 (GH200) for Hopper, 0x2941 (GB200) for
-  /// Blackwell. Must be in grace::known_devices (else ENODEV).
-  std::optional<std::uint16_t> device_id;
-  /// Which kernel's usemem BAR sizing (§10 E1).
-  grace::kernel_rule rule = grace::kernel_rule::current;
-  /// resmem reads/writes that reach memory: the documented full count (the
-  /// default, as in grace::plan_access) or upstream's short return, which is
-  /// what the driver actually does and probably a bug (§5.1, §10 E7).
-  grace::resmem_return resmem_quirk = grace::resmem_return::documented;
-  /// Size of the real BAR at region 2 (plain mode and Blackwell) and at
-  /// region 4 (plain mode): a power of two ≥ 4 KiB, or 0 for no BAR.
-  std::uint64_t bar2_size = 16 * MiB;
-  std::uint64_t bar4_size = 16 * MiB;
-  /// Whether the function can be reset (FLR): DEVICE_GET_INFO's RESET flag;
-  /// VFIO_DEVICE_RESET is EINVAL without it.
-  bool reset_supported = true;
-};
-
-/// Options for a Grace Hopper device with `memlength` bytes of GPU memory at
-/// `memphys` (96 GiB on real hardware; any length ≥ 1.5 GiB works, the
-/// memory is sparse).
-[[nodiscard]] constexpr device_options hopper(std::uint64_t memlength,
-                                              std::uint64_t memphys = default_memory_base) noexcept {
-  device_options o;
-  o.acpi = {memphys, memlength};
-  o.generation = grace::generation::hopper;
-  return o;
-}
-/// Options for a Grace Blackwell device (no carve-out; region 2 is a real BAR).
-[[nodiscard]] constexpr device_options blackwell(std::uint64_t memlength, std::uint64_t bar2_size = 16 * MiB,
-                                                 std::uint64_t memphys = default_memory_base) noexcept {
-  device_options o;
-  o.acpi = {memphys, memlength};
-  o.generation = grace::generation::blackwell;
-  o.bar2_size = bar2_size;
-  return o;
-}
-/// Options for the fallback: no usable ACPI memory, plain vfio-pci.
-[[nodiscard]] constexpr device_options plain(std::uint64_t bar2_size = 16 * MiB,
-                                             std::uint64_t bar4_size = 16 * MiB) noexcept {
-  device_options o;
-  o.bar2_size = bar2_size;
-  o.bar4_size = bar4_size;
-  return o;
-}
-
-/// What a region index is in this device.
-enum class region_kind : std::uint8_t {
-  unimplemented,  ///< region info size 0, flags 0; every access EINVAL (BAR1/3/5, ROM)
-  emulated,       ///< a Grace memory region behind a fake BAR (§5)
-  memory_bar,     ///< a real memory BAR handled by vfio-pci-core
-  config,         ///< PCI config space (index 7)
-  vga,            ///< absent: region info EINVAL (not a VGA device)
-};
-
-/// The record of a DMA-buf export (there is no real dma-buf file: the ioctl
-/// returns a fake fd number and the ranges are kept here).
-struct dma_buf_export {
-  int fd = -1;
-  std::uint32_t region_index = 0;
-  std::uint32_t open_flags = 0;
-  bool revoked = false;  ///< exported while memory decode was off
-  std::array<grace::phys_range, max_dma_buf_ranges> ranges{};
-  std::uint32_t range_count = 0;
-
-  [[nodiscard]] constexpr std::span<const grace::phys_range> phys_ranges() const noexcept {
-    return std::span<const grace::phys_range>(ranges).first(range_count);
-  }
-};
-
-/// A stored ioeventfd (plain mode only).
-struct ioeventfd_entry {
-  std::uint32_t index = 0;
-  std::uint64_t offset = 0;  ///< inside the BAR
-  std::uint64_t data = 0;
-  std::uint32_t size = 0;
-  int fd = -1;
-};
+struct test_hooks;
 
 namespace detail {
 
@@ -227,18 +130,19 @@ struct region_slot {
   std::uint64_t backing_offset = 0;  ///< view.base − backing->view().base
 };
 
-}  // namespace detail
+/// The device's state and behaviour; `device` is its movable handle.
+template <creatable_memory Memory>
+class device_core {
+  using order = nvgrace::detail::order;
 
-template <creatable_memory Memory = mem::memfd_memory>
-class device {
 public:
   using memory_type = Memory;
 
-  device(const device&) = delete;
-  device& operator=(const device&) = delete;
-  device(device&&) = delete;
-  device& operator=(device&&) = delete;
-  ~device() = default;
+  device_core(const device_core&) = delete;
+  device_core& operator=(const device_core&) = delete;
+  device_core(device_core&&) = delete;
+  device_core& operator=(device_core&&) = delete;
+  ~device_core() = default;
 
   /// Probe and open a device (§2.1, §7.5): derive the layout (a failure is
   /// the probe's errno: EINVAL/EOVERFLOW on Hopper with < 1.5 GiB), allocate
@@ -246,7 +150,7 @@ public:
   /// open-time function reset (which sets reset_done when reset works, so the
   /// first memory access polls readiness). Errors: those of check_options;
   /// ENOMEM when the device object cannot be allocated; the memory's own errors.
-  [[nodiscard]] static result<std::unique_ptr<device>> create(const device_options& options = {}) noexcept {
+  [[nodiscard]] static result<nvgrace::detail::owned<device_core>> create(const device_options& options = {}) noexcept {
     return open_with(options, nullptr);
   }
 
@@ -257,7 +161,7 @@ public:
   /// allocated with Memory::create. Errors: as create(options); EINVAL when the
   /// options describe no GPU memory (plain vfio-pci: the ACPI size is absent
   /// or 0) or `gpu_memory`'s length differs from the ACPI gpu_mem_size.
-  [[nodiscard]] static result<std::unique_ptr<device>> create(const device_options& options,
+  [[nodiscard]] static result<nvgrace::detail::owned<device_core>> create(const device_options& options,
                                                               Memory gpu_memory) noexcept {
     return open_with(options, &gpu_memory);
   }
@@ -279,9 +183,10 @@ public:
   [[nodiscard]] grace::mode mode() const noexcept { return mode_; }
   [[nodiscard]] grace::generation generation() const noexcept { return options_.generation; }
   [[nodiscard]] std::uint16_t device_id() const noexcept { return device_id_; }
-  /// The carve-up in the full variant; nullptr in plain mode.
-  [[nodiscard]] const grace::layout* layout() const noexcept {
-    return mode_ == grace::mode::emulated ? &layout_ : nullptr;
+  /// The carve-up in the full variant; nullopt in plain mode.
+  [[nodiscard]] std::optional<grace::layout> layout() const noexcept {
+    if (mode_ != grace::mode::emulated) return std::nullopt;
+    return layout_;
   }
   [[nodiscard]] const device_options& options() const noexcept { return options_; }
   [[nodiscard]] region_kind kind(std::uint32_t index) const noexcept {
@@ -299,27 +204,6 @@ public:
   /// The driver's write; as read (§3.3, §5.2).
   [[nodiscard, gnu::always_inline]] ssize_t write(const void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
     return file_access<grace::direction::write>(static_cast<const std::byte*>(buf), count, ppos);
-  }
-
-  /// The device ioctls with the kernel's argument layouts (<linux/vfio.h>):
-  /// returns ≥ 0 or −errno. DEVICE_GET_INFO, GET_REGION_INFO, GET_IRQ_INFO,
-  /// DEVICE_RESET, IOEVENTFD (ENOTTY in the full variant; stored in plain
-  /// mode), DEVICE_FEATURE (DMA_BUF GET and PROBE; returns a fake fd number,
-  /// see last_dma_buf()); anything else ENOTTY. `arg` must point to as many
-  /// bytes as its argsz says (the kernel would fault otherwise; in-process
-  /// that cannot be detected).
-  [[nodiscard]] long ioctl(unsigned long request, void* arg) noexcept {
-    switch (request) {
-      case vfio::ioctl::device_get_info: return ioctl_device_info(arg);
-      case vfio::ioctl::device_get_region_info: return ioctl_region_info(arg);
-      case vfio::ioctl::device_get_irq_info: return ioctl_irq_info(arg);
-      case vfio::ioctl::device_reset: return to_long(reset());
-      case vfio::ioctl::device_ioeventfd:
-        if (mode_ == grace::mode::emulated) return detail::negative(errc::inappropriate_io_control_operation);
-        return ioctl_ioeventfd(arg);
-      case vfio::ioctl::device_feature: return ioctl_feature(arg);
-      default: return detail::negative(errc::inappropriate_io_control_operation);
-    }
   }
 
   // ---- vfio::device_file --------------------------------------------------------
@@ -359,7 +243,7 @@ public:
   /// follows fails), then the core reset: EINVAL when reset is not
   /// supported, an injected failure as injected; success sets reset_done.
   [[nodiscard]] status reset() noexcept {
-    std::lock_guard lock(control_);
+    posix::lock_guard lock(control_);
     if (mode_ == grace::mode::emulated) bars_.reset();
     if (!options_.reset_supported) return errc::invalid_argument;
     if (reset_failure_) return *reset_failure_;
@@ -449,9 +333,10 @@ public:
   }
 
   /// The memory behind region `index` as the copy path sees it (length =
-  /// real length, caching as the driver touches it); empty when none.
-  [[nodiscard]] mem::memory_view region_memory(std::uint32_t index) const noexcept {
-    return index < vfio::pci_num_regions ? regions_[index].view : mem::memory_view{};
+  /// real length, caching as the driver touches it); nullopt when none.
+  [[nodiscard]] std::optional<mem::memory_view> region_memory(std::uint32_t index) const noexcept {
+    if (index >= vfio::pci_num_regions || regions_[index].backing == nullptr) return std::nullopt;
+    return regions_[index].view;
   }
 
   /// The whole GPU memory (both emulated regions); empty in plain mode.
@@ -472,58 +357,58 @@ public:
   /// Use `source` for the §7.1 poll (registers and clock); nullptr restores
   /// the default (this device's BAR0 + steady_clock). `source` must outlive
   /// its use.
-  void set_readiness_source(readiness_source* source) noexcept { source_.store(source, std::memory_order_release); }
+  void set_readiness_source(readiness_source* source) noexcept { source_.store(source, order::release); }
 
   /// Make runtime-PM resume fail: memory read/write (and core accesses) → EIO.
   void inject_pm_failure(bool fail) noexcept {
-    if (fail) state_.fetch_or(pm_failed_bit, std::memory_order_acq_rel);
-    else state_.fetch_and(~pm_failed_bit, std::memory_order_acq_rel);
+    if (fail) state_.fetch_or(pm_failed_bit, order::acq_rel);
+    else state_.fetch_and(~pm_failed_bit, order::acq_rel);
   }
 
   /// Make the core part of VFIO_DEVICE_RESET fail with `error` (nullopt: succeed).
   void inject_reset_failure(std::optional<errc> error) noexcept {
-    std::lock_guard lock(control_);
+    posix::lock_guard lock(control_);
     reset_failure_ = error;
   }
 
   /// §7.5: close and open again: zero the emulated BARs and attempt the
   /// open-time function reset (its failure is ignored, as vfio_pci_core_enable does).
   void reopen() noexcept {
-    std::lock_guard lock(control_);
+    posix::lock_guard lock(control_);
     if (mode_ == grace::mode::emulated) bars_.reset();
     if (options_.reset_supported && !reset_failure_) mark_reset_done();
   }
 
   /// The next memory access will poll readiness.
-  [[nodiscard]] bool reset_done() const noexcept { return (state_.load(std::memory_order_acquire) & reset_done_bit) != 0; }
+  [[nodiscard]] bool reset_done() const noexcept { return (state_.load(order::acquire) & reset_done_bit) != 0; }
   /// COMMAND.MEMORY in the virtual config.
   [[nodiscard]] bool memory_enabled() const noexcept {
-    return (state_.load(std::memory_order_acquire) & memory_enabled_bit) != 0;
+    return (state_.load(order::acquire) & memory_enabled_bit) != 0;
   }
   /// Resets (VFIO_DEVICE_RESET, FLR, open) that succeeded so far.
   [[nodiscard]] std::uint32_t reset_count() const noexcept {
-    return static_cast<std::uint32_t>(state_.load(std::memory_order_acquire) >> epoch_shift);
+    return static_cast<std::uint32_t>(state_.load(order::acquire) >> epoch_shift);
   }
   /// The raw (unmasked) value of emulated BAR register `index` (2 or 4).
   [[nodiscard]] std::uint64_t emulated_bar_raw(std::uint32_t index) const noexcept {
-    std::lock_guard lock(control_);
+    posix::lock_guard lock(control_);
     return bars_.raw(index);
   }
   /// The last DMA-buf export, if any.
   [[nodiscard]] std::optional<dma_buf_export> last_dma_buf() const noexcept {
-    std::lock_guard lock(control_);
+    posix::lock_guard lock(control_);
     return last_dma_buf_;
   }
   /// The ioeventfds stored (plain mode).
   [[nodiscard]] std::size_t ioeventfd_count() const noexcept {
-    std::lock_guard lock(control_);
+    posix::lock_guard lock(control_);
     return ioeventfd_count_;
   }
   /// The whole config space as a read of 4096 bytes at offset 0 returns it
   /// (emulated BARs patched in).
   [[nodiscard]] std::array<std::byte, config_space::size> config_snapshot() const noexcept {
     std::array<std::byte, config_space::size> out{};
-    std::lock_guard lock(control_);
+    posix::lock_guard lock(control_);
     static_cast<void>(config_.read(0, out));
     if (mode_ == grace::mode::emulated) bars_.patch_config_read(layout_, 0, out);
     return out;
@@ -542,16 +427,16 @@ private:
   /// The default readiness source: this device's BAR0 and the real clock.
   class bar0_source final : public readiness_source {
   public:
-    explicit bar0_source(const device* d) noexcept : device_(d) {}
+    explicit bar0_source(const device_core* d) noexcept : device_(d) {}
     std::uint32_t read32(std::uint64_t offset) noexcept override { return device_->bar0_register(offset); }
-    std::chrono::milliseconds now() noexcept override { return steady_now(); }
-    void sleep(std::chrono::milliseconds duration) noexcept override { steady_sleep(duration); }
+    std::uint64_t now_ms() noexcept override { return posix::monotonic_now_ms(); }
+    void sleep_ms(std::uint64_t ms) noexcept override { posix::monotonic_sleep_ms(ms); }
 
   private:
-    const device* device_;
+    const device_core* device_;
   };
 
-  device() noexcept = default;
+  device_core() noexcept = default;
 
   /// What the probe decides from the options alone (§2.1): the device id and,
   /// in the full variant, the GPU memory range and its layout.
@@ -578,13 +463,13 @@ private:
   }
 
   /// create(): with `supplied` GPU memory (taken over) or, when nullptr, memory of its own.
-  [[nodiscard]] static result<std::unique_ptr<device>> open_with(const device_options& options,
+  [[nodiscard]] static result<nvgrace::detail::owned<device_core>> open_with(const device_options& options,
                                                                  Memory* supplied) noexcept {
     const auto probed = probe_options(options);
     if (!probed) return probed.error();
     if (supplied != nullptr && (!probed->memory || supplied->view().length != probed->memory->length))
       return errc::invalid_argument;
-    std::unique_ptr<device> d(new (std::nothrow) device());
+    nvgrace::detail::owned<device_core> d(new (std::nothrow) device_core());
     if (!d) return errc::not_enough_memory;
     d->options_ = options;
     d->device_id_ = probed->device_id;
@@ -607,8 +492,6 @@ private:
   [[nodiscard]] std::uint32_t device_flags() const noexcept {
     return vfio::device_flags::pci | (options_.reset_supported ? vfio::device_flags::reset : 0u);
   }
-
-  [[nodiscard]] static long to_long(status s) noexcept { return s ? 0 : detail::negative(s.error()); }
 
   /// Allocate the real BARs, fill the region table, build config space.
   [[nodiscard]] status build() noexcept {
@@ -685,7 +568,7 @@ private:
     std::uint64_t state = memory_enabled_bit;
     // open_device: vfio_pci_core_enable attempts a function reset.
     if (options_.reset_supported) state = (state | reset_done_bit) + epoch_one;
-    state_.store(state, std::memory_order_release);
+    state_.store(state, order::release);
     return {};
   }
 
@@ -701,9 +584,9 @@ private:
 
   /// Record a successful reset: a new epoch, reset_done set, in one step.
   void mark_reset_done() noexcept {
-    std::uint64_t current = state_.load(std::memory_order_relaxed);
-    while (!state_.compare_exchange_weak(current, (current + epoch_one) | reset_done_bit, std::memory_order_acq_rel,
-                                         std::memory_order_relaxed)) {
+    std::uint64_t current = state_.load(order::relaxed);
+    while (!state_.compare_exchange_weak(current, (current + epoch_one) | reset_done_bit, order::acq_rel,
+                                         order::relaxed)) {
     }
   }
 
@@ -712,13 +595,13 @@ private:
   /// reset_done unless a reset happened since `seen` was loaded.
   [[gnu::noinline]] status check_ready(std::uint64_t seen) noexcept {
     if ((seen & memory_enabled_bit) == 0) return errc::io_error;
-    readiness_source* source = source_.load(std::memory_order_acquire);
+    readiness_source* source = source_.load(order::acquire);
     if (source == nullptr) source = &default_source_;
     if (auto s = wait_device_ready(*source); !s) return s;
-    std::uint64_t current = state_.load(std::memory_order_relaxed);
+    std::uint64_t current = state_.load(order::relaxed);
     while ((current & reset_done_bit) != 0 && (current >> epoch_shift) == (seen >> epoch_shift)) {
-      if (state_.compare_exchange_weak(current, current & ~reset_done_bit, std::memory_order_acq_rel,
-                                       std::memory_order_relaxed))
+      if (state_.compare_exchange_weak(current, current & ~reset_done_bit, order::acq_rel,
+                                       order::relaxed))
         break;
     }
     return {};
@@ -747,7 +630,7 @@ private:
   /// memory_access, which runs the full plan.
   [[nodiscard, gnu::always_inline]] bool idle_and_unclipped(const slot& r, std::uint64_t offset,
                                                             std::size_t count) const noexcept {
-    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    const std::uint64_t state = state_.load(order::acquire);
     const bool short_return = r.is_resmem && options_.resmem_quirk == grace::resmem_return::upstream_short &&
                               offset < r.model.real_length;
     return (state & (reset_done_bit | pm_failed_bit)) == 0 && offset < r.model.reported_size &&
@@ -804,7 +687,7 @@ private:
   template <grace::direction Dir>
   [[gnu::noinline]] ssize_t memory_access(const slot& r, user_bytes<Dir> buf, std::size_t count,
                                           std::uint64_t* ppos) noexcept {
-    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    const std::uint64_t state = state_.load(order::acquire);
     if ((state & pm_failed_bit) != 0) [[unlikely]]
       return detail::negative(errc::io_error);
     const auto plan =
@@ -837,7 +720,7 @@ private:
                                       std::uint64_t* ppos) noexcept {
     if (count == 0) return 0;
     if (index >= vfio::pci_num_regions) return detail::negative(errc::invalid_argument);
-    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    const std::uint64_t state = state_.load(order::acquire);
     if ((state & pm_failed_bit) != 0) return detail::negative(errc::io_error);
     const slot& r = regions_[index];
     const std::uint64_t offset = vfio::offset_in_region(*ppos);
@@ -846,7 +729,7 @@ private:
       case region_kind::memory_bar:
         return memory_bar_access<grace::direction::read>(r, state, offset, buf, count, ppos);
       case region_kind::config: {
-        std::lock_guard lock(control_);
+        posix::lock_guard lock(control_);
         const auto n = config_.read(offset, out);
         if (!n) return detail::negative(n.error());
         if (mode_ == grace::mode::emulated) bars_.patch_config_read(layout_, offset, out);
@@ -866,7 +749,7 @@ private:
     const std::span<const std::byte> in(buf, count);
     const slot& r = regions_[index];
     if (r.kind == region_kind::config) {
-      std::lock_guard lock(control_);
+      posix::lock_guard lock(control_);
       // The emulated windows are intercepted before the core (and its PM get) runs.
       if (mode_ == grace::mode::emulated) {
         if (const auto n = bars_.intercept_config_write(layout_, offset, in)) {
@@ -874,19 +757,19 @@ private:
           return static_cast<ssize_t>(*n);
         }
       }
-      if ((state_.load(std::memory_order_acquire) & pm_failed_bit) != 0) return detail::negative(errc::io_error);
+      if ((state_.load(order::acquire) & pm_failed_bit) != 0) return detail::negative(errc::io_error);
       const auto effects = config_.write(offset, in);
       if (!effects) return detail::negative(effects.error());
       if (effects->command_written) {
-        if ((config_.command() & pci::command_bits::memory) != 0) state_.fetch_or(memory_enabled_bit, std::memory_order_acq_rel);
-        else state_.fetch_and(~memory_enabled_bit, std::memory_order_acq_rel);
+        if ((config_.command() & pci::command_bits::memory) != 0) state_.fetch_or(memory_enabled_bit, order::acq_rel);
+        else state_.fetch_and(~memory_enabled_bit, order::acq_rel);
       }
       // An FLR through config space sets reset_done but keeps the emulated BARs (§10 E12).
       if (effects->flr_requested && !reset_failure_) mark_reset_done();
       *ppos += effects->count;
       return static_cast<ssize_t>(effects->count);
     }
-    const std::uint64_t state = state_.load(std::memory_order_acquire);
+    const std::uint64_t state = state_.load(order::acquire);
     if ((state & pm_failed_bit) != 0) return detail::negative(errc::io_error);
     if (r.kind != region_kind::memory_bar) return detail::negative(errc::invalid_argument);
     return memory_bar_access<grace::direction::write>(r, state, offset, buf, count, ppos);
@@ -923,135 +806,72 @@ private:
     return {};
   }
 
-  [[nodiscard]] long ioctl_device_info(void* arg) noexcept {
-    if (arg == nullptr) return detail::negative(errc::bad_address);
-    const std::span<std::byte> bytes(static_cast<std::byte*>(arg), vfio::device_info_min_size);
-    if (load_le<std::uint32_t>(bytes, 0) < vfio::device_info_min_size)
-      return detail::negative(errc::invalid_argument);
-    // Only the first 16 bytes are copied back: argsz stays as the caller wrote it.
-    store_le<std::uint32_t>(bytes, 4, device_flags());
-    store_le<std::uint32_t>(bytes, 8, vfio::pci_num_regions);
-    store_le<std::uint32_t>(bytes, 12, vfio::pci_num_irqs);
-    return 0;
-  }
-
-  [[nodiscard]] long ioctl_region_info(void* arg) noexcept {
-    if (arg == nullptr) return detail::negative(errc::bad_address);
-    const auto* bytes = static_cast<std::byte*>(arg);
-    const std::uint32_t argsz = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 4), 0);
-    // Trust argsz for the buffer's size, as the kernel does.
-    const std::size_t size = argsz < vfio::region_info_size ? vfio::region_info_size : argsz;
-    return to_long(region_info_into(std::span<std::byte>(static_cast<std::byte*>(arg), size)));
-  }
-
-  [[nodiscard]] long ioctl_irq_info(void* arg) noexcept {
-    if (arg == nullptr) return detail::negative(errc::bad_address);
-    vfio::irq_info info{};
-    std::memcpy(&info, arg, sizeof info);
-    if (auto s = get_irq_info(info); !s) return detail::negative(s.error());
-    std::memcpy(arg, &info, sizeof info);
-    return 0;
-  }
-
-  /// vfio-pci-core's IOEVENTFD (plain mode only): validated and stored,
-  /// never signalled.
-  [[nodiscard]] long ioctl_ioeventfd(void* arg) noexcept {
-    if (arg == nullptr) return detail::negative(errc::bad_address);
-    constexpr std::uint32_t minsz = 28;  // offsetofend(fd)
-    const std::span<const std::byte> bytes(static_cast<const std::byte*>(arg), minsz);
-    const auto argsz = load_le<std::uint32_t>(bytes, 0);
-    const auto flags = load_le<std::uint32_t>(bytes, 4);
-    const auto offset = load_le<std::uint64_t>(bytes, 8);
-    const auto data = load_le<std::uint64_t>(bytes, 16);
-    const auto fd = static_cast<std::int32_t>(load_le<std::uint32_t>(bytes, 24));
-    if (argsz < minsz || (flags & ~ioeventfd_size_mask) != 0) return detail::negative(errc::invalid_argument);
-    const std::uint32_t size = flags & ioeventfd_size_mask;
-    if (std::popcount(size) != 1 || fd < -1) return detail::negative(errc::invalid_argument);
-    const std::uint32_t index = vfio::region_index_of(offset);
-    const std::uint64_t pos = vfio::offset_in_region(offset);
-    if (index > vfio::to_index(vfio::region::bar5)) return detail::negative(errc::invalid_argument);
+public:
+  /// vfio-pci-core's IOEVENTFD after the ioctl's own checks (shim/ioctl.hpp):
+  /// ENOTTY in the full variant, which refuses every request; in plain mode
+  /// the request is validated against the real BAR and stored, never
+  /// signalled. `fd` -1 removes a matching entry (ENODEV if none); a
+  /// duplicate is EEXIST; more than max_ioeventfds is ENOSPC; an fd that is
+  /// not open is EBADF.
+  [[nodiscard]] status ioeventfd(std::uint64_t file_offset, std::uint64_t data, std::uint32_t size,
+                                 int fd) noexcept {
+    if (mode_ == grace::mode::emulated) return errc::inappropriate_io_control_operation;
+    const std::uint32_t index = vfio::region_index_of(file_offset);
+    const std::uint64_t pos = vfio::offset_in_region(file_offset);
+    if (index > vfio::to_index(vfio::region::bar5)) return errc::invalid_argument;
     const slot& r = regions_[index];
     const std::uint64_t bar_length = r.kind == region_kind::memory_bar ? r.size : 0;
-    if (!range_within(pos, size, bar_length)) return detail::negative(errc::invalid_argument);
+    if (!range_within(pos, size, bar_length)) return errc::invalid_argument;
 
-    std::lock_guard lock(control_);
+    posix::lock_guard lock(control_);
     for (std::size_t i = 0; i < ioeventfd_count_; ++i) {
       const ioeventfd_entry& e = ioeventfds_[i];
       if (e.index == index && e.offset == pos && e.data == data && e.size == size) {
-        if (fd != -1) return detail::negative(errc::file_exists);
+        if (fd != -1) return errc::file_exists;
         ioeventfds_[i] = ioeventfds_[--ioeventfd_count_];
-        return 0;
+        return {};
       }
     }
-    if (fd == -1) return detail::negative(errc::no_such_device);
-    if (ioeventfd_count_ == max_ioeventfds) return detail::negative(errc::no_space_on_device);
-    if (::fcntl(fd, F_GETFD) < 0) return detail::negative(errc::bad_file_descriptor);
+    if (fd == -1) return errc::no_such_device;
+    if (ioeventfd_count_ == max_ioeventfds) return errc::no_space_on_device;
+    if (::fcntl(fd, F_GETFD) < 0) return errc::bad_file_descriptor;
     ioeventfds_[ioeventfd_count_++] = {index, pos, data, size, fd};
-    return 0;
+    return {};
   }
 
-  /// VFIO_DEVICE_FEATURE: the vfio core's flag checks, then DMA_BUF (§8).
-  [[nodiscard]] long ioctl_feature(void* arg) noexcept {
-    using namespace vfio::feature_flags;
-    if (arg == nullptr) return detail::negative(errc::bad_address);
-    const auto* bytes = static_cast<const std::byte*>(arg);
-    const auto argsz = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 8), 0);
-    const auto flags = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 8), 4);
-    if (argsz < 8) return detail::negative(errc::invalid_argument);
-    if ((flags & ~(mask | get | set | probe)) != 0) return detail::negative(errc::invalid_argument);
-    if ((flags & probe) == 0 && (flags & set) != 0 && (flags & get) != 0)
-      return detail::negative(errc::invalid_argument);
-    if ((flags & mask) != vfio::feature_dma_buf) return detail::negative(errc::inappropriate_io_control_operation);
-    // vfio_check_feature(flags, argsz, GET, sizeof(request)).
-    if ((flags & set) != 0) return detail::negative(errc::invalid_argument);
-    if ((flags & probe) != 0) return 0;
-    if ((flags & get) == 0) return detail::negative(errc::invalid_argument);
-    const std::uint32_t payload = argsz - 8;
-    if (payload < sizeof(vfio::device_feature_dma_buf)) return detail::negative(errc::invalid_argument);
-    const std::span<const std::byte> body(bytes + 8, payload);
-    const vfio::device_feature_dma_buf request{load_le<std::uint32_t>(body, 0), load_le<std::uint32_t>(body, 4),
-                                               load_le<std::uint32_t>(body, 8), load_le<std::uint32_t>(body, 12)};
-    if (auto s = vfio::check_dma_buf_request(request); !s) return detail::negative(s.error());
-    // The kernel copies nr_ranges entries from after the header; past argsz
-    // that copy would fault.
-    if ((payload - sizeof request) / sizeof(vfio::region_dma_range) < request.nr_ranges)
-      return detail::negative(errc::bad_address);
-    if (request.nr_ranges > max_dma_buf_ranges) return detail::negative(errc::not_enough_memory);
-    std::array<vfio::region_dma_range, max_dma_buf_ranges> ranges{};
-    for (std::uint32_t i = 0; i < request.nr_ranges; ++i)
-      ranges[i] = {load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i}),
-                   load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i} + 8)};
-    const auto requested = std::span<const vfio::region_dma_range>(ranges).first(request.nr_ranges);
-    if (auto s = vfio::check_dma_buf_ranges(requested, posix::page_size()); !s) return detail::negative(s.error());
-    // The total must also stay clear of the DMA_IOVA_USE_SWIOTLB bit (bit 63).
-    std::uint64_t total = 0;
-    for (const auto& range : requested) total += range.length;
-    if ((total >> 63) != 0) return detail::negative(errc::invalid_argument);
-
-    // The driver's get_dmabuf_phys: an emulated region maps to its real
-    // memory (§8.3); any other BAR to the PCI resource (the core's op).
-    const slot& r = regions_[request.region_index];
+  /// The driver's get_dmabuf_phys and the export, after the vfio core's
+  /// checks of the request and its ranges (shim/ioctl.hpp): an emulated region
+  /// maps to its real memory; any other memory BAR to the PCI resource (the
+  /// core's op); anything else has no provider (EINVAL). A range outside the
+  /// memory is EINVAL, an overflowing one EOVERFLOW. Returns the fake fd number
+  /// of the export, whose ranges last_dma_buf() then reports.
+  [[nodiscard]] result<int> export_dma_buf(std::uint32_t region_index, std::uint32_t open_flags,
+                                           std::span<const vfio::region_dma_range> ranges) noexcept {
+    NVGRACE_EXPECTS(ranges.size() <= max_dma_buf_ranges);
+    if (region_index >= vfio::pci_num_regions) return errc::no_such_device;
+    const slot& r = regions_[region_index];
     grace::memregion target = r.model;
     if (r.kind != region_kind::emulated) {
-      if (r.kind != region_kind::memory_bar) return detail::negative(errc::invalid_argument);  // no provider
+      if (r.kind != region_kind::memory_bar) return errc::invalid_argument;  // no provider
       target = {r.phys, r.size, r.size};
     }
     dma_buf_export record;
-    for (std::uint32_t i = 0; i < request.nr_ranges; ++i) {
-      const auto phys = grace::dma_range_to_phys(target, requested[i]);
-      if (!phys) return detail::negative(phys.error());
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+      const auto phys = grace::dma_range_to_phys(target, ranges[i]);
+      if (!phys) return phys.error();
       record.ranges[i] = *phys;
     }
-    record.range_count = request.nr_ranges;
-    record.region_index = request.region_index;
-    record.open_flags = request.open_flags;
-    std::lock_guard lock(control_);
+    record.range_count = static_cast<std::uint32_t>(ranges.size());
+    record.region_index = region_index;
+    record.open_flags = open_flags;
+    posix::lock_guard lock(control_);
     record.revoked = !memory_enabled();
     record.fd = next_dma_buf_fd_++;
     last_dma_buf_ = record;
     return record.fd;
   }
 
+private:
   // Immutable after create().
   device_options options_{};
   std::uint16_t device_id_ = 0;
@@ -1066,11 +886,11 @@ private:
   bar0_source default_source_{this};
 
   // Read by every memory access (see the file comment).
-  std::atomic<std::uint64_t> state_{0};
-  std::atomic<readiness_source*> source_{nullptr};
+  nvgrace::detail::atomic_word<std::uint64_t> state_{0};
+  nvgrace::detail::atomic_word<readiness_source*> source_{nullptr};
 
   // Guarded by control_.
-  mutable std::mutex control_;
+  mutable posix::mutex control_;
   config_space config_{};
   grace::bar_registers bars_{};
   std::optional<errc> reset_failure_;
@@ -1080,6 +900,151 @@ private:
   std::size_t ioeventfd_count_ = 0;
 };
 
-static_assert(vfio::device_file<device<>>);
+}  // namespace detail
+
+/// The in-process device: a movable handle to its state (see the file comment).
+template <creatable_memory Memory>
+class device {
+  using core = detail::device_core<Memory>;
+
+public:
+  using memory_type = Memory;
+
+  device(device&&) noexcept = default;
+  device& operator=(device&&) noexcept = default;
+
+  /// Probe and open a device: derive the layout (a failure is the probe's
+  /// errno: EINVAL/EOVERFLOW on Hopper with < 1.5 GiB), allocate the memories,
+  /// build config space, zero the emulated BARs and attempt the open-time
+  /// function reset (which sets reset_done when reset works, so the first
+  /// memory access polls readiness). Errors: those of check_options; ENOMEM
+  /// when the device cannot be allocated; the memory's own errors.
+  [[nodiscard]] static result<device> create(const device_options& options = {}) noexcept {
+    return wrap(core::create(options));
+  }
+  /// As create(options), but the GPU memory (both emulated regions) is
+  /// `gpu_memory` instead of memory the device allocates: a file that outlives
+  /// the process, or memory shared with someone else. EINVAL when the options
+  /// describe no GPU memory (plain mode) or `gpu_memory`'s length differs from
+  /// the ACPI size.
+  [[nodiscard]] static result<device> create(const device_options& options, Memory gpu_memory) noexcept {
+    return wrap(core::create(options, std::move(gpu_memory)));
+  }
+  /// The checks create() makes before it allocates anything: ENODEV for a
+  /// device id outside the driver's table; EINVAL for a BAR size that is not 0
+  /// or a power of two ≥ 4 KiB; the layout's errno when the ACPI memory
+  /// cannot be carved up.
+  [[nodiscard]] static status check_options(const device_options& options) noexcept {
+    return core::check_options(options);
+  }
+
+  // ---- identity -------------------------------------------------------------------
+
+  /// Full variant (emulated BARs) or plain vfio-pci.
+  [[nodiscard]] grace::mode mode() const noexcept { return core_->mode(); }
+  [[nodiscard]] grace::generation generation() const noexcept { return core_->generation(); }
+  [[nodiscard]] std::uint16_t device_id() const noexcept { return core_->device_id(); }
+  /// The carve-up in the full variant; nullopt in plain mode.
+  [[nodiscard]] std::optional<grace::layout> layout() const noexcept { return core_->layout(); }
+  [[nodiscard]] const device_options& options() const noexcept { return core_->options(); }
+  [[nodiscard]] region_kind kind(std::uint32_t index) const noexcept { return core_->kind(index); }
+
+  // ---- the driver's file operations ------------------------------------------------
+
+  /// The driver's read: a count or −errno; `*ppos` advances as the kernel's does.
+  [[nodiscard, gnu::always_inline]] ssize_t read(void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
+    return core_->read(buf, count, ppos);
+  }
+  /// The driver's write; as read.
+  [[nodiscard, gnu::always_inline]] ssize_t write(const void* buf, std::size_t count, std::uint64_t* ppos) noexcept {
+    return core_->write(buf, count, ppos);
+  }
+
+  // ---- vfio::device_file ------------------------------------------------------------
+
+  /// VFIO_DEVICE_GET_INFO: flags PCI (| RESET when reset works), 9 regions, 5 IRQ indices.
+  [[nodiscard]] result<vfio::device_info> get_device_info() noexcept { return core_->get_device_info(); }
+  /// VFIO_DEVICE_GET_REGION_INFO on `buffer`, byte for byte as the kernel replies.
+  [[nodiscard]] status get_region_info(std::span<std::byte> buffer) noexcept { return core_->get_region_info(buffer); }
+  /// VFIO_DEVICE_GET_IRQ_INFO.
+  [[nodiscard]] status get_irq_info(vfio::irq_info& info) noexcept { return core_->get_irq_info(info); }
+  /// VFIO_DEVICE_RESET: the emulated BARs are zeroed first, then the function reset.
+  [[nodiscard]] status reset() noexcept { return core_->reset(); }
+  /// pread(2) on the device file.
+  [[nodiscard, gnu::always_inline]] result<std::size_t> pread(std::span<std::byte> buffer, std::uint64_t pos) noexcept {
+    return core_->pread(buffer, pos);
+  }
+  /// pwrite(2) on the device file.
+  [[nodiscard, gnu::always_inline]] result<std::size_t> pwrite(std::span<const std::byte> data,
+                                                               std::uint64_t pos) noexcept {
+    return core_->pwrite(data, pos);
+  }
+  /// mmap(2) of the device file (MAP_SHARED; MAP_FIXED at `addr` when non-null).
+  [[nodiscard]] result<void*> mmap(void* addr, std::uint64_t length, int prot, std::uint64_t pos) noexcept {
+    return core_->mmap(addr, length, prot, pos);
+  }
+  /// The checks of mmap() without mapping.
+  [[nodiscard]] result<grace::mmap_plan> plan_mmap(std::uint64_t pos, std::uint64_t length) const noexcept {
+    return core_->plan_mmap(pos, length);
+  }
+
+  // ---- the rest of the ioctl surface --------------------------------------------------
+
+  /// VFIO_DEVICE_IOEVENTFD after the ioctl's own checks (see shim/ioctl.hpp).
+  [[nodiscard]] status ioeventfd(std::uint64_t file_offset, std::uint64_t data, std::uint32_t size, int fd) noexcept {
+    return core_->ioeventfd(file_offset, data, size, fd);
+  }
+  /// A DMA-buf export after the vfio core's checks (see shim/ioctl.hpp).
+  [[nodiscard]] result<int> export_dma_buf(std::uint32_t region_index, std::uint32_t open_flags,
+                                           std::span<const vfio::region_dma_range> ranges) noexcept {
+    return core_->export_dma_buf(region_index, open_flags, ranges);
+  }
+
+  // ---- memory and state, for servers and tests ----------------------------------------
+
+  /// Where region `index`'s memory can be mapped from (fd + offset), if it can.
+  [[nodiscard]] std::optional<mem::map_source> region_source(std::uint32_t index) const noexcept {
+    return core_->region_source(index);
+  }
+  /// The memory behind region `index` as the copy path sees it; nullopt when none.
+  [[nodiscard]] std::optional<mem::memory_view> region_memory(std::uint32_t index) const noexcept {
+    return core_->region_memory(index);
+  }
+  /// The whole GPU memory (both emulated regions); empty in plain mode.
+  [[nodiscard]] const Memory& gpu_memory() const noexcept { return core_->gpu_memory(); }
+  /// A 32-bit BAR0 register as the function holds it (no readiness, no decode check).
+  [[nodiscard]] std::uint32_t bar0_register(std::uint64_t offset) const noexcept { return core_->bar0_register(offset); }
+  /// Close and open again: zero the emulated BARs and attempt the open-time reset.
+  void reopen() noexcept { core_->reopen(); }
+  /// The next memory access will poll readiness.
+  [[nodiscard]] bool reset_done() const noexcept { return core_->reset_done(); }
+  /// COMMAND.MEMORY in the virtual config.
+  [[nodiscard]] bool memory_enabled() const noexcept { return core_->memory_enabled(); }
+  /// Resets (VFIO_DEVICE_RESET, FLR, open) that succeeded so far.
+  [[nodiscard]] std::uint32_t reset_count() const noexcept { return core_->reset_count(); }
+  /// The raw (unmasked) value of emulated BAR register `index` (2 or 4).
+  [[nodiscard]] std::uint64_t emulated_bar_raw(std::uint32_t index) const noexcept {
+    return core_->emulated_bar_raw(index);
+  }
+  /// The last DMA-buf export, if any.
+  [[nodiscard]] std::optional<dma_buf_export> last_dma_buf() const noexcept { return core_->last_dma_buf(); }
+  /// The ioeventfds stored (plain mode).
+  [[nodiscard]] std::size_t ioeventfd_count() const noexcept { return core_->ioeventfd_count(); }
+  /// The whole config space as a read of 4096 bytes at offset 0 returns it.
+  [[nodiscard]] std::array<std::byte, config_space::size> config_snapshot() const noexcept {
+    return core_->config_snapshot();
+  }
+
+private:
+  friend struct test_hooks;
+
+  explicit device(nvgrace::detail::owned<core> c) noexcept : core_(std::move(c)) {}
+  [[nodiscard]] static result<device> wrap(result<nvgrace::detail::owned<core>> made) noexcept {
+    if (!made) return made.error();
+    return device(std::move(*made));
+  }
+
+  nvgrace::detail::owned<core> core_;
+};
 
 }  // namespace nvgrace::shim

@@ -39,6 +39,7 @@
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/posix/clock.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/abi.hpp>
@@ -53,7 +54,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -68,8 +68,8 @@ namespace nvgrace::vfio_user {
 
 /// Client settings.
 struct client_options {
-  /// The longest wait for any reply (and for a blocked send).
-  std::chrono::milliseconds timeout{5000};
+  /// The longest wait for any reply (and for a blocked send), in milliseconds.
+  std::uint32_t timeout_ms = 5000;
   /// The largest REGION_READ/WRITE chunk this client sends, whatever the server allows.
   std::uint32_t max_data_xfer_size = default_max_data_xfer_size;
   /// How the reply wait is bounded: a socket receive timeout (SO_RCVTIMEO; one
@@ -325,7 +325,7 @@ private:
   }
 
   status set_timeouts() noexcept {
-    const auto ms = options_.timeout.count();
+    const std::uint64_t ms = options_.timeout_ms;
     timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
     if (::setsockopt(socket_.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) return posix::last_error();
     if (options_.wait == client_options::wait_mode::socket_timeout &&
@@ -407,21 +407,19 @@ private:
     return done;
   }
 
-  using clock = std::chrono::steady_clock;
-
   /// Messages up to this size travel through contiguous buffers with
   /// send(2)/recv(2): every msghdr-based call costs measurably more (the
   /// header and iovec copies), and small messages are the hot path.
   static constexpr std::size_t small_message = 4096 + 64;
 
   /// Wait until the socket is readable (poll mode) within the deadline.
-  status wait_readable(clock::time_point deadline) noexcept {
+  status wait_readable(std::uint64_t deadline_ms) noexcept {
     if (options_.wait != client_options::wait_mode::poll) return {};
     while (true) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
-      if (left.count() < 0) return errc::timed_out;
+      const std::uint64_t now = posix::monotonic_now_ms();
+      if (now > deadline_ms) return errc::timed_out;
       pollfd p{socket_.get(), POLLIN, 0};
-      const int n = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count() + 1, 1 << 30)));
+      const int n = ::poll(&p, 1, static_cast<int>(std::min<std::uint64_t>(deadline_ms - now + 1, 1u << 30)));
       if (n > 0) return {};
       if (n == 0) return errc::timed_out;
       if (errno != EINTR) return posix::last_error();
@@ -433,10 +431,10 @@ private:
   /// pieces (so a reply takes at most twice the timeout); in poll mode it is
   /// read before the first wait.
   struct reply_deadline {
-    std::optional<clock::time_point> at;
-    clock::time_point get(std::chrono::milliseconds timeout) {
-      if (!at) at = clock::now() + timeout;
-      return *at;
+    std::optional<std::uint64_t> at_ms;
+    std::uint64_t get(std::uint32_t timeout_ms) {
+      if (!at_ms) at_ms = posix::monotonic_now_ms() + timeout_ms;
+      return *at_ms;
     }
   };
 
@@ -469,9 +467,9 @@ private:
   /// deadline once the reply arrives in pieces, and readability in poll mode.
   /// A timeout closes the connection.
   status before_receive(reply_deadline& deadline, std::size_t got) noexcept {
-    if (got > 0 && clock::now() > deadline.get(options_.timeout)) return fail(errc::timed_out);
+    if (got > 0 && posix::monotonic_now_ms() > deadline.get(options_.timeout_ms)) return fail(errc::timed_out);
     if (options_.wait == client_options::wait_mode::poll)
-      if (auto s = wait_readable(deadline.get(options_.timeout)); !s) return fail(s.error());
+      if (auto s = wait_readable(deadline.get(options_.timeout_ms)); !s) return fail(s.error());
     return {};
   }
 
@@ -531,7 +529,7 @@ private:
     std::size_t target = header_size;  // bytes needed: the header, then the whole message
     std::size_t limit = capacity;      // bytes that may be read (never past this reply)
     reply_deadline deadline;
-    if (options_.wait == client_options::wait_mode::poll) deadline.get(options_.timeout);
+    if (options_.wait == client_options::wait_mode::poll) deadline.get(options_.timeout_ms);
     while (got < target) {
       if (auto s = before_receive(deadline, got); !s) return s.error();
       const ssize_t r = ::recv(socket_.get(), in.data() + got, limit - got, 0);
@@ -564,7 +562,7 @@ private:
     std::size_t target = header_size;
     std::size_t limit = capacity;
     reply_deadline deadline;
-    if (options_.wait == client_options::wait_mode::poll) deadline.get(options_.timeout);
+    if (options_.wait == client_options::wait_mode::poll) deadline.get(options_.timeout_ms);
     while (got < target) {
       if (auto s = before_receive(deadline, got); !s) return s.error();
       std::array<iovec, 3> in{};

@@ -1,0 +1,146 @@
+#pragma once
+/// \file
+/// The in-process device's ioctls with the kernel's argument layouts
+/// (<linux/vfio.h>), for code that drives it exactly as it would drive
+/// /dev/vfio: `shim::ioctl(dev, VFIO_DEVICE_GET_REGION_INFO, &info)` returns 0
+/// (or a non-negative value) or −errno. This header does the argument
+/// marshalling and the checks the vfio core makes before the driver runs; the
+/// device does the rest through its typed calls.
+
+#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/options.hpp>
+#include <nvgrace/core/bytes.hpp>
+#include <nvgrace/core/result.hpp>
+#include <nvgrace/posix/mapping.hpp>
+#include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/vfio/dma_buf.hpp>
+
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+namespace nvgrace::shim {
+
+namespace detail {
+
+[[nodiscard]] constexpr long to_long(status s) noexcept { return s ? 0 : negative(s.error()); }
+
+template <class Device>
+[[nodiscard]] long ioctl_device_info(Device& d, void* arg) noexcept {
+  if (arg == nullptr) return negative(errc::bad_address);
+  const std::span<std::byte> bytes(static_cast<std::byte*>(arg), vfio::device_info_min_size);
+  if (load_le<std::uint32_t>(bytes, 0) < vfio::device_info_min_size) return negative(errc::invalid_argument);
+  const auto info = d.get_device_info();
+  if (!info) return negative(info.error());
+  // Only the first 16 bytes are copied back: argsz stays as the caller wrote it.
+  store_le<std::uint32_t>(bytes, 4, info->flags);
+  store_le<std::uint32_t>(bytes, 8, info->num_regions);
+  store_le<std::uint32_t>(bytes, 12, info->num_irqs);
+  return 0;
+}
+
+template <class Device>
+[[nodiscard]] long ioctl_region_info(Device& d, void* arg) noexcept {
+  if (arg == nullptr) return negative(errc::bad_address);
+  const auto* bytes = static_cast<std::byte*>(arg);
+  const std::uint32_t argsz = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 4), 0);
+  // Trust argsz for the buffer's size, as the kernel does.
+  const std::size_t size = argsz < vfio::region_info_size ? vfio::region_info_size : argsz;
+  return to_long(d.get_region_info(std::span<std::byte>(static_cast<std::byte*>(arg), size)));
+}
+
+template <class Device>
+[[nodiscard]] long ioctl_irq_info(Device& d, void* arg) noexcept {
+  if (arg == nullptr) return negative(errc::bad_address);
+  vfio::irq_info info{};
+  std::memcpy(&info, arg, sizeof info);
+  if (auto s = d.get_irq_info(info); !s) return negative(s.error());
+  std::memcpy(arg, &info, sizeof info);
+  return 0;
+}
+
+/// vfio-pci-core's IOEVENTFD argument checks; the device decides the rest.
+template <class Device>
+[[nodiscard]] long ioctl_ioeventfd(Device& d, void* arg) noexcept {
+  if (d.mode() == grace::mode::emulated) return negative(errc::inappropriate_io_control_operation);
+  if (arg == nullptr) return negative(errc::bad_address);
+  constexpr std::uint32_t minsz = 28;  // offsetofend(fd)
+  const std::span<const std::byte> bytes(static_cast<const std::byte*>(arg), minsz);
+  const auto argsz = load_le<std::uint32_t>(bytes, 0);
+  const auto flags = load_le<std::uint32_t>(bytes, 4);
+  const auto offset = load_le<std::uint64_t>(bytes, 8);
+  const auto data = load_le<std::uint64_t>(bytes, 16);
+  const auto fd = static_cast<std::int32_t>(load_le<std::uint32_t>(bytes, 24));
+  if (argsz < minsz || (flags & ~ioeventfd_size_mask) != 0) return negative(errc::invalid_argument);
+  const std::uint32_t size = flags & ioeventfd_size_mask;
+  if (std::popcount(size) != 1 || fd < -1) return negative(errc::invalid_argument);
+  return to_long(d.ioeventfd(offset, data, size, fd));
+}
+
+/// VFIO_DEVICE_FEATURE: the vfio core's flag checks, then DMA_BUF's request and
+/// range checks, in the core's order; the device exports.
+template <class Device>
+[[nodiscard]] long ioctl_feature(Device& d, void* arg) noexcept {
+  using namespace vfio::feature_flags;
+  if (arg == nullptr) return negative(errc::bad_address);
+  const auto* bytes = static_cast<const std::byte*>(arg);
+  const auto argsz = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 8), 0);
+  const auto flags = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 8), 4);
+  if (argsz < 8) return negative(errc::invalid_argument);
+  if ((flags & ~(mask | get | set | probe)) != 0) return negative(errc::invalid_argument);
+  if ((flags & probe) == 0 && (flags & set) != 0 && (flags & get) != 0) return negative(errc::invalid_argument);
+  if ((flags & mask) != vfio::feature_dma_buf) return negative(errc::inappropriate_io_control_operation);
+  // vfio_check_feature(flags, argsz, GET, sizeof(request)).
+  if ((flags & set) != 0) return negative(errc::invalid_argument);
+  if ((flags & probe) != 0) return 0;
+  if ((flags & get) == 0) return negative(errc::invalid_argument);
+  const std::uint32_t payload = argsz - 8;
+  if (payload < sizeof(vfio::device_feature_dma_buf)) return negative(errc::invalid_argument);
+  const std::span<const std::byte> body(bytes + 8, payload);
+  const vfio::device_feature_dma_buf request{load_le<std::uint32_t>(body, 0), load_le<std::uint32_t>(body, 4),
+                                             load_le<std::uint32_t>(body, 8), load_le<std::uint32_t>(body, 12)};
+  if (auto s = vfio::check_dma_buf_request(request); !s) return negative(s.error());
+  // The kernel copies nr_ranges entries from after the header; past argsz that copy would fault.
+  if ((payload - sizeof request) / sizeof(vfio::region_dma_range) < request.nr_ranges)
+    return negative(errc::bad_address);
+  if (request.nr_ranges > max_dma_buf_ranges) return negative(errc::not_enough_memory);
+  std::array<vfio::region_dma_range, max_dma_buf_ranges> ranges{};
+  for (std::uint32_t i = 0; i < request.nr_ranges; ++i)
+    ranges[i] = {load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i}),
+                 load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i} + 8)};
+  const auto requested = std::span<const vfio::region_dma_range>(ranges).first(request.nr_ranges);
+  if (auto s = vfio::check_dma_buf_ranges(requested, posix::page_size()); !s) return negative(s.error());
+  // The total must also stay clear of the DMA_IOVA_USE_SWIOTLB bit (bit 63).
+  std::uint64_t total = 0;
+  for (const auto& range : requested) total += range.length;
+  if ((total >> 63) != 0) return negative(errc::invalid_argument);
+  const auto fd = d.export_dma_buf(request.region_index, request.open_flags, requested);
+  if (!fd) return negative(fd.error());
+  return *fd;
+}
+
+}  // namespace detail
+
+/// The device ioctls with the kernel's argument layouts: returns ≥ 0 or −errno.
+/// DEVICE_GET_INFO, GET_REGION_INFO, GET_IRQ_INFO, DEVICE_RESET, IOEVENTFD
+/// (ENOTTY in the full variant; stored in plain mode), DEVICE_FEATURE (DMA_BUF
+/// GET and PROBE; the result is a fake fd number, see last_dma_buf()); anything
+/// else ENOTTY. `arg` must point to as many bytes as its argsz says (the kernel
+/// would fault otherwise; in-process that cannot be detected).
+template <creatable_memory Memory>
+[[nodiscard]] long ioctl(device<Memory>& d, unsigned long request, void* arg) noexcept {
+  switch (request) {
+    case vfio::ioctl::device_get_info: return detail::ioctl_device_info(d, arg);
+    case vfio::ioctl::device_get_region_info: return detail::ioctl_region_info(d, arg);
+    case vfio::ioctl::device_get_irq_info: return detail::ioctl_irq_info(d, arg);
+    case vfio::ioctl::device_reset: return detail::to_long(d.reset());
+    case vfio::ioctl::device_ioeventfd: return detail::ioctl_ioeventfd(d, arg);
+    case vfio::ioctl::device_feature: return detail::ioctl_feature(d, arg);
+    default: return detail::negative(errc::inappropriate_io_control_operation);
+  }
+}
+
+}  // namespace nvgrace::shim

@@ -1,0 +1,42 @@
+#pragma once
+/// \file
+/// Fault injection for tests of the in-process device: what a test needs to
+/// make the device misbehave the way hardware or the kernel can (a device
+/// that is not ready, a runtime-PM resume that fails, a reset that fails).
+/// Kept out of the device's own interface; a VMM never needs these.
+
+#include <nvgrace/backend/shim/device.hpp>
+#include <nvgrace/backend/shim/readiness.hpp>
+#include <nvgrace/core/errc.hpp>
+
+#include <cstdint>
+#include <optional>
+
+namespace nvgrace::shim {
+
+struct test_hooks {
+  /// Use `source` for the readiness poll (registers and clock); nullptr
+  /// restores the default (the device's BAR0 and the monotonic clock).
+  /// `source` must outlive its use.
+  template <class Memory>
+  static void set_readiness_source(device<Memory>& d, readiness_source* source) noexcept {
+    d.core_->set_readiness_source(source);
+  }
+  /// Make runtime-PM resume fail: memory read/write (and core accesses) → EIO.
+  template <class Memory>
+  static void inject_pm_failure(device<Memory>& d, bool fail) noexcept {
+    d.core_->inject_pm_failure(fail);
+  }
+  /// Make the core part of VFIO_DEVICE_RESET fail with `error` (nullopt: succeed).
+  template <class Memory>
+  static void inject_reset_failure(device<Memory>& d, std::optional<errc> error) noexcept {
+    d.core_->inject_reset_failure(error);
+  }
+  /// Set a 32-bit BAR0 register directly (no readiness, no decode check).
+  template <class Memory>
+  static void set_bar0_register(device<Memory>& d, std::uint64_t offset, std::uint32_t value) noexcept {
+    d.core_->set_bar0_register(offset, value);
+  }
+};
+
+}  // namespace nvgrace::shim
