@@ -88,8 +88,8 @@ private:
     // The accessor maps each region's sparse area (its whole real memory) and
     // treats resmem as uncached; fault in its mapping too.
     for (const caching c : {caching::cached, caching::uncached}) {
-      const nvgrace::access::region* r = accessor->find_region(region_of(c));
-      if (r == nullptr || r->caching != c || r->mapped_count != 1) std::abort();
+      const auto r = accessor->find_region(region_of(c));
+      if (!r.has_value() || r->caching != c || r->mapped_count != 1) std::abort();
       const nvgrace::access::mapped_area& m = r->mapped[0];
       if (m.offset != 0 || m.length != lengths.of(c)) std::abort();
       for (std::uint64_t at = 0; at < 16 * MiB; at += 4096) {

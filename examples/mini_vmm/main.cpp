@@ -57,15 +57,15 @@ int main() {
               std::string(grace::to_string(dev.generation())).c_str(), std::string(grace::to_string(dev.mode())).c_str());
 
   // Discover the regions; map nothing yet.
-  auto opened = access::accessor<device>::open(dev, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto opened = access::accessor<device>::open(dev, access::map_none);
   if (!opened) {
     std::fprintf(stderr, "mini_vmm: cannot open: %s\n", std::string(errno_name(opened.error())).c_str());
     return 1;
   }
   auto& vmm = *opened;
   for (std::uint32_t index = 0; index < vmm.region_count(); ++index) {
-    const access::region* r = vmm.find_region(index);
-    if (r == nullptr) {
+    const auto r = vmm.find_region(index);
+    if (!r.has_value()) {
       std::printf("region %u: absent\n", index);
       continue;
     }
@@ -95,8 +95,8 @@ int main() {
     return 1;
   }
   for (std::uint32_t index = 0; index < vmm.region_count(); ++index) {
-    const access::region* r = vmm.find_region(index);
-    if (r == nullptr) continue;
+    const auto r = vmm.find_region(index);
+    if (!r.has_value()) continue;
     for (const access::mapped_area& m : r->mappings()) {
       const std::uint64_t alignment = std::min<std::uint64_t>(GiB, std::bit_floor(m.length));
       const bool aligned = reinterpret_cast<std::uintptr_t>(m.base) % alignment == 0;

@@ -250,13 +250,13 @@ void check_enumeration(File& file, const expectations& e) {
   CHECK(error == nvgrace::errc::invalid_argument);
 
   // The accessor sees the same set; an absent index does not shift the others.
-  auto accessor = access::accessor<File>::open(file, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto accessor = access::accessor<File>::open(file, access::map_none);
   REQUIRE(accessor.has_value());
   for (std::uint32_t index = 0; index < e.regions.size(); ++index) {
     CAPTURE(index);
-    const access::region* r = accessor->find_region(index);
-    CHECK((r != nullptr) == e.regions[index].present);
-    if (r != nullptr) {
+    const auto r = accessor->find_region(index);
+    CHECK((r.has_value()) == e.regions[index].present);
+    if (r.has_value()) {
       CHECK(r->info.index == index);
       CHECK(r->size() == e.regions[index].size);
       CHECK(r->file_offset() == vfio::region_offset(index));
@@ -339,7 +339,7 @@ void check_region_info_bytes(File& file, const expectations& e) {
 
 template <class File>
 void check_sparse_caps(File& file, const expectations& e) {
-  auto accessor = access::accessor<File>::open(file, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto accessor = access::accessor<File>::open(file, access::map_none);
   REQUIRE(accessor.has_value());
   for (std::uint32_t index = 0; index < e.regions.size(); ++index) {
     const region_expectation& x = e.regions[index];
@@ -352,8 +352,8 @@ void check_sparse_caps(File& file, const expectations& e) {
     REQUIRE(caps.has_value());
     CHECK(caps->sparse_mmap.has_value() == x.grace_emulated);
     CHECK(caps->unknown == 0);
-    const access::region* r = accessor->find_region(index);
-    REQUIRE(r != nullptr);
+    const auto r = accessor->find_region(index);
+    REQUIRE(r.has_value());
     CHECK(r->has_sparse_mmap == x.grace_emulated);
     if (x.grace_emulated) {
       REQUIRE(caps->sparse_mmap->size() == 1);
@@ -474,7 +474,7 @@ void check_boundaries(File& file, const expectations& e) {
 
 template <class File>
 void check_bar_sizing(File& file, const expectations& e) {
-  auto accessor = access::accessor<File>::open(file, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto accessor = access::accessor<File>::open(file, access::map_none);
   REQUIRE(accessor.has_value());
   std::array<std::uint32_t, 7> before{};
   for (unsigned i = 0; i < 6; ++i) before[i] = config_dword(file, pci::reg::base_address(i));
@@ -581,8 +581,8 @@ void check_mappings(File& file, const expectations& e) {
     const region_expectation& x = e.regions[index];
     if (!x.present || !x.data || (x.flags & vfio::region_flags::mmap) == 0 || x.real_length < page) continue;
     CAPTURE(index);
-    const access::region* r = accessor->find_region(index);
-    REQUIRE(r != nullptr);
+    const auto r = accessor->find_region(index);
+    REQUIRE(r.has_value());
     REQUIRE(r->mapped_count == 1);
     const access::mapped_area& m = r->mapped[0];
     CHECK(m.offset == 0);

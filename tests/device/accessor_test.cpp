@@ -76,18 +76,18 @@ bool is_mapped(void* address) {
 
 TEST_CASE("accessor §4: regions by index; VGA's EINVAL marks it absent without shifting config") {
   auto d = make_hopper();
-  auto a = accessor<shim_device>::open(d, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto a = accessor<shim_device>::open(d, access::map_none);
   REQUIRE(a.has_value());
   CHECK(a->region_count() == 9);
-  CHECK(a->find_region(8) == nullptr);
-  CHECK(a->find_region(9) == nullptr);
-  const access::region* config = a->find_region(7);
-  REQUIRE(config != nullptr);
+  CHECK(!a->find_region(8).has_value());
+  CHECK(!a->find_region(9).has_value());
+  const auto config = a->find_region(7);
+  REQUIRE(config.has_value());
   CHECK(config->info.index == 7);
   CHECK(config->size() == 4096);
   CHECK(config->flags() == 0x3);
-  const access::region* bar1 = a->find_region(1);
-  REQUIRE(bar1 != nullptr);  // present, but empty
+  const auto bar1 = a->find_region(1);
+  REQUIRE(bar1.has_value());  // present, but empty
   CHECK(bar1->size() == 0);
   CHECK(a->device_info().num_irqs == 5);
 }
@@ -99,10 +99,10 @@ TEST_CASE("accessor §4.2: the argsz retry loop takes every field from the final
   f.tamper = [](std::span<std::byte> reply, std::uint32_t argsz) {
     if (load_le<std::uint32_t>(reply, 8) == usemem && argsz < 64) store_le<std::uint64_t>(reply, 16, 0x1234);
   };
-  auto a = accessor<recording_file>::open(f, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto a = accessor<recording_file>::open(f, access::map_none);
   REQUIRE(a.has_value());
-  const access::region* r = a->find_region(usemem);
-  REQUIRE(r != nullptr);
+  const auto r = a->find_region(usemem);
+  REQUIRE(r.has_value());
   CHECK(r->size() == hopper_usemem_bar);
   CHECK(r->info.argsz == 64);
   CHECK(r->info.cap_offset == 32);
@@ -135,10 +135,10 @@ TEST_CASE("accessor §6: sparse areas are mapped at huge-page-aligned addresses"
   auto d = make_hopper();
   auto a = accessor<shim_device>::open(d);
   REQUIRE(a.has_value());
-  const access::region* res = a->find_region(resmem);
-  const access::region* use = a->find_region(usemem);
-  REQUIRE(res != nullptr);
-  REQUIRE(use != nullptr);
+  const auto res = a->find_region(resmem);
+  const auto use = a->find_region(usemem);
+  REQUIRE(res.has_value());
+  REQUIRE(use.has_value());
   REQUIRE(res->mapped_count == 1);
   REQUIRE(use->mapped_count == 1);
   CHECK(res->mapped[0].length == hopper_resmem_real);
@@ -217,7 +217,7 @@ TEST_CASE("accessor §5: accesses inside a mapping use the copy path; others are
 TEST_CASE("accessor: without mappings everything goes through the device file") {
   auto d = make_hopper();
   recording_file f(&d);
-  auto a = accessor<recording_file>::open(f, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto a = accessor<recording_file>::open(f, access::map_none);
   REQUIRE(a.has_value());
   CHECK(f.mappings.empty());
   std::array<std::byte, 8> out{};
@@ -233,7 +233,7 @@ TEST_CASE("accessor: without mappings everything goes through the device file") 
 
 TEST_CASE("accessor §3: config helpers of 1, 2, 4 and 8 bytes") {
   auto d = make_hopper();
-  auto a = accessor<shim_device>::open(d, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto a = accessor<shim_device>::open(d, access::map_none);
   REQUIRE(a.has_value());
   CHECK(a->config_read<std::uint8_t>(0x0B).value() == 0x03);
   CHECK(a->config_read<std::uint16_t>(0x00).value() == 0x10DE);
@@ -249,7 +249,7 @@ TEST_CASE("accessor §3: config helpers of 1, 2, 4 and 8 bytes") {
 TEST_CASE("accessor §3: BAR sizing saves and restores the command register, decode off meanwhile") {
   auto d = make(shim::plain(16 * MiB, 0));
   recording_file f(&d);
-  auto a = accessor<recording_file>::open(f, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto a = accessor<recording_file>::open(f, access::map_none);
   REQUIRE(a.has_value());
   REQUIRE(a->config_write<std::uint16_t>(0x04, 0x0006).value() == 2);
   bool decode_seen_off = false;
@@ -269,14 +269,33 @@ TEST_CASE("accessor §3: BAR sizing saves and restores the command register, dec
   CHECK(*one == (*bars)[2]);
 }
 
-TEST_CASE("accessor: uncached detection and override") {
+TEST_CASE("accessor: caching comes from the caller's policy, else from the device, else cached") {
+  // The in-process device says how its regions are touched: Blackwell's index 2 is a real BAR.
   auto b = make(shim::blackwell(blackwell_length));
-  auto a = accessor<shim_device>::open(b, {.map_areas = false, .uncached_regions = std::nullopt});
+  auto a = access::open(b, access::map_none);
   REQUIRE(a.has_value());
-  CHECK(a->find_region(resmem)->caching == mem::caching::cached);  // a real BAR: no sparse cap
+  CHECK(a->find_region(resmem)->caching == mem::caching::cached);
+  CHECK(a->find_region(0)->caching == mem::caching::uncached);  // BAR0 holds registers
   auto h = make_hopper();
-  auto o = accessor<shim_device>::open(h, {.map_areas = false, .uncached_regions = 1u << usemem});
+  auto d = access::open(h, access::map_none);
+  REQUIRE(d.has_value());
+  CHECK(d->find_region(resmem)->caching == mem::caching::uncached);
+  CHECK(d->find_region(usemem)->caching == mem::caching::cached);
+  // The caller's policy wins, whatever the device says.
+  auto o = access::open(h, access::map_none.with_uncached(1u << usemem));
   REQUIRE(o.has_value());
   CHECK(o->find_region(resmem)->caching == mem::caching::cached);
   CHECK(o->find_region(usemem)->caching == mem::caching::uncached);
+  // A device that cannot say (the recording wrapper has no region_caching): cached, unless
+  // the caller applies the Grace rule.
+  recording_file file(&h);
+  auto plain = access::open(file, access::map_none);
+  REQUIRE(plain.has_value());
+  CHECK(plain->find_region(resmem)->caching == mem::caching::cached);
+  auto graced = access::open(file, access::map_none.with_uncached(grace::uncached_regions(*h.layout())));
+  REQUIRE(graced.has_value());
+  CHECK(graced->find_region(resmem)->caching == mem::caching::uncached);
+  CHECK(graced->find_region(usemem)->caching == mem::caching::cached);
+  static_assert(grace::uncached_regions(grace::generation::hopper) == 1u << 2);
+  static_assert(grace::uncached_regions(grace::generation::blackwell) == 0);
 }

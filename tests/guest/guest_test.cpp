@@ -347,21 +347,21 @@ TEST_CASE("[guest] accessor: regions discovered with the argsz retry, VGA absent
   auto acc = nva::accessor<lv::device>::open(dev);
   REQUIRE_MESSAGE(acc, "accessor::open: ", nvgrace::errno_name(acc.error()));
   CHECK(acc->region_count() == 9);
-  CHECK(acc->find_region(8) == nullptr);  // VGA answered EINVAL: absent, not an error
-  const auto* bar0 = acc->find_region(0);
-  REQUIRE(bar0 != nullptr);
+  CHECK(!acc->find_region(8).has_value());  // VGA answered EINVAL: absent, not an error
+  const auto bar0 = acc->find_region(0);
+  REQUIRE(bar0.has_value());
   CHECK(bar0->size() == 0x100);
   CHECK(bar0->mappings().empty());  // less than a page: pread/pwrite only
-  const auto* bar2 = acc->find_region(2);
-  REQUIRE(bar2 != nullptr);
+  const auto bar2 = acc->find_region(2);
+  REQUIRE(bar2.has_value());
   CHECK(bar2->size() == shm_size());
   CHECK_FALSE(bar2->has_sparse_mmap);
   REQUIRE(bar2->mappings().size() == 1);
   CHECK(bar2->mappings()[0].offset == 0);
   CHECK(bar2->mappings()[0].length == shm_size());
   CHECK(bar2->caching == nvgrace::mem::caching::cached);
-  const auto* config = acc->find_region(7);
-  REQUIRE(config != nullptr);
+  const auto config = acc->find_region(7);
+  REQUIRE(config.has_value());
   CHECK(config->flags() == 0x3);
   CHECK(config->mappings().empty());
 
@@ -372,10 +372,10 @@ TEST_CASE("[guest] accessor: regions discovered with the argsz retry, VGA absent
   REQUIRE(rng);
   std::array<std::byte, nva::max_region_info_size> buffer{};
   CHECK(nva::query_region_info(*rng, 1, buffer).value() == 40);
-  auto rng_acc = nva::accessor<lv::device>::open(*rng, nva::accessor_options{false, std::nullopt});
+  auto rng_acc = nva::accessor<lv::device>::open(*rng, nva::map_none);
   REQUIRE(rng_acc);
-  const auto* msix = rng_acc->find_region(1);
-  REQUIRE(msix != nullptr);
+  const auto msix = rng_acc->find_region(1);
+  REQUIRE(msix.has_value());
   CHECK(msix->msix_mappable);
   CHECK(msix->flags() == 0xF);
 }
@@ -385,7 +385,7 @@ TEST_CASE("[guest] accessor: reads and writes through the BAR2 mapping and throu
   auto mapped = nva::accessor<lv::device>::open(dev);
   REQUIRE(mapped);
   // A second accessor over the same device file, without mappings: every access is a pread/pwrite.
-  auto direct = nva::accessor<lv::device>::open(dev, nva::accessor_options{false, std::nullopt});
+  auto direct = nva::accessor<lv::device>::open(dev, nva::map_none);
   REQUIRE(direct);
   REQUIRE(direct->find_region(2)->mappings().empty());
 
@@ -412,7 +412,7 @@ TEST_CASE("[guest] accessor: reads and writes through the BAR2 mapping and throu
 
 TEST_CASE("[guest] accessor: BAR sizing through config space with decode off, everything restored") {
   auto dev = open_ivshmem();
-  auto acc = nva::accessor<lv::device>::open(dev, nva::accessor_options{false, std::nullopt});
+  auto acc = nva::accessor<lv::device>::open(dev, nva::map_none);
   REQUIRE(acc);
   const auto command = acc->config_read<std::uint16_t>(pci::reg::command).value();
   std::array<std::uint32_t, 6> before{};
@@ -438,7 +438,7 @@ TEST_CASE("[guest] accessor: BAR sizing through config space with decode off, ev
 
 TEST_CASE("[guest] accessor: EIO from the device while memory decode is off, data back after") {
   auto dev = open_ivshmem();
-  auto acc = nva::accessor<lv::device>::open(dev, nva::accessor_options{false, std::nullopt});
+  auto acc = nva::accessor<lv::device>::open(dev, nva::map_none);
   REQUIRE(acc);
   const auto command = acc->config_read<std::uint16_t>(pci::reg::command).value();
   REQUIRE(acc->config_write<std::uint16_t>(pci::reg::command,

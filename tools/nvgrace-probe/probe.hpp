@@ -401,13 +401,13 @@ template <vfio::device_file F>
 
   // Config space, BAR sizing and the rules' accesses go through the accessor,
   // without mappings: every access is a pread/pwrite the device answers.
-  auto acc = access::accessor<F>::open(dev, access::accessor_options{false, std::nullopt});
+  auto acc = access::accessor<F>::open(dev, access::map_none);
   if (!acc) {
     facts.config_error = facts.bar_error = acc.error();
     return facts;
   }
-  const auto* config = acc->find_region(vfio::to_index(vfio::region::config));
-  if (config == nullptr || config->size() < 64) {
+  const auto config = acc->find_region(vfio::to_index(vfio::region::config));
+  if (!config.has_value() || config->size() < 64) {
     facts.config_error = facts.bar_error = nvgrace::errc::no_such_device;
     return facts;
   }

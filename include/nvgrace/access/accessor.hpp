@@ -20,11 +20,17 @@
 /// - sizes BARs through config space as VMMs do, and reads/writes config
 ///   registers of 1, 2, 4 or 8 bytes.
 ///
+/// How the mapped fast path touches a region's memory (plain copies, or the
+/// aligned uncached chunk path) is not guessed: the caller's policy says it
+/// (`accessor_options::uncached_regions`, e.g. grace::uncached_regions for a
+/// Grace device), else the device says it when it can
+/// (`region_caching(index)`, which the in-process device has), else it is
+/// cached. `access::open(file)` opens one with the type deduced.
+///
 /// Capacities are fixed (no allocation): `max_regions` regions,
 /// `max_sparse_areas` areas per region, replies up to `max_region_info_size`
 /// bytes. A device that exceeds them is refused with E2BIG.
 
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
@@ -33,6 +39,7 @@
 #include <nvgrace/pci/config.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/mapping.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
 #include <nvgrace/vfio/region_info.hpp>
@@ -63,6 +70,7 @@ inline constexpr std::uint32_t max_region_info_size = 1024;
 /// How many times GET_REGION_INFO is asked before a device that keeps asking
 /// for a bigger argsz is declared broken (EPROTO).
 inline constexpr unsigned region_info_attempts = 4;
+static_assert(max_regions <= 32, "region presence is a 32-bit mask");
 /// The largest alignment a mapping is given (a PUD-sized huge page).
 inline constexpr std::uint64_t max_mapping_alignment = 1 * GiB;
 
@@ -73,17 +81,15 @@ struct area {
   friend constexpr bool operator==(area, area) = default;
 };
 
-/// A part of a region mapped into this process.
+/// A part of a region mapped into this process (the accessor owns the mapping).
 struct mapped_area {
   std::uint64_t offset = 0;  ///< offset of the first mapped byte inside the region
   std::uint64_t length = 0;  ///< bytes mapped (whole pages)
   std::byte* base = nullptr;
 };
 
-/// Everything the accessor knows about one region index.
+/// Everything the accessor knows about one region index that exists.
 struct region {
-  /// False when GET_REGION_INFO answered EINVAL (the index does not exist).
-  bool present = false;
   /// The final reply, every field as the device wrote it.
   vfio::region_info info{};
   /// True when the reply carried a sparse-mmap capability; then only `areas`
@@ -129,12 +135,31 @@ struct accessor_options {
   /// Map every mmap-able area at open. When false, call map_areas() later or
   /// route everything through pread/pwrite.
   bool map_areas = true;
-  /// Bit i set → region i's mapped memory is touched only with the uncached
-  /// chunk path. nullopt → detect: a region is uncached when it is index 2 and
-  /// carries a sparse-mmap capability (the signature of the Grace Hopper
-  /// resmem carve-out, which the driver maps write-combine, §6.1). A wrong
-  /// guess costs speed, never correctness: the chunk path is valid on cached memory.
+  /// The caller's caching policy: bit i set → region i's mapped memory is
+  /// touched only with the uncached chunk path, clear → plain copies. nullopt
+  /// → ask the device (`region_caching`), else cached. The chunk path is valid
+  /// on cached memory too, so marking a region uncached costs speed, never
+  /// correctness.
   std::optional<std::uint32_t> uncached_regions;
+
+  /// These options with the caching policy `mask` (bit i: region i uncached).
+  [[nodiscard]] constexpr accessor_options with_uncached(std::uint32_t mask) const noexcept {
+    accessor_options o = *this;
+    o.uncached_regions = mask;
+    return o;
+  }
+};
+
+/// Map every mmap-able area at open (the default).
+inline constexpr accessor_options map_all{true, std::nullopt};
+/// Map nothing at open: every access is a pread/pwrite until map_areas().
+inline constexpr accessor_options map_none{false, std::nullopt};
+
+/// A device file that knows how its regions' memory must be touched. Detected,
+/// not required.
+template <class F>
+concept knows_region_caching = requires(const F& f, std::uint32_t index) {
+  { f.region_caching(index) } -> std::same_as<std::optional<mem::caching>>;
 };
 
 /// GET_REGION_INFO for `index` into `buffer` with a bounded argsz retry loop:
@@ -180,12 +205,12 @@ template <class R>
 template <vfio::device_file File>
 class accessor {
 public:
-  accessor() noexcept = default;
   accessor(const accessor&) = delete;
   accessor& operator=(const accessor&) = delete;
   accessor(accessor&& other) noexcept
       : file_(std::exchange(other.file_, nullptr)), device_info_(other.device_info_),
-        region_count_(std::exchange(other.region_count_, 0)), regions_(other.regions_) {
+        region_count_(std::exchange(other.region_count_, 0)), present_(std::exchange(other.present_, 0)),
+        regions_(other.regions_), owners_(std::move(other.owners_)) {
     for (auto& r : other.regions_) r.mapped_count = 0;  // the mappings moved with us
   }
   accessor& operator=(accessor&& other) noexcept {
@@ -194,12 +219,14 @@ public:
       file_ = std::exchange(other.file_, nullptr);
       device_info_ = other.device_info_;
       region_count_ = std::exchange(other.region_count_, 0);
+      present_ = std::exchange(other.present_, 0);
       regions_ = other.regions_;
+      owners_ = std::move(other.owners_);
       for (auto& r : other.regions_) r.mapped_count = 0;
     }
     return *this;
   }
-  ~accessor() { unmap_areas(); }
+  ~accessor() = default;  // the owners unmap
 
   /// Query the device and every region, then (by default) map every
   /// mmap-able area. Errors: GET_DEVICE_INFO's; a region query's other than
@@ -207,8 +234,7 @@ public:
   /// capacities; EBADMSG/ENOBUFS/EINVAL from decoding a malformed capability
   /// chain; a mapping's error (every mapping made is undone first).
   [[nodiscard]] static result<accessor> open(File& file, accessor_options options = {}) noexcept {
-    accessor a;
-    a.file_ = &file;
+    accessor a(file);
     const auto info = file.get_device_info();
     if (!info) return info.error();
     a.device_info_ = *info;
@@ -223,6 +249,7 @@ public:
     return a;
   }
 
+  /// The device file. Precondition: not moved from.
   [[nodiscard]] File& file() const noexcept {
     NVGRACE_EXPECTS(file_ != nullptr);
     return *file_;
@@ -230,10 +257,14 @@ public:
   [[nodiscard]] const vfio::device_info& device_info() const noexcept { return device_info_; }
   /// Number of region indices the device reports (num_regions).
   [[nodiscard]] std::uint32_t region_count() const noexcept { return region_count_; }
-  /// Region `index`, or nullptr when the index is out of range or absent.
-  [[nodiscard]] const region* find_region(std::uint32_t index) const noexcept {
-    if (index >= region_count_ || !regions_[index].present) return nullptr;
-    return &regions_[index];
+  /// Whether region `index` exists (GET_REGION_INFO answered it).
+  [[nodiscard]] bool has_region(std::uint32_t index) const noexcept {
+    return index < region_count_ && ((present_ >> index) & 1u) != 0;
+  }
+  /// Region `index`, or nullopt when the index is out of range or absent.
+  [[nodiscard]] std::optional<region> find_region(std::uint32_t index) const noexcept {
+    if (!has_region(index)) return std::nullopt;
+    return regions_[index];
   }
 
   /// Map every mmap-able area of every region not mapped yet. On failure
@@ -242,16 +273,19 @@ public:
   [[nodiscard]] status map_areas() noexcept {
     for (std::uint32_t index = 0; index < region_count_; ++index) {
       region& r = regions_[index];
-      if (!r.present || !r.mappable() || r.mapped_count != 0) continue;
+      if (!has_region(index) || !r.mappable() || r.mapped_count != 0) continue;
       const area whole{0, r.size()};
       const std::span<const area> areas = r.has_sparse_mmap ? r.sparse_areas() : std::span<const area>(&whole, 1);
       for (const area& a : areas) {
-        const auto m = map_area(r, a);
+        auto m = map_area(r, a);
         if (!m) {
           unmap_areas();
           return m.error();
         }
-        if (m->length != 0) r.mapped[r.mapped_count++] = *m;
+        if (m->size() == 0) continue;
+        r.mapped[r.mapped_count] = {a.offset, m->size(), m->data()};
+        owner(index, r.mapped_count) = std::move(*m);
+        ++r.mapped_count;
       }
     }
     return {};
@@ -261,7 +295,7 @@ public:
   void unmap_areas() noexcept {
     for (std::uint32_t index = 0; index < region_count_; ++index) {
       region& r = regions_[index];
-      for (const mapped_area& m : r.mappings()) ::munmap(m.base, static_cast<std::size_t>(m.length));
+      for (std::uint32_t i = 0; i < r.mapped_count; ++i) owner(index, i).reset();
       r.mapped_count = 0;
     }
   }
@@ -455,6 +489,7 @@ private:
   [[nodiscard]] status discover(std::uint32_t index, const accessor_options& options) noexcept {
     region& r = regions_[index];
     r = region{};
+    present_ &= ~(1u << index);
     std::array<std::byte, max_region_info_size> buffer{};
     const auto used = query_region_info(*file_, index, buffer);
     if (!used) {
@@ -462,7 +497,7 @@ private:
       return used.error();
     }
     const auto reply = std::span<const std::byte>(buffer).first(*used);
-    r.present = true;
+    present_ |= 1u << index;
     r.info = vfio::load_region_info(reply);
     const auto caps = vfio::decode_region_caps(reply);
     if (!caps) return caps.error();
@@ -475,47 +510,70 @@ private:
     }
     r.type = caps->type;
     r.msix_mappable = caps->msix_mappable;
-    const bool uncached = options.uncached_regions ? ((*options.uncached_regions >> index) & 1u) != 0
-                                                   : index == vfio::to_index(vfio::region::bar2) && r.has_sparse_mmap;
-    r.caching = uncached ? mem::caching::uncached : mem::caching::cached;
+    r.caching = caching_of(index, options);
     return {};
+  }
+
+  /// The caller's policy, else what the device says, else cached.
+  [[nodiscard]] mem::caching caching_of(std::uint32_t index, const accessor_options& options) const noexcept {
+    if (options.uncached_regions)
+      return ((*options.uncached_regions >> index) & 1u) != 0 ? mem::caching::uncached : mem::caching::cached;
+    if constexpr (knows_region_caching<File>) {
+      if (const auto said = file_->region_caching(index)) return *said;
+    }
+    return mem::caching::cached;
   }
 
   /// Map one area at an address aligned for huge pages. The area's last
   /// partial page (a real length that is not page-aligned) is left to
-  /// pread/pwrite: the driver refuses to map it (§6.1). Returns a zero-length
-  /// mapping when nothing of the area can be mapped.
-  [[nodiscard]] result<mapped_area> map_area(const region& r, const area& a) noexcept {
+  /// pread/pwrite: the driver refuses to map it. Returns an empty mapping when
+  /// nothing of the area can be mapped.
+  [[nodiscard]] result<posix::mapping> map_area(const region& r, const area& a) noexcept {
     const std::uint64_t page = posix::page_size();
     const std::uint64_t length = align_down(a.size, page);
-    if (length == 0) return mapped_area{};
+    if (length == 0) return posix::mapping{};
     if (!is_aligned(a.offset, page)) return errc::invalid_argument;
     const std::uint64_t alignment = std::max(page, std::min(max_mapping_alignment, std::bit_floor(length)));
     const auto reserve_length = checked_add(length, alignment);
     if (!reserve_length) return reserve_length.error();
-    void* reservation = ::mmap(nullptr, static_cast<std::size_t>(*reserve_length), PROT_NONE,
-                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (reservation == MAP_FAILED) return posix::last_error();
-    const auto reserved = reinterpret_cast<std::uintptr_t>(reservation);
+    // Reserve address space, place the area at its aligned start inside it,
+    // then give back what is left around it.
+    auto reservation = posix::mapping::map(static_cast<std::size_t>(*reserve_length), PROT_NONE,
+                                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!reservation) return reservation.error();
+    const auto reserved = reinterpret_cast<std::uintptr_t>(reservation->data());
     const std::uintptr_t start = (reserved + (alignment - 1)) & ~static_cast<std::uintptr_t>(alignment - 1);
     const auto mapped = file_->mmap(reinterpret_cast<void*>(start), length, PROT_READ | PROT_WRITE,
                                     r.file_offset() + a.offset);
-    if (!mapped) {
-      ::munmap(reservation, static_cast<std::size_t>(*reserve_length));
-      return mapped.error();
-    }
-    // Give back the parts of the reservation around the mapping.
-    if (start > reserved) ::munmap(reservation, start - reserved);
+    if (!mapped) return mapped.error();  // the reservation unmaps itself
+    std::byte* base = reservation->release();
     const std::uintptr_t end = start + static_cast<std::uintptr_t>(length);
     const std::uintptr_t reserved_end = reserved + static_cast<std::uintptr_t>(*reserve_length);
+    if (start > reserved) ::munmap(base, start - reserved);
     if (reserved_end > end) ::munmap(reinterpret_cast<void*>(end), reserved_end - end);
-    return mapped_area{a.offset, length, reinterpret_cast<std::byte*>(start)};
+    return posix::mapping(reinterpret_cast<void*>(start), static_cast<std::size_t>(length));
+  }
+
+  explicit accessor(File& file) noexcept : file_(&file) {}
+
+  [[nodiscard]] posix::mapping& owner(std::uint32_t index, std::uint32_t area) noexcept {
+    return owners_[std::size_t{index} * max_sparse_areas + area];
   }
 
   File* file_ = nullptr;
   vfio::device_info device_info_{};
   std::uint32_t region_count_ = 0;
+  std::uint32_t present_ = 0;  ///< bit i: region i exists
   std::array<region, max_regions> regions_{};
+  /// The mappings behind regions_[i].mapped[j], at i * max_sparse_areas + j.
+  std::array<posix::mapping, std::size_t{max_regions} * max_sparse_areas> owners_{};
 };
+
+/// Open an accessor on any device file, the file's type deduced:
+/// `auto acc = access::open(dev);`. See accessor::open.
+template <vfio::device_file File>
+[[nodiscard]] result<accessor<File>> open(File& file, accessor_options options = {}) noexcept {
+  return accessor<File>::open(file, options);
+}
 
 }  // namespace nvgrace::access

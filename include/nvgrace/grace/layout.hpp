@@ -122,6 +122,18 @@ struct layout {
   return derive_layout(memory.phys_base, memory.length, gen, rule);
 }
 
+/// The regions the driver maps uncached (write-combine) and reads and writes
+/// in aligned chunks: resmem, when the device has it. As a bit mask by region
+/// index, the form access::accessor_options::uncached_regions takes.
+[[nodiscard]] constexpr std::uint32_t uncached_regions(const layout& l) noexcept {
+  return l.has_resmem() ? std::uint32_t{1} << resmem_index : 0;
+}
+/// The same when only the generation is known (a VMM that has the PCI ids but
+/// not the ACPI memory): Grace Hopper's carve-out at index 2.
+[[nodiscard]] constexpr std::uint32_t uncached_regions(generation gen) noexcept {
+  return gen == generation::hopper ? std::uint32_t{1} << resmem_index : 0;
+}
+
 /// The name of an emulated region index: "resmem" (2), "usemem" (4), else "".
 [[nodiscard]] constexpr std::string_view region_name(std::uint32_t index) noexcept {
   if (index == resmem_index) return "resmem";

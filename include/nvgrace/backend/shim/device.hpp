@@ -339,6 +339,14 @@ public:
     return regions_[index].view;
   }
 
+  /// How the driver touches region `index`'s memory (resmem and BAR0 uncached);
+  /// nullopt for regions without memory.
+  [[nodiscard]] std::optional<mem::caching> region_caching(std::uint32_t index) const noexcept {
+    const auto memory = region_memory(index);
+    if (!memory) return std::nullopt;
+    return memory->caching;
+  }
+
   /// The whole GPU memory (both emulated regions); empty in plain mode.
   [[nodiscard]] const Memory& gpu_memory() const noexcept { return gpu_memory_; }
 
@@ -1009,6 +1017,10 @@ public:
   /// The memory behind region `index` as the copy path sees it; nullopt when none.
   [[nodiscard]] std::optional<mem::memory_view> region_memory(std::uint32_t index) const noexcept {
     return core_->region_memory(index);
+  }
+  /// How the driver touches region `index`'s memory; nullopt when it has none.
+  [[nodiscard]] std::optional<mem::caching> region_caching(std::uint32_t index) const noexcept {
+    return core_->region_caching(index);
   }
   /// The whole GPU memory (both emulated regions); empty in plain mode.
   [[nodiscard]] const Memory& gpu_memory() const noexcept { return core_->gpu_memory(); }
