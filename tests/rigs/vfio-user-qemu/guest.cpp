@@ -48,10 +48,10 @@ constexpr std::int64_t not_in_file = -1;
 /// the test does not share a bug with the model; the static_asserts below tie them to it.
 struct bar_spec {
   std::uint32_t index;
-  std::uint64_t size;         ///< BAR size (config space, sysfs)
-  std::uint64_t real;         ///< bytes of memory behind it; the rest reads 0xFF
-  std::int64_t file_offset;   ///< where byte 0 lives in --memory-file; not_in_file for a real BAR
-  bool emulated;              ///< a Grace memory BAR (64-bit prefetchable, sparse mmap)
+  std::uint64_t size;        ///< BAR size (config space, sysfs)
+  std::uint64_t real;        ///< bytes of memory behind it; the rest reads 0xFF
+  std::int64_t file_offset;  ///< where byte 0 lives in --memory-file; not_in_file for a real BAR
+  bool emulated;             ///< a Grace memory BAR (64-bit prefetchable, sparse mmap)
 };
 
 struct config {
@@ -63,6 +63,7 @@ struct config {
   bar_spec bar4;
 };
 
+// clang-format off
 constexpr config configs[] = {
     {"hopper-2g", "hopper", 2 * GiB, 0x2342, {2, 1 * GiB, 1 * GiB, 1 * GiB, true}, {4, 1 * GiB, 1 * GiB, 0, true}},
     {"hopper-2g+12345", "hopper", 2 * GiB + 12345, 0x2342,
@@ -71,6 +72,7 @@ constexpr config configs[] = {
     {"blackwell-3g", "blackwell", 3 * GiB, 0x2941,
      {2, 16 * MiB, 16 * MiB, not_in_file, false}, {4, 4 * GiB, 3 * GiB, 0, true}},
 };
+// clang-format on
 
 /// The model (nvgrace::grace::derive_layout) agrees with the table.
 constexpr bool agrees_with_model(const config& c) {
@@ -108,9 +110,9 @@ constexpr std::size_t record_size = 64;
 constexpr std::uint64_t mapped_end(const bar_spec& b) { return b.real & ~(page - 1); }
 
 struct points {
-  std::vector<std::uint64_t> seeds;  ///< written by the host before the first boot
-  std::vector<std::uint64_t> first;  ///< written by the first VMM
-  std::vector<std::uint64_t> second; ///< written by the second VMM
+  std::vector<std::uint64_t> seeds;   ///< written by the host before the first boot
+  std::vector<std::uint64_t> first;   ///< written by the first VMM
+  std::vector<std::uint64_t> second;  ///< written by the second VMM
 };
 
 points points_of(const bar_spec& b) {
@@ -130,7 +132,7 @@ std::vector<std::uint8_t> record(std::string_view tag, std::uint32_t region, std
                               tag.data(), region, offset);
   for (std::size_t i = 0; i < record_size; ++i)
     r[i] = i < static_cast<std::size_t>(n) ? static_cast<std::uint8_t>(text[i])
-                                            : static_cast<std::uint8_t>('a' + (i * 7 + offset) % 26);
+                                           : static_cast<std::uint8_t>('a' + (i * 7 + offset) % 26);
   return r;
 }
 
@@ -246,7 +248,9 @@ public:
   window(const window&) = delete;
   window& operator=(const window&) = delete;
   ~window() { ::munmap(base_, length_); }
-  volatile std::uint8_t* at(std::uint64_t delta) const { return static_cast<volatile std::uint8_t*>(base_) + skip_ + delta; }
+  volatile std::uint8_t* at(std::uint64_t delta) const {
+    return static_cast<volatile std::uint8_t*>(base_) + skip_ + delta;
+  }
 
 private:
   void* base_ = nullptr;
@@ -317,8 +321,8 @@ std::string printable(const std::vector<std::uint8_t>& r) {
 void expect_record(const bar_spec& b, std::uint64_t offset, std::string_view tag, const std::string& what) {
   const auto got = read_record(b, offset);
   const auto want = record(tag, b.index, offset);
-  check(got == want, what + ": BAR" + std::to_string(b.index) + " +" + hex(offset) + " reads the '" +
-                         std::string(tag) + "' record" + (got == want ? "" : " (got \"" + printable(got) + "\")"));
+  check(got == want, what + ": BAR" + std::to_string(b.index) + " +" + hex(offset) + " reads the '" + std::string(tag) +
+                         "' record" + (got == want ? "" : " (got \"" + printable(got) + "\")"));
 }
 
 // ---- the guest checks ------------------------------------------------------------------------
@@ -352,8 +356,8 @@ std::vector<resource_line> read_resources() {
     std::size_t nl = text.find('\n', at);
     if (nl == std::string::npos) nl = text.size();
     resource_line r;
-    if (std::sscanf(text.substr(at, nl - at).c_str(), "%" SCNx64 " %" SCNx64 " %" SCNx64, &r.start, &r.end,
-                    &r.flags) != 3)
+    if (std::sscanf(text.substr(at, nl - at).c_str(), "%" SCNx64 " %" SCNx64 " %" SCNx64, &r.start, &r.end, &r.flags) !=
+        3)
       die("unparsable resource line");
     out.push_back(r);
     at = nl + 1;
@@ -396,9 +400,9 @@ void check_bar_sizing(const config& c) {
     const std::uint32_t reg = 0x10 + 4 * b.index;
     const std::uint32_t lo = cfg.read(reg, 4), hi = cfg.read(reg + 4, 4);
     const std::uint64_t address = (std::uint64_t{hi} << 32) | (lo & ~0xFu);
-    check(address == res[b.index].start && (lo & 0xF) == b.flags,
-          "BAR" + std::to_string(b.index) + " register holds the sysfs address " + hex(address) + ", low bits " +
-              hex(lo & 0xF));
+    check(address == res[b.index].start && (lo & 0xF) == b.flags, "BAR" + std::to_string(b.index) +
+                                                                      " register holds the sysfs address " +
+                                                                      hex(address) + ", low bits " + hex(lo & 0xF));
     cfg.write(reg, 0xFFFFFFFF, 4);
     cfg.write(reg + 4, 0xFFFFFFFF, 4);
     const std::uint32_t mlo = cfg.read(reg, 4), mhi = cfg.read(reg + 4, 4);
@@ -448,12 +452,13 @@ void check_memory(const config& c, std::string_view phase) {
       // The last page is only partly real memory; its real bytes are mapped like the rest.
       const std::uint64_t me = mapped_end(b);
       const std::uint64_t got = bar_load(b, me);
-      check(got == partial_seed, bar + "+" + hex(me) + " (real memory in the last, partly real page) reads the host's " +
+      check(got == partial_seed, bar + "+" + hex(me) +
+                                     " (real memory in the last, partly real page) reads the host's " +
                                      hex(partial_seed) + " (" + hex(got) + ")");
       bar_store(b, me + 8, partial_value);
       const std::uint64_t back = bar_load(b, me + 8);
-      check(back == partial_value, bar + "+" + hex(me + 8) + " write in the partly real page reads back (" +
-                                       hex(back) + ")");
+      check(back == partial_value,
+            bar + "+" + hex(me + 8) + " write in the partly real page reads back (" + hex(back) + ")");
     }
     if (!has_padding(b)) continue;
     // Straddling the real end: the real bytes, then 0xFF; a write keeps only the real part.
@@ -469,8 +474,8 @@ void check_memory(const config& c, std::string_view phase) {
     bar_store(b, s, straddle_value);
     const std::uint64_t want_back = (straddle_value & keep) | (all_ones & ~keep);
     const std::uint64_t back = bar_load(b, s);
-    check(back == want_back, bar + "8-byte write straddling the real end keeps the real part: reads " +
-                                 hex(want_back) + " (" + hex(back) + ")");
+    check(back == want_back, bar + "8-byte write straddling the real end keeps the real part: reads " + hex(want_back) +
+                                 " (" + hex(back) + ")");
     // Past the real end: 0xFF everywhere, writes dropped.
     const std::uint64_t first_pad = (b.real + 7) & ~std::uint64_t{7};
     const std::uint64_t middle = (b.real + (b.size - b.real) / 2) & ~std::uint64_t{7};
@@ -565,8 +570,9 @@ int verify(const config& c, const char* path, std::string_view stage) {
   const int fd = open_file(path, O_RDONLY);
   struct stat st {};
   if (::fstat(fd, &st) != 0) die("fstat");
-  check(static_cast<std::uint64_t>(st.st_size) == c.size,
-        std::string("memory file keeps its length ") + std::to_string(c.size) + " (" + std::to_string(st.st_size) + ")");
+  check(
+      static_cast<std::uint64_t>(st.st_size) == c.size,
+      std::string("memory file keeps its length ") + std::to_string(c.size) + " (" + std::to_string(st.st_size) + ")");
   for (const bar_spec* b : {&c.bar2, &c.bar4}) {
     if (b->file_offset == not_in_file) continue;
     const auto base = static_cast<std::uint64_t>(b->file_offset);
@@ -574,8 +580,8 @@ int verify(const config& c, const char* path, std::string_view stage) {
     const std::string bar = "file, BAR" + std::to_string(b->index) + " ";
     const auto expect = [&](std::uint64_t o, std::string_view tag) {
       const auto got = get(fd, base + o, record_size);
-      check(got == record(tag, b->index, o), bar + "+" + hex(o) + " (file offset " + hex(base + o) + ") holds the '" +
-                                                 std::string(tag) + "' record");
+      check(got == record(tag, b->index, o),
+            bar + "+" + hex(o) + " (file offset " + hex(base + o) + ") holds the '" + std::string(tag) + "' record");
     };
     for (auto o : p.seeds) expect(o, "host");
     for (auto o : p.first) expect(o, "vmm1");
@@ -598,9 +604,9 @@ int verify(const config& c, const char* path, std::string_view stage) {
       std::memcpy(want, &tail_seed, 8);
       std::memcpy(want + 8 - real_bytes, &straddle_value, real_bytes);
       const auto got = get(fd, base + b->real - 8, 8);
-      check(std::memcmp(got.data(), want, 8) == 0, bar + "last 8 real bytes: seed, then the " +
-                                                       std::to_string(real_bytes) + " real bytes of the straddling write (" +
-                                                       hex_bytes(got.data(), 8) + ")");
+      check(std::memcmp(got.data(), want, 8) == 0,
+            bar + "last 8 real bytes: seed, then the " + std::to_string(real_bytes) +
+                " real bytes of the straddling write (" + hex_bytes(got.data(), 8) + ")");
     }
   }
   ::close(fd);
@@ -632,8 +638,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (cmd == "server-args" && argc == 3) {
-    std::printf("--generation %.*s --size %" PRIu64 "\n", static_cast<int>(c->generation.size()),
-                c->generation.data(), c->size);
+    std::printf("--generation %.*s --size %" PRIu64 "\n", static_cast<int>(c->generation.size()), c->generation.data(),
+                c->size);
     return 0;
   }
   if (cmd == "seed" && argc == 4) return seed(*c, argv[3]);

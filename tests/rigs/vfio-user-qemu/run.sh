@@ -109,7 +109,8 @@ GUEST=$BUILD/guest/nvgrace-vfio-user-qemu-guest
 mkdir -p "$BUILD/guest"
 if [ ! -x "$GUEST" ] || [ -n "$(find "$HERE/guest.cpp" "$SRC/include" -newer "$GUEST" -print -quit)" ]; then
 	nice g++ -std=c++20 -O2 -Wall -Wextra -Wpedantic -Werror -static -I "$SRC/include" \
-		"$HERE/guest.cpp" -o "$GUEST.tmp" && mv "$GUEST.tmp" "$GUEST" || die "building the static guest program"
+		"$HERE/guest.cpp" -o "$GUEST.tmp" || die "building the static guest program"
+	mv "$GUEST.tmp" "$GUEST"
 fi
 if ldd "$GUEST" >/dev/null 2>&1; then die "$GUEST is not statically linked"; fi
 ok "built nvgrace-vfio-user-server and the static guest program ($(ms_since "$T0") ms)"
@@ -124,7 +125,7 @@ ok "QEMU: $QEMU_VERSION ($QEMU, $(ms_since "$T0") ms)"
 # Debian 12's stock kernel, the one linux-image-amd64 depends on (never a rig-built one).
 KVER=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null | grep -o 'linux-image-[^ ,]*' | head -n 1)
 KVER=${KVER#linux-image-}
-[ -n "$KVER" ] && [ -r "/boot/vmlinuz-$KVER" ] || die "no readable /boot/vmlinuz-$KVER (linux-image-amd64)"
+if [ -z "$KVER" ] || [ ! -r "/boot/vmlinuz-$KVER" ]; then die "no readable /boot/vmlinuz-$KVER (linux-image-amd64)"; fi
 source "$SRC/tests/rigs/lib/unstable-apt.sh" # nvg_cache_root
 IMAGE_KEY=$( (echo "$KVER"; stat -c '%s %Y' "/boot/vmlinuz-$KVER" /bin/busybox; echo image-1) | sha256sum | cut -c1-12)
 IMAGE=$(nvg_cache_root)/vfio-user-qemu/$KVER-$IMAGE_KEY
@@ -159,6 +160,7 @@ ok "guest kernel $KVER ($KIMG)"
 
 # ---- work directory --------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/nvgrace-vfio-user-qemu.XXXXXX)
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	stop_all_servers
 	if [ -n "${NVGRACE_RIG_KEEP:-}" ]; then echo "$NAME: work directory kept: $WORK"; else rm -rf "$WORK"; fi
@@ -253,6 +255,7 @@ boot() {
 	done
 	local fw=() d
 	for d in "${FIRMWARE[@]}"; do fw+=(-L "$d"); done
+	# shellcheck disable=SC2054 # commas inside QEMU option values
 	QEMU_ARGS=("${fw[@]}" -nodefaults -nographic -no-user-config -no-reboot -machine q35,memory-backend=ram
 		-accel tcg -m 256M -object memory-backend-memfd,id=ram,size=256M,share=on -serial stdio
 		-kernel "$KIMG" -initrd "$run/initrd" -append "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init"
@@ -280,8 +283,8 @@ wait_boot() { # wait_boot TAG: wait for QEMU, print the transcript, check the gu
 	fi
 	echo "-- boot '$tag': QEMU exit status $rc after $ms ms"
 	BOOT_MS+=("$tag $ms")
-	[ "$rc" -eq 0 ] && ok "boot '$tag': QEMU exit status 0 ($ms ms)" || ko "boot '$tag': QEMU exit status $rc after $ms ms"
-	grep -a -q '^GUEST-DONE$' "$BOOT_LOG" && ok "boot '$tag': the guest ran every step" || ko "boot '$tag': the guest did not finish"
+	if [ "$rc" -eq 0 ]; then ok "boot '$tag': QEMU exit status 0 ($ms ms)"; else ko "boot '$tag': QEMU exit status $rc after $ms ms"; fi
+	if grep -a -q '^GUEST-DONE$' "$BOOT_LOG"; then ok "boot '$tag': the guest ran every step"; else ko "boot '$tag': the guest did not finish"; fi
 	local bad
 	bad=$(grep -a '^GUEST-STATUS [1-9]' "$BOOT_LOG")
 	[ -z "$bad" ] || ko "boot '$tag': a guest step failed: $(tr '\n' ';' <<<"$bad")"
@@ -349,10 +352,13 @@ if [ "$waited" = 1 ]; then
 	wait "${SERVER_PID[$VICTIM]}"
 	rc=$?
 	unset "SERVER_PID[$VICTIM]"
-	[ "$rc" -eq 0 ] && ok "$VICTIM: SIGTERM while a VMM is attached: exit status 0 ($(ms_since "$T0") ms)" ||
+	if [ "$rc" -eq 0 ]; then
+		ok "$VICTIM: SIGTERM while a VMM is attached: exit status 0 ($(ms_since "$T0") ms)"
+	else
 		ko "$VICTIM: SIGTERM while a VMM is attached: exit status $rc"
-	[ ! -e "$(sock $VICTIM)" ] && ok "$VICTIM: socket removed at exit" || ko "$VICTIM: socket $(sock $VICTIM) left behind"
-	grep -q 'stopped$' "${SERVER_LOG[$VICTIM]}" && ok "$VICTIM: logged its stop" || ko "$VICTIM: no 'stopped' line"
+	fi
+	if [ ! -e "$(sock $VICTIM)" ]; then ok "$VICTIM: socket removed at exit"; else ko "$VICTIM: socket $(sock $VICTIM) left behind"; fi
+	if grep -q 'stopped$' "${SERVER_LOG[$VICTIM]}"; then ok "$VICTIM: logged its stop"; else ko "$VICTIM: no 'stopped' line"; fi
 else
 	ko "the guest never said it was waiting for the SIGTERM"
 fi
@@ -385,7 +391,11 @@ for n in "${CONFIGS[@]}"; do
 	wait "$pid"
 	rc=$?
 	unset "SERVER_PID[$n]"
-	if [ "$rc" -eq 0 ] && [ ! -e "$(sock "$n")" ]; then ok "$n: SIGTERM: exit status 0, socket removed"; else ko "$n: SIGTERM: exit status $rc, socket $( [ -e "$(sock "$n")" ] && echo left || echo removed)"; fi
+	if [ "$rc" -eq 0 ] && [ ! -e "$(sock "$n")" ]; then
+		ok "$n: SIGTERM: exit status 0, socket removed"
+	else
+		ko "$n: SIGTERM: exit status $rc, socket $(if [ -e "$(sock "$n")" ]; then echo left; else echo removed; fi)"
+	fi
 done
 
 section "timings"
