@@ -162,6 +162,10 @@ ok "guest kernel $KVER ($KIMG)"
 WORK=$(mktemp -d /tmp/nvgrace-vfio-user-qemu.XXXXXX)
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+	if [ -n "${BOOT_PID:-}" ] && kill -0 "$BOOT_PID" 2>/dev/null; then
+		kill -TERM "$BOOT_PID"
+		wait "$BOOT_PID" 2>/dev/null
+	fi
 	stop_all_servers
 	if [ -n "${NVGRACE_RIG_KEEP:-}" ]; then echo "$NAME: work directory kept: $WORK"; else rm -rf "$WORK"; fi
 }
@@ -174,9 +178,14 @@ slot_of() { # slot_of CONFIG -> 10..13
 	for i in "${!CONFIGS[@]}"; do [ "${CONFIGS[$i]}" = "$1" ] && echo $((10 + i)); done
 }
 
-# start_server CONFIG LOGFILE: start it, wait for its socket.
+# start_server CONFIG LOGFILE: start it (stopping an earlier one of CONFIG first), wait for its socket.
 start_server() {
 	local n=$1 log=$2 i
+	if [ -n "${SERVER_PID[$n]:-}" ]; then
+		kill -TERM "${SERVER_PID[$n]}" 2>/dev/null
+		wait "${SERVER_PID[$n]}" 2>/dev/null
+		unset "SERVER_PID[$n]"
+	fi
 	# shellcheck disable=SC2046
 	"$SERVER" --socket "$(sock "$n")" $("$GUEST" server-args "$n") --memory-file "$(memfile "$n")" 2>"$log" &
 	SERVER_PID[$n]=$!
