@@ -126,7 +126,18 @@ qemu_path() {
 	# A finished build for a version the suite still lists is used without any download.
 	local versions
 	versions=$(candidate_versions) || true
-	[ -n "$versions" ] || { nvg_log "no qemu >= $MIN_VERSION in unstable's index"; return 1; }
+	if [ -z "$versions" ]; then
+		# The index could not be read (no network, mirror down): a finished build of this
+		# recipe is still good; take the newest one rather than failing.
+		dest=$(printf '%s\n' "$cache/qemu/"*"-$RECIPE_HASH" | sort -V | tail -n 1)
+		if [ -n "$dest" ] && [ -x "$dest/bin/qemu-system-x86_64" ]; then
+			nvg_log "unstable's index is unavailable; using the cached build $dest"
+			echo "$dest/bin/qemu-system-x86_64"
+			return 0
+		fi
+		nvg_log "no qemu >= $MIN_VERSION in unstable's index"
+		return 1
+	fi
 	for v in $versions; do
 		dest=$cache/qemu/$(key_for "$v")
 		if [ -x "$dest/bin/qemu-system-x86_64" ]; then
