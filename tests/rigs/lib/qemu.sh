@@ -164,7 +164,20 @@ case "${1:-path}" in
 path) qemu_path ;;
 firmware) firmware_dirs ;;
 key)
-	for v in $(candidate_versions); do key_for "$v"; break; done ;;
+	# The key `path` would use: a finished build first, else the newest candidate.
+	cache=$(nvg_cache_root)
+	versions=$(candidate_versions) || true
+	for v in $versions; do
+		if [ -x "$cache/qemu/$(key_for "$v")/bin/qemu-system-x86_64" ]; then
+			key_for "$v"
+			exit 0
+		fi
+	done
+	for v in $versions; do
+		key_for "$v"
+		break
+	done
+	;;
 *)
 	echo "usage: qemu.sh [path|firmware|key]" >&2
 	exit 2
