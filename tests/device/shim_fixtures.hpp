@@ -75,10 +75,13 @@ struct fake_readiness final : shim::readiness_source {
     return device->bar0_register(offset);
   }
   std::uint64_t now_ms() noexcept override { return time; }
-  void sleep_ms(std::uint64_t ms) noexcept override {
+  bool sleep_ms(std::uint64_t ms) noexcept override {
     time += ms;
     ++sleeps;
+    return !killed_at_sleep || sleeps < *killed_at_sleep;
   }
+  /// A fatal signal ends the n-th sleep (1-based).
+  std::optional<int> killed_at_sleep;
   [[nodiscard]] int polls() const { return c2c_reads; }
 };
 

@@ -135,7 +135,7 @@ TEST_CASE("layout tool: arguments") {
   CHECK(err({"--base"}) == "option --base needs a value (EINVAL)");
   CHECK(err({"--base", "1", "--base", "2"}) == "option --base given twice (EINVAL)");
   CHECK(err({"--generation", "ampere"}) == "bad generation 'ampere': expected hopper or blackwell (EINVAL)");
-  CHECK(err({"--kernel-rule", "6.12"}) == "bad kernel rule '6.12': expected current or 6.13 (EINVAL)");
+  CHECK(err({"--kernel-rule", "6.12"}) == "bad kernel rule '6.12': expected current, 7.1, 6.18 or 6.13 (EINVAL)");
   CHECK(err({"--frobnicate"}) == "unknown option '--frobnicate' (EINVAL)");
   CHECK(err({"1GiB", "2GiB"}) == "more than one SIZE given ('2GiB') (EINVAL)");
   CHECK(err({"12XB"}) == "bad SIZE '12XB': unknown unit (expected B, KiB, MiB, GiB or TiB) (EINVAL)");

@@ -257,9 +257,8 @@ inline constexpr std::string_view usage_text =
     } else if (arg == "--kernel-rule") {
       const auto* v = value_of(arg, have_rule);
       if (!v) return out;
-      if (*v == "current") out.opts.rule = grace::kernel_rule::current;
-      else if (*v == "6.13") out.opts.rule = grace::kernel_rule::v6_13;
-      else return out.error = "bad kernel rule '" + std::string(*v) + "': expected current or 6.13 (EINVAL)", out;
+      if (!grace::parse_kernel_rule(*v, out.opts.rule))
+        return out.error = "bad kernel rule '" + std::string(*v) + "': expected current, 7.1, 6.18 or 6.13 (EINVAL)", out;
     } else if (arg.size() > 1 && arg[0] == '-' && !detail::is_digit(arg[1])) {
       out.error = "unknown option '" + std::string(arg) + "' (EINVAL)";
       return out;

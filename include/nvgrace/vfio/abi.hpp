@@ -183,6 +183,13 @@ inline constexpr std::uint32_t probe = 1u << 18;
 }  // namespace feature_flags
 /// VFIO_DEVICE_FEATURE_DMA_BUF.
 inline constexpr std::uint32_t feature_dma_buf = 11;
+/// VFIO_DEVICE_FEATURE_PCI_VF_TOKEN: SET a VF token (SR-IOV PFs only).
+inline constexpr std::uint32_t feature_pci_vf_token = 0;
+/// VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, _ENTRY_WITH_WAKEUP (payload: an s32
+/// eventfd), _EXIT: SET only, runtime power management from user space.
+inline constexpr std::uint32_t feature_low_power_entry = 3;
+inline constexpr std::uint32_t feature_low_power_entry_with_wakeup = 4;
+inline constexpr std::uint32_t feature_low_power_exit = 5;
 
 /// struct vfio_device_feature_dma_buf without its flexible dma_ranges[].
 struct device_feature_dma_buf {
