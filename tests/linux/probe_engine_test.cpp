@@ -95,7 +95,7 @@ TEST_CASE("§2.3 §3 §4.3 §5.1 §5.2 §6.1 probe: a Hopper device passes every
   auto dev = make(shim::hopper(hopper_memlength));
   const auto r = np::run(dev);
   CHECK(r.info_error == nvgrace::errc{});
-  REQUIRE(r.grace != nullptr);
+  REQUIRE(r.grace.has_value());
   CHECK(r.grace->name == "GH200 120GB");
   CHECK(r.generation == nvgrace::grace::generation::hopper);
   const std::map<std::string, np::verdict> expected{
@@ -137,7 +137,7 @@ TEST_CASE("§2.3 §3 §4.3 §5.1 §5.2 §6.1 probe: a Hopper device passes every
 TEST_CASE("§2.2 probe: Blackwell exposes the real BAR at index 2; usemem passes every rule") {
   auto dev = make(shim::blackwell(186 * GiB + 4096));
   const auto r = np::run(dev);
-  REQUIRE(r.grace != nullptr);
+  REQUIRE(r.grace.has_value());
   CHECK(r.generation == nvgrace::grace::generation::blackwell);
   CHECK(r.rules.size() == 9);
   CHECK(verdicts(r).at("2:emulated") == np::verdict::pass);
@@ -160,7 +160,7 @@ TEST_CASE("§2.3 probe: padding rules are skipped when the memory fills the BAR"
 TEST_CASE("§2.1 probe: a Grace id without emulated regions (fallback ops) fails the layout rule") {
   auto dev = make(shim::plain());
   const auto r = np::run(dev);
-  REQUIRE(r.grace != nullptr);
+  REQUIRE(r.grace.has_value());
   const std::map<std::string, np::verdict> expected{{"2:emulated", np::verdict::fail},
                                                        {"4:emulated", np::verdict::fail}};
   CHECK(verdicts(r) == expected);
@@ -196,7 +196,7 @@ TEST_CASE("probe: short config reads stop the config facts, not the region facts
   CHECK(r.config_error == nvgrace::errc::io_error);
   CHECK(r.bar_error == nvgrace::errc::io_error);
   CHECK(r.bars.empty());
-  CHECK(r.grace == nullptr);  // identity unknown: the rules cannot be chosen
+  CHECK(!r.grace.has_value());  // identity unknown: the rules cannot be chosen
   CHECK(r.regions.size() == 9);
   CHECK(r.region(4)->sparse.has_value());
   const auto text = np::to_text(np::target_info{"x", "shim", "x", "", 0}, r);

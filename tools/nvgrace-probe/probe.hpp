@@ -117,7 +117,7 @@ struct report {
   nvgrace::errc bar_error{};  ///< sizing failed (a config access failed or was short)
   std::vector<bar_fact> bars;
 
-  const grace::device_id* grace = nullptr;        ///< the Grace id-table entry, if the device is one
+  std::optional<grace::device_id> grace;        ///< the Grace id-table entry, if the device is one
   std::optional<grace::generation> generation;    ///< from the config space DVSEC (§2.2)
   std::vector<rule_result> rules;
 
@@ -425,7 +425,7 @@ template <vfio::device_file F>
     id.subsystem_vendor = load_le<std::uint16_t>(space, pci::reg::subsystem_vendor_id);
     id.subsystem = load_le<std::uint16_t>(space, pci::reg::subsystem_id);
     facts.grace = grace::find_device(id.vendor, id.device);
-    if (facts.grace != nullptr) {
+    if (facts.grace.has_value()) {
       const auto generation = grace::generation_from_config(space);
       if (generation) facts.generation = *generation;
     }
@@ -433,7 +433,7 @@ template <vfio::device_file F>
   if (opts.size_bars) {
     if (auto s = detail::size_bars(*acc, facts.bars); !s) facts.bar_error = s.error();
   }
-  if (opts.check_rules && facts.grace != nullptr) detail::check_grace_rules(*acc, facts);
+  if (opts.check_rules && facts.grace.has_value()) detail::check_grace_rules(*acc, facts);
   return facts;
 }
 

@@ -137,7 +137,7 @@ namespace detail {
     }
   }
 
-  if (r.grace == nullptr) {
+  if (!r.grace.has_value()) {
     if (r.config_error == nvgrace::errc{})
       out += "grace rules: do not apply (" + detail::hex_digits(r.identity.vendor, 4) + ":" +
              detail::hex_digits(r.identity.device, 4) + " is not an NVIDIA Grace GPU)\n";
@@ -287,8 +287,8 @@ namespace detail {
 
   w.key("grace");
   w.begin_object();
-  w.member("applies", r.grace != nullptr);
-  if (r.grace == nullptr) {
+  w.member("applies", r.grace.has_value());
+  if (!r.grace.has_value()) {
     w.member("reason", r.config_error == nvgrace::errc{} ? "not an NVIDIA Grace GPU" : "device identity unknown");
   } else {
     w.member("model", r.grace->name);

@@ -318,7 +318,7 @@ public:
       // vfio-pci-core: req_start + req_len must not pass the page-aligned BAR.
       const auto end = checked_add(offset, mapped_length);
       if (!end || *end > r.size) return errc::invalid_argument;
-      return grace::mmap_plan{offset, mapped_length, false};
+      return grace::mmap_plan{offset, mapped_length, false, grace::stage2_memory::device};
     }
     return errc::invalid_argument;
   }
@@ -519,7 +519,7 @@ private:
     probe_result p;
     p.device_id = options.device_id.value_or(
         options.generation == grace::generation::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941});
-    if (grace::find_device(grace::nvidia_vendor_id, p.device_id) == nullptr) return errc::no_such_device;
+    if (!grace::find_device(grace::nvidia_vendor_id, p.device_id)) return errc::no_such_device;
     for (const std::uint64_t s : {options.bar2_size, options.bar4_size})
       if (s != 0 && (!std::has_single_bit(s) || s < 4 * KiB)) return errc::invalid_argument;
     if (options.bare_function) return p;
@@ -552,10 +552,6 @@ private:
       posix::monotonic_sleep_ms(ms);
       return true;
     }
-    [[nodiscard]] std::uint32_t cxl_status() noexcept {
-      return options_.cxl ? cxl_status_after(*options_.cxl, now_ms() - start_) : 0;
-    }
-
   private:
     const device_options& options_;
     std::uint64_t start_;
@@ -569,9 +565,10 @@ private:
     if (!grace::waits_at_probe(options.rule)) return {};
     options_source own(options);
     readiness_source& source = options.readiness_clock != nullptr ? *options.readiness_clock : own;
+    const std::uint64_t start = source.now_ms();
     status waited;
     if (options.cxl && grace::has_cxl_readiness(options.rule))
-      waited = wait_cxl_ready(source, [&] { return own.cxl_status(); });
+      waited = wait_cxl_ready(source, [&] { return cxl_status_after(*options.cxl, source.now_ms() - start); });
     else
       waited = wait_device_ready(source, grace::waits_are_killable(options.rule));
     if (!grace::probe_timeout_fails(options.rule)) return {};
@@ -693,6 +690,7 @@ private:
     config_ = config_space(params);
 
     readiness_dynamic_ = options_.readiness.ready_after_ms != std::uint64_t{0};
+    source_.store(options_.readiness_clock, order::release);
     last_reset_ms_.store(readiness().now_ms(), order::release);
     std::uint64_t state = memory_enabled_bit;
     state_.store(state, order::release);
