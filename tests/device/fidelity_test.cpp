@@ -4,6 +4,7 @@
 // DMA-buf lifetime, and the rest of the ioctl surface. Exact errno, counts and times.
 #include "shim_fixtures.hpp"
 
+#include <nvgrace/access/accessor.hpp>
 #include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/backend/shim/test_hooks.hpp>
 #include <nvgrace/grace/ids.hpp>
@@ -506,4 +507,35 @@ TEST_CASE("the bare PCI function: no driver rules, any number of opens, the DVSE
   auto h = shim::blackwell(3 * GiB);
   h.nvidia_dvsec = false;
   CHECK(make(h).layout()->has_resmem());
+}
+
+TEST_CASE("the accessor finds out that its mappings were zapped: the touch faults, waits or fails") {
+  scripted_clock clock;
+  auto d = make(hopper_with(grace::kernel_rule::current, &clock));
+  auto acc = access::open(d);
+  REQUIRE(acc.has_value());
+  REQUIRE(acc->find_region(usemem)->mapped_count == 1);
+  const std::array<std::byte, 8> pattern{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4},
+                                         std::byte{5}, std::byte{6}, std::byte{7}, std::byte{8}};
+  REQUIRE(acc->write(usemem, 64, pattern).value() == 8);  // the open-time readiness wait happens here
+  // A reset: the next mapped access faults, waits 2 s for readiness, then goes through the mapping.
+  clock.ready_at = clock.time + 2000;
+  REQUIRE(d.reset());
+  const std::uint64_t before = clock.time;
+  auto b = buffer8();
+  REQUIRE(acc->read(usemem, 64, b).value() == 8);
+  CHECK(b == pattern);
+  CHECK(clock.time - before == 2000);
+  // Memory decode off: the touch is SIGBUS, reported as EFAULT; nothing is copied.
+  CHECK(config_write<std::uint16_t>(d, pci::reg::command, 0) == 2);
+  b.fill(std::byte{0x77});
+  CHECK(acc->read(usemem, 64, b).error() == nvgrace::errc::bad_address);
+  CHECK(b[0] == std::byte{0x77});
+  CHECK(acc->write(usemem, 64, pattern).error() == nvgrace::errc::bad_address);
+  // Decode back on: the mapping works again, with no further wait.
+  CHECK(config_write<std::uint16_t>(d, pci::reg::command, pci::command_bits::memory) == 2);
+  const std::uint64_t again = clock.time;
+  REQUIRE(acc->read(usemem, 64, b).value() == 8);
+  CHECK(b == pattern);
+  CHECK(clock.time == again);
 }
