@@ -221,6 +221,18 @@ struct device_bind_iommufd {
   std::int32_t iommufd;
   std::uint32_t out_devid;
 };
+/// struct vfio_device_bind_iommufd with the VF token (Linux 6.17+): the same
+/// first 16 bytes, then a user pointer to a 16-byte UUID, read when `flags`
+/// has bind_flag_token.
+struct device_bind_iommufd_token {
+  std::uint32_t argsz;
+  std::uint32_t flags;
+  std::int32_t iommufd;
+  std::uint32_t out_devid;
+  std::uint64_t token_uuid_ptr;
+};
+/// VFIO_DEVICE_BIND_FLAG_TOKEN.
+inline constexpr std::uint32_t bind_flag_token = 1u << 0;
 /// struct vfio_device_attach_iommufd_pt (Linux 6.6+).
 struct device_attach_iommufd_pt {
   std::uint32_t argsz;
@@ -289,6 +301,7 @@ static_assert(sizeof(region_info_cap_type) == 16);
 static_assert(sizeof(irq_info) == 16 && sizeof(irq_set) == 20 && sizeof(device_ioeventfd) == 32);
 static_assert(sizeof(device_feature) == 8 && sizeof(device_feature_dma_buf) == 16 && sizeof(region_dma_range) == 16);
 static_assert(sizeof(device_bind_iommufd) == 16 && sizeof(device_attach_iommufd_pt) == 12);
+static_assert(sizeof(device_bind_iommufd_token) == 24);
 static_assert(ioctl::device_get_region_info == 0x3B6C && ioctl::device_reset == 0x3B6F &&
               ioctl::device_ioeventfd == 0x3B74 && ioctl::device_feature == 0x3B75);
 
