@@ -152,6 +152,11 @@ struct accessor_options {
   }
 };
 
+/// The other byte types a buffer may be made of (std::uint8_t is unsigned
+/// char on every platform nvgrace runs on).
+template <class B>
+concept byte_like = std::same_as<std::remove_const_t<B>, unsigned char> || std::same_as<std::remove_const_t<B>, char>;
+
 /// Map every mmap-able area at open (the default).
 inline constexpr accessor_options map_all{true, std::nullopt};
 /// Map nothing at open: every access is a pread/pwrite until map_areas().
@@ -332,6 +337,19 @@ public:
   [[nodiscard, gnu::always_inline]] result<std::size_t> write(std::uint32_t index, std::uint64_t offset,
                                                               std::span<const std::byte> in) noexcept {
     return transfer(index, offset, in);
+  }
+
+  /// read() into a buffer of unsigned char or std::uint8_t.
+  template <byte_like Byte>
+  [[nodiscard, gnu::always_inline]] result<std::size_t> read(std::uint32_t index, std::uint64_t offset,
+                                                             std::span<Byte> out) noexcept {
+    return read(index, offset, std::as_writable_bytes(out));
+  }
+  /// write() from a buffer of (const) unsigned char or std::uint8_t.
+  template <byte_like Byte>
+  [[nodiscard, gnu::always_inline]] result<std::size_t> write(std::uint32_t index, std::uint64_t offset,
+                                                              std::span<const Byte> in) noexcept {
+    return write(index, offset, std::as_bytes(in));
   }
 
   /// Read a config register of 1, 2, 4 or 8 bytes (little-endian) with one

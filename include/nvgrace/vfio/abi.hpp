@@ -249,6 +249,15 @@ struct iommu_ioas_alloc {
 
 // ---- ioctl numbers ---------------------------------------------------------------
 
+// The numbers below follow the asm-generic ioctl encoding, where _IO(type, nr)
+// is (type << 8) | nr: x86, arm64, riscv, s390, loongarch. Architectures with
+// their own encoding put direction bits into _IO as well, so these numbers
+// would be wrong there: refuse to compile rather than call the wrong ioctl.
+#if defined(__powerpc__) || defined(__powerpc64__) || defined(__mips__) || defined(__sparc__) || \
+    defined(__alpha__) || defined(__hppa__)
+#error "nvgrace: this architecture's ioctl encoding is not the asm-generic one; vfio::ioctl numbers would be wrong"
+#endif
+
 /// VFIO ioctls are _IO(';', 100 + n): no size or direction bits are encoded.
 inline constexpr unsigned long ioctl_type = ';';
 inline constexpr unsigned long ioctl_base = 100;
