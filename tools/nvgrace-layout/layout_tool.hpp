@@ -378,7 +378,7 @@ struct report {
   out += "\nindex  name    file offset     physical range                     real length              "
          "reported size            padding\n";
   for (const auto index : emulated_indices(l)) {
-    const grace::memregion& m = *l.region(index);
+    const grace::memregion m = *l.region(index);
     std::string row = std::to_string(index) + "      " + std::string(grace::region_name(index)) + "  ";
     const auto pad = [](std::string s, std::size_t w) { return s.size() < w ? s + std::string(w - s.size(), ' ') : s + " "; };
     row += pad(hex(vfio::region_offset(index)), 16);
@@ -394,7 +394,7 @@ struct report {
     out += row;
   }
   for (const auto index : emulated_indices(l)) {
-    const grace::memregion& m = *l.region(index);
+    const grace::memregion m = *l.region(index);
     out += "\nBAR" + std::to_string(index) + " " + std::string(grace::region_name(index)) + ", " +
            human_size(m.reported_size) + " (64 cells of " + human_size(m.reported_size / 64) + "):\n";
     out += "  |" + scale_bar(m) + "|\n";
@@ -441,7 +441,7 @@ struct report {
     const grace::layout& l = r.outcome.layout;
     bool first = true;
     for (const auto index : emulated_indices(l)) {
-      const grace::memregion& m = *l.region(index);
+      const grace::memregion m = *l.region(index);
       const auto probe = sizing_probe(l, index);
       const auto short_reply = reply_bytes(l, index, vfio::region_info_size);
       const auto full_reply = reply_bytes(l, index, grace::emulated_region_info_size);

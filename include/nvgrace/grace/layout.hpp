@@ -11,6 +11,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace nvgrace::grace {
@@ -48,12 +49,12 @@ struct layout {
 
   /// The driver's memregion(index) predicate: index 4 is always usemem,
   /// index 2 is resmem only when it exists; anything else is not emulated.
-  [[nodiscard]] constexpr const memregion* region(std::uint32_t index) const noexcept {
-    if (index == usemem_index) return &usemem;
-    if (index == resmem_index && has_resmem()) return &resmem;
-    return nullptr;
+  [[nodiscard]] constexpr std::optional<memregion> region(std::uint32_t index) const noexcept {
+    if (index == usemem_index) return usemem;
+    if (index == resmem_index && has_resmem()) return resmem;
+    return std::nullopt;
   }
-  [[nodiscard]] constexpr bool is_emulated(std::uint32_t index) const noexcept { return region(index) != nullptr; }
+  [[nodiscard]] constexpr bool is_emulated(std::uint32_t index) const noexcept { return region(index).has_value(); }
   /// The carve-out is mapped write-combine and read/written in aligned chunks.
   [[nodiscard]] constexpr bool is_uncached(std::uint32_t index) const noexcept {
     return index == resmem_index && has_resmem();
