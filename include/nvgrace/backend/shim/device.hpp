@@ -136,7 +136,7 @@ struct region_slot {
 /// The device's state and behaviour; `device` is its movable handle.
 template <creatable_memory Memory>
 class device_core {
-  using order = nvgrace::detail::order;
+  using mo = nvgrace::detail::order;  // memory orders
   friend class shim::device<Memory>;
 
 public:
@@ -377,12 +377,12 @@ public:
   /// Use `source` for the §7.1 poll (registers and clock); nullptr restores
   /// the default (this device's BAR0 + steady_clock). `source` must outlive
   /// its use.
-  void set_readiness_source(readiness_source* source) noexcept { source_.store(source, order::release); }
+  void set_readiness_source(readiness_source* source) noexcept { source_.store(source, mo::release); }
 
   /// Make runtime-PM resume fail: memory read/write (and core accesses) → EIO.
   void inject_pm_failure(bool fail) noexcept {
-    if (fail) state_.fetch_or(pm_failed_bit, order::acq_rel);
-    else state_.fetch_and(~pm_failed_bit, order::acq_rel);
+    if (fail) state_.fetch_or(pm_failed_bit, mo::acq_rel);
+    else state_.fetch_and(~pm_failed_bit, mo::acq_rel);
   }
 
   /// Make the core part of VFIO_DEVICE_RESET fail with `error` (nullopt: succeed).
@@ -399,7 +399,7 @@ public:
     revoke_dma_bufs_for_good();
     if (wakeup_fd_ >= 0) wakeup_fd_ = -1;
     zap_mappings();
-    state_.fetch_or(closed_bit, order::acq_rel);
+    state_.fetch_or(closed_bit, mo::acq_rel);
   }
 
   /// Open the device file again (vfio_pci_core_enable and the driver's
@@ -412,15 +412,15 @@ public:
   /// that its close never unregisters. Precondition: the device is closed.
   [[nodiscard]] status open() noexcept {
     posix::lock_guard lock(control_);
-    NVGRACE_EXPECTS((state_.load(order::relaxed) & closed_bit) != 0);
+    NVGRACE_EXPECTS((state_.load(mo::relaxed) & closed_bit) != 0);
     if (mode_ == grace::mode::plain && !options_.bare_function) return errc::device_or_resource_busy;
     config_ = config_space(config_params_);
     if (mode_ == grace::mode::emulated) bars_.reset();
-    std::uint64_t current = state_.load(order::relaxed);
+    std::uint64_t current = state_.load(mo::relaxed);
     std::uint64_t next = 0;
     do {
       next = (current & ~(closed_bit | pm_engaged_bit)) | memory_enabled_bit;
-    } while (!state_.compare_exchange_weak(current, next, order::acq_rel, order::relaxed));
+    } while (!state_.compare_exchange_weak(current, next, mo::acq_rel, mo::relaxed));
     if (options_.reset_supported && !reset_failure_) mark_reset_done();
     return {};
   }
@@ -432,17 +432,17 @@ public:
   }
 
   /// The device file is closed (after close(), or a failed open()).
-  [[nodiscard]] bool is_closed() const noexcept { return (state_.load(order::acquire) & closed_bit) != 0; }
+  [[nodiscard]] bool is_closed() const noexcept { return (state_.load(mo::acquire) & closed_bit) != 0; }
 
   /// The next memory access will poll readiness.
-  [[nodiscard]] bool reset_done() const noexcept { return (state_.load(order::acquire) & reset_done_bit) != 0; }
+  [[nodiscard]] bool reset_done() const noexcept { return (state_.load(mo::acquire) & reset_done_bit) != 0; }
   /// COMMAND.MEMORY in the virtual config.
   [[nodiscard]] bool memory_enabled() const noexcept {
-    return (state_.load(order::acquire) & memory_enabled_bit) != 0;
+    return (state_.load(mo::acquire) & memory_enabled_bit) != 0;
   }
   /// Resets (VFIO_DEVICE_RESET, FLR, open) that succeeded so far.
   [[nodiscard]] std::uint32_t reset_count() const noexcept {
-    return static_cast<std::uint32_t>(state_.load(order::acquire) >> epoch_shift);
+    return static_cast<std::uint32_t>(state_.load(mo::acquire) >> epoch_shift);
   }
   /// The raw (unmasked) value of emulated BAR register `index` (2 or 4).
   [[nodiscard]] std::uint64_t emulated_bar_raw(std::uint32_t index) const noexcept {
@@ -690,10 +690,10 @@ private:
     config_ = config_space(params);
 
     readiness_dynamic_ = options_.readiness.ready_after_ms != std::uint64_t{0};
-    source_.store(options_.readiness_clock, order::release);
-    last_reset_ms_.store(readiness().now_ms(), order::release);
+    source_.store(options_.readiness_clock, mo::release);
+    last_reset_ms_.store(readiness().now_ms(), mo::release);
     std::uint64_t state = memory_enabled_bit;
-    state_.store(state, order::release);
+    state_.store(state, mo::release);
     // open_device: vfio_pci_core_enable attempts a function reset (the bare
     // function is not opened by anyone).
     if (options_.reset_supported && !options_.bare_function) mark_reset_done();
@@ -713,23 +713,23 @@ private:
   /// Record a successful reset of the function: the readiness registers
   /// start over, a new epoch, and (from 6.19) reset_done, in one step.
   void mark_reset_done() noexcept {
-    last_reset_ms_.store(readiness().now_ms(), order::release);
+    last_reset_ms_.store(readiness().now_ms(), mo::release);
     const std::uint64_t flag = grace::has_access_readiness(options_.rule) ? reset_done_bit : 0;
-    std::uint64_t current = state_.load(order::relaxed);
-    while (!state_.compare_exchange_weak(current, (current + epoch_one) | flag, order::acq_rel, order::relaxed)) {
+    std::uint64_t current = state_.load(mo::relaxed);
+    while (!state_.compare_exchange_weak(current, (current + epoch_one) | flag, mo::acq_rel, mo::relaxed)) {
     }
   }
 
   /// The registers and clock readiness checks use.
   [[nodiscard]] readiness_source& readiness() const noexcept {
-    readiness_source* source = source_.load(order::acquire);
+    readiness_source* source = source_.load(mo::acquire);
     return source != nullptr ? *source : const_cast<bar0_source&>(default_source_);
   }
 
   /// Milliseconds since the function's last reset, on the readiness clock.
   [[nodiscard]] std::uint64_t since_reset_ms() const noexcept {
     const std::uint64_t now = readiness().now_ms();
-    const std::uint64_t at = last_reset_ms_.load(order::acquire);
+    const std::uint64_t at = last_reset_ms_.load(mo::acquire);
     return now > at ? now - at : 0;
   }
 
@@ -741,15 +741,15 @@ private:
   /// COMMAND.MEMORY as the user wrote it: turning it off zaps the user
   /// mappings and revokes the DMA-bufs; turning it on restores them.
   void set_memory_enabled(bool enabled) noexcept {
-    const bool was = (state_.load(order::acquire) & memory_enabled_bit) != 0;
+    const bool was = (state_.load(mo::acquire) & memory_enabled_bit) != 0;
     if (was == enabled) return;
     if (!enabled) {
       zap_mappings();
       move_dma_bufs(true);
-      state_.fetch_and(~memory_enabled_bit, order::acq_rel);
+      state_.fetch_and(~memory_enabled_bit, mo::acq_rel);
     } else {
-      state_.fetch_or(memory_enabled_bit, order::acq_rel);
-      if ((state_.load(order::acquire) & pm_engaged_bit) == 0) move_dma_bufs(false);
+      state_.fetch_or(memory_enabled_bit, mo::acq_rel);
+      if ((state_.load(mo::acquire) & pm_engaged_bit) == 0) move_dma_bufs(false);
     }
   }
 
@@ -798,7 +798,7 @@ private:
   /// Faults re-establish the user mappings from now on (6.19 and later; the
   /// older mmap-time mappings are not reachable by the zap).
   void zap_mappings() noexcept {
-    if (grace::has_access_readiness(options_.rule)) mapping_generation_.fetch_add(1, order::acq_rel);
+    if (grace::has_access_readiness(options_.rule)) mapping_generation_.fetch_add(1, mo::acq_rel);
   }
 
   /// Revoke (or restore) every DMA-buf still attached to the device.
@@ -816,7 +816,7 @@ private:
   /// device, the runtime-PM get (EIO when it fails), and a wake-up from a low
   /// power state entered with a wake-up eventfd (signalled, then exited).
   [[nodiscard]] status ioctl_entry() noexcept {
-    const std::uint64_t state = state_.load(order::acquire);
+    const std::uint64_t state = state_.load(mo::acquire);
     if ((state & closed_bit) != 0) return errc::bad_file_descriptor;
     if ((state & pm_failed_bit) != 0) return errc::io_error;
     if ((state & pm_engaged_bit) != 0) wake_from_low_power();
@@ -833,7 +833,7 @@ private:
   }
 
   void exit_low_power_locked() noexcept {
-    state_.fetch_and(~pm_engaged_bit, order::acq_rel);
+    state_.fetch_and(~pm_engaged_bit, mo::acq_rel);
     if (memory_enabled()) move_dma_bufs(false);
   }
 
@@ -853,10 +853,10 @@ private:
     } else if (auto s = wait_device_ready(source, grace::waits_are_killable(options_.rule)); !s) {
       return s;
     }
-    std::uint64_t current = state_.load(order::relaxed);
+    std::uint64_t current = state_.load(mo::relaxed);
     while ((current & reset_done_bit) != 0 && (current >> epoch_shift) == (seen >> epoch_shift)) {
-      if (state_.compare_exchange_weak(current, current & ~reset_done_bit, order::acq_rel,
-                                       order::relaxed))
+      if (state_.compare_exchange_weak(current, current & ~reset_done_bit, mo::acq_rel,
+                                       mo::relaxed))
         break;
     }
     return {};
@@ -885,7 +885,7 @@ private:
   /// memory_access, which runs the full plan.
   [[nodiscard, gnu::always_inline]] bool idle_and_unclipped(const slot& r, std::uint64_t offset,
                                                             std::size_t count) const noexcept {
-    const std::uint64_t state = state_.load(order::acquire);
+    const std::uint64_t state = state_.load(mo::acquire);
     const bool short_return = r.is_resmem && options_.resmem_quirk == grace::resmem_return::upstream_short &&
                               offset < r.model.real_length;
     return (state & (reset_done_bit | pm_failed_bit | closed_bit)) == 0 && offset < r.model.reported_size &&
@@ -942,7 +942,7 @@ private:
   template <grace::direction Dir>
   [[gnu::noinline]] ssize_t memory_access(const slot& r, user_bytes<Dir> buf, std::size_t count,
                                           std::uint64_t* ppos) noexcept {
-    const std::uint64_t state = state_.load(order::acquire);
+    const std::uint64_t state = state_.load(mo::acquire);
     if ((state & closed_bit) != 0) return detail::negative(errc::bad_file_descriptor);
     // Before 6.19 the driver neither wrapped memory accesses in runtime PM nor
     // waited for readiness (reset_done is never set there).
@@ -976,7 +976,7 @@ private:
   /// vfio-pci-core's read for every other region, and §3.2 for config.
   [[gnu::noinline]] ssize_t core_read(std::uint32_t index, std::byte* buf, std::size_t count,
                                       std::uint64_t* ppos) noexcept {
-    const std::uint64_t state = state_.load(order::acquire);
+    const std::uint64_t state = state_.load(mo::acquire);
     if ((state & closed_bit) != 0) return detail::negative(errc::bad_file_descriptor);
     if (count == 0) return 0;
     if (index >= vfio::pci_num_regions) return detail::negative(errc::invalid_argument);
@@ -1006,7 +1006,7 @@ private:
   /// vfio-pci-core's write for every other region, and §3.3 for config.
   [[gnu::noinline]] ssize_t core_write(std::uint32_t index, const std::byte* buf, std::size_t count,
                                        std::uint64_t* ppos) noexcept {
-    if ((state_.load(order::acquire) & closed_bit) != 0) return detail::negative(errc::bad_file_descriptor);
+    if ((state_.load(mo::acquire) & closed_bit) != 0) return detail::negative(errc::bad_file_descriptor);
     if (count == 0) return 0;
     if (index >= vfio::pci_num_regions) return detail::negative(errc::invalid_argument);
     const std::uint64_t offset = vfio::offset_in_region(*ppos);
@@ -1021,7 +1021,7 @@ private:
           return static_cast<ssize_t>(*n);
         }
       }
-      if ((state_.load(order::acquire) & pm_failed_bit) != 0) return detail::negative(errc::io_error);
+      if ((state_.load(mo::acquire) & pm_failed_bit) != 0) return detail::negative(errc::io_error);
       const auto effects = config_.write(offset, in);
       if (!effects) return detail::negative(effects.error());
       if (effects->command_written) set_memory_enabled((config_.command() & pci::command_bits::memory) != 0);
@@ -1031,7 +1031,7 @@ private:
       *ppos += effects->count;
       return static_cast<ssize_t>(effects->count);
     }
-    const std::uint64_t state = state_.load(order::acquire);
+    const std::uint64_t state = state_.load(mo::acquire);
     if ((state & pm_failed_bit) != 0) return detail::negative(errc::io_error);
     if (r.kind != region_kind::memory_bar) return detail::negative(errc::invalid_argument);
     return memory_bar_access<grace::direction::write>(r, state, offset, buf, count, ppos);
@@ -1130,7 +1130,7 @@ public:
     record.region_index = region_index;
     record.open_flags = open_flags;
     posix::lock_guard lock(control_);
-    record.revoked = !memory_enabled() || (state_.load(order::acquire) & pm_engaged_bit) != 0;
+    record.revoked = !memory_enabled() || (state_.load(mo::acquire) & pm_engaged_bit) != 0;
     record.fd = next_dma_buf_fd_++;
     dma_bufs_.push_back(std::move(record));
     return dma_bufs_.back().fd;
@@ -1162,8 +1162,8 @@ public:
     posix::lock_guard lock(control_);
     zap_mappings();
     move_dma_bufs(true);
-    if ((state_.load(order::acquire) & pm_engaged_bit) != 0) return errc::invalid_argument;
-    state_.fetch_or(pm_engaged_bit, order::acq_rel);
+    if ((state_.load(mo::acquire) & pm_engaged_bit) != 0) return errc::invalid_argument;
+    state_.fetch_or(pm_engaged_bit, mo::acq_rel);
     wakeup_fd_ = wakeup_fd;
     return {};
   }
@@ -1174,17 +1174,17 @@ public:
     if (auto s = ioctl_entry(); !s) return s;
     posix::lock_guard lock(control_);
     wakeup_fd_ = -1;
-    if ((state_.load(order::acquire) & pm_engaged_bit) != 0) exit_low_power_locked();
+    if ((state_.load(mo::acquire) & pm_engaged_bit) != 0) exit_low_power_locked();
     return {};
   }
 
   /// Runtime PM engaged by LOW_POWER_ENTRY.
-  [[nodiscard]] bool low_power() const noexcept { return (state_.load(order::acquire) & pm_engaged_bit) != 0; }
+  [[nodiscard]] bool low_power() const noexcept { return (state_.load(mo::acquire) & pm_engaged_bit) != 0; }
 
   /// How many times the user mappings were zapped (reset, FLR, memory decode
   /// off, low power entry, close). A mapping made at generation g is valid
   /// while this is still g; after, its next touch faults (see fault()).
-  [[nodiscard]] std::uint64_t mapping_generation() const noexcept { return mapping_generation_.load(order::acquire); }
+  [[nodiscard]] std::uint64_t mapping_generation() const noexcept { return mapping_generation_.load(mo::acquire); }
 
   /// The driver's (huge) fault handler for a touch at `address` of mapping
   /// `v` (made by mmap of this device) with page order `order`: misaligned
@@ -1201,14 +1201,14 @@ public:
     grace::fault_state fs;
     const grace::fault_decision shape = grace::decide_fault(r->model, v, address, order, fs, platform);
     if (shape.outcome == grace::fault_outcome::fallback) return shape;
-    std::uint64_t state = state_.load(order::acquire);
+    std::uint64_t state = state_.load(mo::acquire);
     fs.runtime_pm_engaged = (state & (pm_engaged_bit | pm_failed_bit)) != 0;
     if (!fs.runtime_pm_engaged && (state & reset_done_bit) != 0) {
       // A reset that races the readiness check makes the CXL path retry, not fail.
       status s = check_ready(state);
-      while (s.error() == errc::resource_unavailable_try_again) s = check_ready(state_.load(order::acquire));
+      while (s.error() == errc::resource_unavailable_try_again) s = check_ready(state_.load(mo::acquire));
       fs.ready = s.has_value();
-      state = state_.load(order::acquire);
+      state = state_.load(mo::acquire);
     }
     fs.memory_enabled = (state & memory_enabled_bit) != 0;
     return grace::decide_fault(r->model, v, address, order, fs, platform);
