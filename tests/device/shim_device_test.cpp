@@ -32,6 +32,10 @@ constexpr std::uint32_t resmem = 2;
 constexpr std::uint32_t usemem = 4;
 constexpr std::byte ff{0xFF};
 constexpr std::byte untouched{0x5A};
+// The function's own BAR4 as the shim places it (BAR0 16 MiB at 0x6600_0000_0000,
+// BAR2 16 MiB, then BAR4): a 64-bit prefetchable BAR at 0x6600_0200_0000. Under
+// the emulation it is still in config space where the windows do not patch.
+constexpr std::uint64_t function_bar4 = 0x6600'0200'000Cu;
 
 std::vector<std::byte> config_bytes(shim_device& d, std::uint64_t offset, std::size_t count) {
   std::vector<std::byte> out(count);
@@ -50,8 +54,6 @@ std::vector<std::byte> region_info(shim_device& d, std::uint32_t index, std::uin
   error = s ? nvgrace::errc{} : s.error();
   return buffer;
 }
-
-
 
 }  // namespace
 
@@ -208,7 +210,8 @@ TEST_CASE("§3 config space: IDs, class 0x0302, BAR0 64-bit 16 MiB, capability l
   CHECK(load_le<std::uint32_t>(head, 0x14) == 0x0000'6600u);
   // The emulated BARs read 0x0C at open (§3, bar_val 0).
   CHECK(load_le<std::uint64_t>(head, 0x18) == 0xC);
-  CHECK(load_le<std::uint64_t>(head, 0x20) == 0);  // E4: this read also touched the resmem window
+  // E4: this read also touched the resmem window, so 0x20 is the function's own BAR4.
+  CHECK(load_le<std::uint64_t>(head, 0x20) == function_bar4);
   CHECK(config_read<std::uint64_t>(d, 0x20) == 0xC);
   CHECK(load_le<std::uint32_t>(head, 0x30) == 0);  // no ROM
   CHECK(head[0x3D] == std::byte{0x01});             // INTA
@@ -267,7 +270,7 @@ TEST_CASE("§3.2 E4 a config read spanning both windows patches only the resmem 
   CHECK(config_write<std::uint64_t>(d, 0x20, ~std::uint64_t{0}) == 8);
   const auto r = config_bytes(d, 0x18, 16);
   CHECK(load_le<std::uint64_t>(r, 0) == 0xFFFF'FFFF'8000'000Cu);
-  CHECK(load_le<std::uint64_t>(r, 8) == 0);  // the core's BAR4/5 (none on Hopper), not the usemem emulation
+  CHECK(load_le<std::uint64_t>(r, 8) == function_bar4);  // the core's BAR4/5, not the usemem emulation
 }
 
 TEST_CASE("§3.2 E5 sub-dword reads inside the windows at 0x19, 0x1D, 0x23, 0x27") {
@@ -279,7 +282,7 @@ TEST_CASE("§3.2 E5 sub-dword reads inside the windows at 0x19, 0x1D, 0x23, 0x27
   CHECK(config_bytes(d, 0x1D, 2) == bytes_of({0x45, 0x23}));
   CHECK(config_bytes(d, 0x23, 1) == bytes_of({0x40}));
   CHECK(config_bytes(d, 0x27, 1) == bytes_of({0xFE}));
-  CHECK(config_bytes(d, 0x1F, 2) == bytes_of({0x01, 0x00}));  // resmem's last byte + core 0x20
+  CHECK(config_bytes(d, 0x1F, 2) == bytes_of({0x01, 0x0C}));  // resmem's last byte + core 0x20
 }
 
 TEST_CASE("§10 E2 Blackwell: an access touching 0x18–0x1F is the real BAR2, even its usemem bytes") {
@@ -288,7 +291,7 @@ TEST_CASE("§10 E2 Blackwell: an access touching 0x18–0x1F is the real BAR2, e
   CHECK(config_read<std::uint64_t>(d, 0x20) == 0xFFFF'FFFF'F800'000Cu);  // usemem 128 MiB, emulated
   const auto r = config_bytes(d, 0x18, 16);
   CHECK((load_le<std::uint32_t>(r, 0) & 0xF) == 0xC);  // the real 64-bit prefetchable BAR2
-  CHECK(load_le<std::uint64_t>(r, 8) == 0);            // core bytes, not the emulated usemem value
+  CHECK(load_le<std::uint64_t>(r, 8) == function_bar4);  // core bytes, not the emulated usemem value
   // Sizing the real BAR2 goes to the core: 16 MiB.
   CHECK(config_write<std::uint64_t>(d, 0x18, ~std::uint64_t{0}) == 8);
   CHECK(config_read<std::uint32_t>(d, 0x18) == 0xFF00'000Cu);

@@ -660,20 +660,28 @@ private:
         res.backing_offset = at;
       }
     }
-    // Real BARs: region 2 on Blackwell and in plain mode, region 4 in plain mode.
-    if (!hopper && options_.bar2_size != 0) {
-      auto m = Memory::create(options_.bar2_size, mem::caching::cached);
-      if (!m) return m.error();
-      bar2_memory_ = std::move(*m);
+    // The function's own BAR2 and BAR4 are in the core's virtual config in every
+    // mode: where the driver emulates the region, a config access the emulation
+    // does not patch (§3.2, E2 and E4) still reads them. Their memory is a region
+    // only where the driver does not emulate it: region 2 on Blackwell and in plain
+    // mode, region 4 in plain mode.
+    if (options_.bar2_size != 0) {
       bars[2] = {options_.bar2_size, prefetchable_64, place(options_.bar2_size)};
-      set_memory_bar(2, bar2_memory_, bars[2]);
+      if (!hopper) {
+        auto m = Memory::create(options_.bar2_size, mem::caching::cached);
+        if (!m) return m.error();
+        bar2_memory_ = std::move(*m);
+        set_memory_bar(2, bar2_memory_, bars[2]);
+      }
     }
-    if (!emulated && options_.bar4_size != 0) {
-      auto m = Memory::create(options_.bar4_size, mem::caching::cached);
-      if (!m) return m.error();
-      bar4_memory_ = std::move(*m);
+    if (options_.bar4_size != 0) {
       bars[4] = {options_.bar4_size, prefetchable_64, place(options_.bar4_size)};
-      set_memory_bar(4, bar4_memory_, bars[4]);
+      if (!emulated) {
+        auto m = Memory::create(options_.bar4_size, mem::caching::cached);
+        if (!m) return m.error();
+        bar4_memory_ = std::move(*m);
+        set_memory_bar(4, bar4_memory_, bars[4]);
+      }
     }
     regions_[vfio::to_index(vfio::region::config)].kind = region_kind::config;
     regions_[vfio::to_index(vfio::region::config)].size = config_space::size;

@@ -95,8 +95,10 @@ struct device_options {
   /// default, as in grace::plan_access) or upstream's short return, which is
   /// what the driver actually does and probably a bug (§5.1, §10 E7).
   grace::resmem_return resmem_quirk = grace::resmem_return::documented;
-  /// Size of the real BAR at region 2 (plain mode and Blackwell) and at
-  /// region 4 (plain mode): a power of two ≥ 4 KiB, or 0 for no BAR.
+  /// Sizes of the function's own BAR2 and BAR4: regions 2 (plain mode and
+  /// Blackwell) and 4 (plain mode); where the driver emulates the region they
+  /// are still in config space, which reads them where the emulation does not
+  /// patch (E2, E4). A power of two ≥ 4 KiB, or 0 for no BAR.
   std::uint64_t bar2_size = 16 * MiB;
   std::uint64_t bar4_size = 16 * MiB;
   /// Whether the function can be reset (FLR): DEVICE_GET_INFO's RESET flag;
