@@ -18,11 +18,13 @@
 #include <nvgrace/core/contracts.hpp>
 #include <nvgrace/core/errc.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/text_view.hpp>
 #include <nvgrace/grace/access_plan.hpp>
 #include <nvgrace/grace/acpi.hpp>
 #include <nvgrace/grace/bar_emulation.hpp>
 #include <nvgrace/grace/dma_buf.hpp>
 #include <nvgrace/grace/ids.hpp>
+#include <nvgrace/grace/kernel_rule.hpp>
 #include <nvgrace/grace/layout.hpp>
 #include <nvgrace/grace/mmap.hpp>
 #include <nvgrace/grace/region_info.hpp>

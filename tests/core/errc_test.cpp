@@ -28,6 +28,10 @@ constexpr result<no_default> make(bool ok) { return ok ? result<no_default>(no_d
 static_assert(make(true)->value == 3);
 static_assert(make(false).error() == errc::bad_message);
 static_assert(make(false) == errc::bad_message);
+// result<T>'s == compares the values through T's own ==, and errors by errno.
+static_assert(make(true) == result<no_default>(no_default{3}));
+static_assert(make(true) != result<no_default>(no_default{4}));
+static_assert(make(false) == make(false) && make(false) != make(true));
 static_assert(!make(false).has_value());
 static_assert(make(true).value_or(no_default{9}).value == 3 && make(false).value_or(no_default{9}).value == 9);
 static_assert(make(false).message() == "Bad message");

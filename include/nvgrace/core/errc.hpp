@@ -9,9 +9,10 @@
 /// half of the model's parse cost). `<nvgrace/core/error_code.hpp>` converts to
 /// `errc`, `std::error_code` and `std::error_condition`.
 
+#include <nvgrace/core/text_view.hpp>
+
 #include <cerrno>
 #include <cstddef>
-#include <string_view>
 
 namespace nvgrace {
 
@@ -260,7 +261,7 @@ static_assert(EINVAL == 22 && ETIME == 62 && EOVERFLOW == 75 && EHWPOISON == 133
 /// The symbolic name of an errno value ("EINVAL"), for every value Linux defines;
 /// "OK" for 0 and "E?" for a value that names no errno. The view always refers
 /// to a NUL-terminated literal, so `.data()` is a C string.
-[[nodiscard]] constexpr std::string_view errno_name(errc e) noexcept {
+[[nodiscard]] constexpr text_view errno_name(errc e) noexcept {
   if (e == errc{}) return "OK";
   const auto* t = detail::find_errno(to_errno(e));
   return t != nullptr ? t->name : "E?";
@@ -268,7 +269,7 @@ static_assert(EINVAL == 22 && ETIME == 62 && EOVERFLOW == 75 && EHWPOISON == 133
 
 /// The C library's message for an errno value ("Invalid argument"); "Success"
 /// for 0 and "Unknown error" otherwise. NUL-terminated like errno_name.
-[[nodiscard]] constexpr std::string_view errno_message(errc e) noexcept {
+[[nodiscard]] constexpr text_view errno_message(errc e) noexcept {
   if (e == errc{}) return "Success";
   const auto* t = detail::find_errno(to_errno(e));
   return t != nullptr ? t->message : "Unknown error";

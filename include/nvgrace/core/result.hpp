@@ -12,9 +12,9 @@
 
 #include <nvgrace/core/contracts.hpp>
 #include <nvgrace/core/errc.hpp>
+#include <nvgrace/core/text_view.hpp>
 
 #include <new>
-#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -22,10 +22,25 @@ namespace nvgrace {
 
 namespace detail {
 
+// The traits result<T> asks of every T, through the compiler's built-ins where
+// it has them: libstdc++'s class-template traits made each result<T> several
+// times as expensive to instantiate, and the model instantiates some twenty.
+#if defined(__GNUC__) || defined(__clang__)
+template <class T>
+inline constexpr bool trivially_copyable = __is_trivially_copyable(T);  // implies a trivial destructor
+template <class T, class... Args>
+inline constexpr bool nothrow_constructible = __is_nothrow_constructible(T, Args...);
+#else
+template <class T>
+inline constexpr bool trivially_copyable = std::is_trivially_copyable_v<T>;
+template <class T, class... Args>
+inline constexpr bool nothrow_constructible = std::is_nothrow_constructible_v<T, Args...>;
+#endif
+
 /// Storage of result<T>: a T or nothing, plus the error. Trivially copyable T
 /// (everything the constexpr model returns) keep the whole result trivially
 /// copyable and usable in constant expressions.
-template <class T, bool Trivial = std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>>
+template <class T, bool Trivial = trivially_copyable<T>>
 struct result_storage {
   union {
     char none_;
@@ -33,8 +48,8 @@ struct result_storage {
   };
   errc error_{};
 
-  constexpr explicit result_storage(T&& v) noexcept(std::is_nothrow_move_constructible_v<T>) : value_(std::move(v)) {}
-  constexpr explicit result_storage(const T& v) noexcept(std::is_nothrow_copy_constructible_v<T>) : value_(v) {}
+  constexpr explicit result_storage(T&& v) noexcept(detail::nothrow_constructible<T, T&&>) : value_(std::move(v)) {}
+  constexpr explicit result_storage(const T& v) noexcept(detail::nothrow_constructible<T, const T&>) : value_(v) {}
   constexpr explicit result_storage(errc e) noexcept : none_(), error_(e) {}
 };
 
@@ -46,18 +61,18 @@ struct result_storage<T, false> {
   };
   errc error_{};
 
-  explicit result_storage(T&& v) noexcept(std::is_nothrow_move_constructible_v<T>) : value_(std::move(v)) {}
-  explicit result_storage(const T& v) noexcept(std::is_nothrow_copy_constructible_v<T>) : value_(v) {}
+  explicit result_storage(T&& v) noexcept(detail::nothrow_constructible<T, T&&>) : value_(std::move(v)) {}
+  explicit result_storage(const T& v) noexcept(detail::nothrow_constructible<T, const T&>) : value_(v) {}
   explicit result_storage(errc e) noexcept : none_(), error_(e) {}
-  result_storage(const result_storage& other) noexcept(std::is_nothrow_copy_constructible_v<T>)
+  result_storage(const result_storage& other) noexcept(detail::nothrow_constructible<T, const T&>)
       : none_(), error_(other.error_) {
     if (error_ == errc{}) ::new (static_cast<void*>(&value_)) T(other.value_);
   }
-  result_storage(result_storage&& other) noexcept(std::is_nothrow_move_constructible_v<T>)
+  result_storage(result_storage&& other) noexcept(detail::nothrow_constructible<T, T&&>)
       : none_(), error_(other.error_) {
     if (error_ == errc{}) ::new (static_cast<void*>(&value_)) T(std::move(other.value_));
   }
-  result_storage& operator=(const result_storage& other) noexcept(std::is_nothrow_copy_constructible_v<T>) {
+  result_storage& operator=(const result_storage& other) noexcept(detail::nothrow_constructible<T, const T&>) {
     if (this != &other) {
       destroy();
       error_ = other.error_;
@@ -65,7 +80,7 @@ struct result_storage<T, false> {
     }
     return *this;
   }
-  result_storage& operator=(result_storage&& other) noexcept(std::is_nothrow_move_constructible_v<T>) {
+  result_storage& operator=(result_storage&& other) noexcept(detail::nothrow_constructible<T, T&&>) {
     if (this != &other) {
       destroy();
       error_ = other.error_;
@@ -92,7 +107,7 @@ class [[nodiscard]] result {
 public:
   using value_type = T;
 
-  constexpr result(T value) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT: implicit on purpose
+  constexpr result(T value) noexcept(detail::nothrow_constructible<T, T&&>)  // NOLINT: implicit on purpose
       : storage_(std::move(value)) {}
   constexpr result(errc error) noexcept : storage_(error) {  // NOLINT: implicit on purpose
     NVGRACE_EXPECTS(error != errc{});
@@ -104,7 +119,7 @@ public:
   /// The error; `errc{}` when there is a value.
   [[nodiscard]] constexpr errc error() const noexcept { return storage_.error_; }
   /// The error's message ("Invalid argument"), "Success" when there is a value.
-  [[nodiscard]] constexpr std::string_view message() const noexcept { return errno_message(error()); }
+  [[nodiscard]] constexpr text_view message() const noexcept { return errno_message(error()); }
   /// The error as a `std::error_code` (generic category; empty when there is a
   /// value). Needs `<nvgrace/core/error_code.hpp>`.
   template <class Bridge = void>
@@ -163,7 +178,7 @@ public:
   [[nodiscard]] constexpr bool has_value() const noexcept { return error_ == errc{}; }
   constexpr explicit operator bool() const noexcept { return has_value(); }
   [[nodiscard]] constexpr errc error() const noexcept { return error_; }
-  [[nodiscard]] constexpr std::string_view message() const noexcept { return errno_message(error_); }
+  [[nodiscard]] constexpr text_view message() const noexcept { return errno_message(error_); }
   template <class Bridge = void>
   [[nodiscard]] auto error_code() const noexcept {
     return make_error_code(dependent<Bridge>(error_));

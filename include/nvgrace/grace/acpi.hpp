@@ -4,15 +4,15 @@
 /// size, and the rule that turns missing or empty memory into plain vfio-pci.
 
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/text_view.hpp>
 
 #include <cstdint>
 #include <optional>
-#include <string_view>
 
 namespace nvgrace::grace {
 
-inline constexpr std::string_view acpi_base_property = "nvidia,gpu-mem-base-pa";
-inline constexpr std::string_view acpi_size_property = "nvidia,gpu-mem-size";
+inline constexpr text_view acpi_base_property = "nvidia,gpu-mem-base-pa";
+inline constexpr text_view acpi_size_property = "nvidia,gpu-mem-size";
 
 /// The two _DSD properties as firmware provides them; nullopt = absent.
 struct acpi_properties {
@@ -37,7 +37,7 @@ struct device_memory_range {
 /// Whether the device runs with emulated BARs or as plain vfio-pci.
 enum class mode : std::uint8_t { emulated, plain };
 
-[[nodiscard]] constexpr std::string_view to_string(mode m) noexcept {
+[[nodiscard]] constexpr text_view to_string(mode m) noexcept {
   return m == mode::emulated ? "emulated" : "plain";
 }
 

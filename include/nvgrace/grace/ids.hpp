@@ -4,13 +4,13 @@
 
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/text_view.hpp>
 #include <nvgrace/pci/config.hpp>
 
 #include <array>
 #include <optional>
 #include <cstdint>
 #include <span>
-#include <string_view>
 
 namespace nvgrace::grace {
 
@@ -18,7 +18,7 @@ namespace nvgrace::grace {
 /// Grace Blackwell does not, and exposes its real BAR at index 2.
 enum class generation : std::uint8_t { hopper, blackwell };
 
-[[nodiscard]] constexpr std::string_view to_string(generation g) noexcept {
+[[nodiscard]] constexpr text_view to_string(generation g) noexcept {
   return g == generation::hopper ? "hopper" : "blackwell";
 }
 
@@ -28,7 +28,7 @@ inline constexpr std::uint16_t nvidia_vendor_id = 0x10DE;
 struct device_id {
   std::uint16_t vendor;
   std::uint16_t device;
-  std::string_view name;
+  text_view name;
   grace::generation generation;
 };
 
@@ -49,12 +49,12 @@ inline constexpr std::array<device_id, 5> known_devices{{
 }
 
 /// The driver's name in sysfs (/sys/bus/pci/drivers/nvgrace_gpu_vfio_pci).
-inline constexpr std::string_view driver_name = "nvgrace_gpu_vfio_pci";
+inline constexpr text_view driver_name = "nvgrace_gpu_vfio_pci";
 
 /// Whether the driver binds a function: only a listed id, and only when the
 /// function's driver_override names the driver (its id table entries are
 /// driver_override-only; a matching id alone never binds it).
-[[nodiscard]] constexpr bool binds(std::uint16_t vendor, std::uint16_t device, std::string_view driver_override) noexcept {
+[[nodiscard]] constexpr bool binds(std::uint16_t vendor, std::uint16_t device, text_view driver_override) noexcept {
   return find_device(vendor, device).has_value() && driver_override == driver_name;
 }
 

@@ -16,8 +16,9 @@
 /// - 7.2 (current): also the CXL device DVSEC readiness path, and the waits can
 ///   be interrupted by a fatal signal (EINTR).
 
+#include <nvgrace/core/text_view.hpp>
+
 #include <cstdint>
-#include <string_view>
 
 namespace nvgrace::grace {
 
@@ -29,7 +30,7 @@ enum class kernel_rule : std::uint8_t {
 };
 
 /// "6.13", "6.18", "7.1", "current": the spelling the tools accept.
-[[nodiscard]] constexpr std::string_view to_string(kernel_rule r) noexcept {
+[[nodiscard]] constexpr text_view to_string(kernel_rule r) noexcept {
   switch (r) {
     case kernel_rule::v6_13: return "6.13";
     case kernel_rule::v6_18: return "6.18";
@@ -40,7 +41,7 @@ enum class kernel_rule : std::uint8_t {
 }
 
 /// The inverse of to_string; nullopt-like false for anything else.
-[[nodiscard]] constexpr bool parse_kernel_rule(std::string_view text, kernel_rule& out) noexcept {
+[[nodiscard]] constexpr bool parse_kernel_rule(text_view text, kernel_rule& out) noexcept {
   for (const kernel_rule r : {kernel_rule::v6_13, kernel_rule::v6_18, kernel_rule::v7_1, kernel_rule::current}) {
     if (text == to_string(r)) {
       out = r;

@@ -5,6 +5,7 @@
 
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/text_view.hpp>
 #include <nvgrace/grace/acpi.hpp>
 #include <nvgrace/grace/ids.hpp>
 #include <nvgrace/grace/kernel_rule.hpp>
@@ -12,7 +13,6 @@
 #include <bit>
 #include <cstdint>
 #include <optional>
-#include <string_view>
 
 namespace nvgrace::grace {
 
@@ -84,7 +84,7 @@ enum class layout_failure : std::uint8_t {
 }
 
 /// The rule behind a failure, as one phrase for tools.
-[[nodiscard]] constexpr std::string_view describe(layout_failure f) noexcept {
+[[nodiscard]] constexpr text_view describe(layout_failure f) noexcept {
   switch (f) {
     case layout_failure::none: return "";
     case layout_failure::smaller_than_carve_out: return "memory is smaller than the 1 GiB carve-out";
@@ -188,7 +188,7 @@ struct layout_decision {
 }
 
 /// The name of an emulated region index: "resmem" (2), "usemem" (4), else "".
-[[nodiscard]] constexpr std::string_view region_name(std::uint32_t index) noexcept {
+[[nodiscard]] constexpr text_view region_name(std::uint32_t index) noexcept {
   if (index == resmem_index) return "resmem";
   if (index == usemem_index) return "usemem";
   return "";
@@ -219,7 +219,7 @@ struct probe_outcome {
 /// The rule that makes derive_layout(phys_base, length, gen, rule) fail, as
 /// one phrase; "" when it succeeds. Taken from the same decision that gives
 /// the errno.
-[[nodiscard]] constexpr std::string_view describe_layout_error(std::uint64_t phys_base, std::uint64_t length,
+[[nodiscard]] constexpr text_view describe_layout_error(std::uint64_t phys_base, std::uint64_t length,
                                                                generation gen,
                                                                kernel_rule rule = kernel_rule::current) noexcept {
   return describe(decide_layout(phys_base, length, gen, rule).failure);

@@ -4,11 +4,11 @@
 
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/text_view.hpp>
 #include <nvgrace/grace/layout.hpp>
 #include <nvgrace/vfio/abi.hpp>
 
 #include <cstdint>
-#include <string_view>
 
 namespace nvgrace::grace {
 
@@ -18,7 +18,7 @@ namespace nvgrace::grace {
 /// Device memory.
 enum class stage2_memory : std::uint8_t { cacheable, normal_nc, device };
 
-[[nodiscard]] constexpr std::string_view to_string(stage2_memory m) noexcept {
+[[nodiscard]] constexpr text_view to_string(stage2_memory m) noexcept {
   switch (m) {
     case stage2_memory::cacheable: return "cacheable";
     case stage2_memory::normal_nc: return "normal-nc";
