@@ -66,36 +66,37 @@ and its memory stay for the next one. Runs in the foreground and logs to
 stderr.
 
 Socket:
-  --socket-path PATH   listen on a new UNIX socket at PATH (--socket is the same).
-                       A socket file nobody answers on (left by a crash) is
-                       replaced; a live one or any other file is refused.
-                       PATH is removed on exit.
-  --fd N               listen on the inherited listening socket N instead
-  --socket-mode MODE   permissions of PATH, in octal (default: from the umask)
-  --socket-group GROUP group of PATH, a name or a number (default: the caller's)
+  --socket-path PATH     listen on a new UNIX socket at PATH (--socket PATH is
+                         the same). A socket file nobody answers on (left by a
+                         crash) is replaced; a live one or any other file is
+                         refused. PATH is removed on exit.
+  --fd N                 listen on the inherited listening socket N instead
+  --socket-mode MODE     permissions of PATH, in octal (default: the umask's)
+  --socket-group GROUP   group of PATH, a name or a number
   With neither --socket-path nor --fd, the socket comes from systemd-style
   socket activation: LISTEN_FDS=1 and LISTEN_PID=<this process>, fd 3.
 
 Device:
-  --size SIZE          GPU memory; default 2G. SIZE is bytes (4096), hex
-                       (0x1000), a number with a binary unit (K, M, G, T or KiB,
-                       MiB, GiB, TiB) or a sum (2G+12345). Hopper needs at
-                       least 1536M (its 1 GiB carve-out); no BAR may exceed the
-                       1 TiB VFIO region window
-  --generation GEN     hopper (the default: regions 2 and 4) or blackwell
-                       (region 4 only)
-  --memory-file PATH   keep GPU memory in this regular file (created or extended
-                       to SIZE) instead of a memfd, so it survives restarts
+  --size SIZE            GPU memory; default 2G. SIZE is bytes (4096), hex
+                         (0x1000), a number with a binary unit (K, M, G, T or
+                         KiB, MiB, GiB, TiB) or a sum (2G+12345). Hopper needs
+                         at least 1536M (its 1 GiB carve-out); no BAR may
+                         exceed the 1 TiB VFIO region window
+  --generation GEN       hopper (the default: regions 2 and 4) or blackwell
+                         (region 4 only)
+  --memory-file PATH     keep GPU memory in this regular file (created or
+                         extended to SIZE) instead of a memfd, so it survives
+                         restarts
 
 Logging:
-  -v, --verbose        also log each client's negotiated protocol version
-  -q, --quiet          log only errors (connection and socket errors)
+  -v, --verbose          also log each client's negotiated protocol version
+  -q, --quiet            log only errors (connection and socket errors)
   Default: a line at start and stop, and one per connection, disconnection
   and refused command.
 
 Other:
-  -h, --help           print this help and exit
-  --version            print the version and exit
+  -h, --help             print this help and exit
+  --version              print the version and exit
 
 Signals: SIGTERM or SIGINT stop the server (exit 0). SIGHUP is logged and
 otherwise ignored: there is no configuration to reload. With NOTIFY_SOCKET
