@@ -16,6 +16,7 @@
 // Checked after every input: every fd handed to the server is closed.
 
 #include <nvgrace/backend/shim/shim.hpp>
+#include <nvgrace/backend/shim/test_hooks.hpp>
 #include <nvgrace/backend/vfio_user/server.hpp>
 #include <nvgrace/mem/memfd_memory.hpp>
 
@@ -45,26 +46,29 @@ class instant_readiness final : public shim::readiness_source {
 public:
   explicit instant_readiness(const device& d) : device_(d) {}
   std::uint32_t read32(std::uint64_t offset) noexcept override { return device_.bar0_register(offset); }
-  std::chrono::milliseconds now() noexcept override { return now_; }
-  void sleep(std::chrono::milliseconds d) noexcept override { now_ += d; }
+  std::uint64_t now_ms() noexcept override { return now_; }
+  bool sleep_ms(std::uint64_t ms) noexcept override {
+    now_ += ms;
+    return true;
+  }
 
 private:
   const device& device_;
-  std::chrono::milliseconds now_{0};
+  std::uint64_t now_ = 0;
 };
 
 struct harness {
-  std::unique_ptr<device> dev = device::create(shim::blackwell((64u << 10) + 100)).value();
-  instant_readiness readiness{*dev};
+  device dev = device::create(shim::blackwell((64u << 10) + 100)).value();
+  instant_readiness readiness{dev};
   server_options options{};
-  vfio_user::session<device> session{*dev, options};
+  vfio_user::session<device> session{dev, options};
   message_stream stream{max_message_size_for(options.max_data_xfer_size)};
   message current;
 };
 
 harness& state() {
   static harness h;
-  static const bool wired = (h.dev->set_readiness_source(&h.readiness), true);
+  static const bool wired = (shim::test_hooks::set_readiness_source(h.dev, &h.readiness), true);
   static_cast<void>(wired);
   return h;
 }

@@ -299,3 +299,17 @@ TEST_CASE("accessor: caching comes from the caller's policy, else from the devic
   static_assert(grace::uncached_regions(grace::generation::hopper) == 1u << 2);
   static_assert(grace::uncached_regions(grace::generation::blackwell) == 0);
 }
+
+TEST_CASE("accessor: buffers of unsigned char and std::uint8_t work like std::byte ones") {
+  auto d = make_hopper();
+  auto a = access::open(d);
+  REQUIRE(a.has_value());
+  const std::array<std::uint8_t, 4> out{0xDE, 0xAD, 0xBE, 0xEF};
+  CHECK(a->write(usemem, 100, std::span<const std::uint8_t>(out)).value() == 4);
+  std::array<unsigned char, 4> in{};
+  CHECK(a->read(usemem, 100, std::span<unsigned char>(in)).value() == 4);
+  CHECK(in == std::array<unsigned char, 4>{0xDE, 0xAD, 0xBE, 0xEF});
+  std::array<std::byte, 4> raw{};
+  CHECK(a->read(usemem, 100, raw).value() == 4);
+  CHECK(raw[3] == std::byte{0xEF});
+}

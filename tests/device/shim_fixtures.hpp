@@ -75,10 +75,13 @@ struct fake_readiness final : shim::readiness_source {
     return device->bar0_register(offset);
   }
   std::uint64_t now_ms() noexcept override { return time; }
-  void sleep_ms(std::uint64_t ms) noexcept override {
+  bool sleep_ms(std::uint64_t ms) noexcept override {
     time += ms;
     ++sleeps;
+    return !killed_at_sleep || sleeps < *killed_at_sleep;
   }
+  /// A fatal signal ends the n-th sleep (1-based).
+  std::optional<int> killed_at_sleep;
   [[nodiscard]] int polls() const { return c2c_reads; }
 };
 
@@ -113,6 +116,32 @@ std::size_t config_write(shim_device& d, std::uint64_t offset, T value) {
   REQUIRE(n.has_value());
   return *n;
 }
+
+/// VFIO_DEVICE_FEATURE through the kernel-style ioctl.
+inline long feature(shim_device& d, std::vector<std::byte>& arg) {
+  return shim::ioctl(d, vfio::ioctl::device_feature, arg.data());
+}
+
+/// A VFIO_DEVICE_FEATURE DMA_BUF request with `ranges`.
+inline std::vector<std::byte> dma_buf_request(std::uint32_t flags, std::uint32_t region_index,
+                                              std::vector<vfio::region_dma_range> ranges,
+                                              std::uint32_t request_flags = 0,
+                                              std::optional<std::uint32_t> nr_ranges = std::nullopt) {
+  std::vector<std::byte> arg(8 + 16 + 16 * ranges.size());
+  store_le<std::uint32_t>(arg, 0, static_cast<std::uint32_t>(arg.size()));
+  store_le<std::uint32_t>(arg, 4, flags);
+  store_le<std::uint32_t>(arg, 8, region_index);
+  store_le<std::uint32_t>(arg, 12, 0);
+  store_le<std::uint32_t>(arg, 16, request_flags);
+  store_le<std::uint32_t>(arg, 20, nr_ranges.value_or(static_cast<std::uint32_t>(ranges.size())));
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    store_le<std::uint64_t>(arg, 24 + 16 * i, ranges[i].offset);
+    store_le<std::uint64_t>(arg, 32 + 16 * i, ranges[i].length);
+  }
+  return arg;
+}
+
+inline constexpr std::uint32_t get_dma_buf = vfio::feature_flags::get | vfio::feature_dma_buf;
 
 inline std::vector<std::byte> bytes_of(std::initializer_list<unsigned> values) {
   std::vector<std::byte> out;

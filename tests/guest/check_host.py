@@ -114,8 +114,8 @@ def check_probe(c, log, size):
         report = {}
         c.check(False, f"probe --json: parses ({e})")
     if report:
-        c.check(report.get("schema") == "nvgrace-probe/2" and report.get("tool") == "nvgrace-probe",
-                "probe --json: schema nvgrace-probe/2")
+        c.check(report.get("schema") == "nvgrace-probe/1" and report.get("tool") == "nvgrace-probe",
+                "probe --json: schema nvgrace-probe/1")
         c.check(report.get("mode") == "group" and report.get("iommu_type") in (3, 8),
                 "probe --json: group mode with a type1v2 or no-IOMMU container")
         dev = report.get("device", {})

@@ -95,7 +95,7 @@ TEST_CASE("probe: a Hopper device passes every rule on both emulated regions") {
   auto dev = make(shim::hopper(hopper_memlength));
   const auto r = np::run(dev);
   CHECK(r.info_error == nvgrace::errc{});
-  REQUIRE(r.grace != nullptr);
+  REQUIRE(r.grace.has_value());
   CHECK(r.grace->name == "GH200 120GB");
   CHECK(r.generation == nvgrace::grace::generation::hopper);
   const std::map<std::string, np::verdict> expected{
@@ -137,7 +137,7 @@ TEST_CASE("probe: a Hopper device passes every rule on both emulated regions") {
 TEST_CASE("probe: Blackwell exposes the real BAR at index 2; usemem passes every rule") {
   auto dev = make(shim::blackwell(186 * GiB + 4096));
   const auto r = np::run(dev);
-  REQUIRE(r.grace != nullptr);
+  REQUIRE(r.grace.has_value());
   CHECK(r.generation == nvgrace::grace::generation::blackwell);
   CHECK(r.rules.size() == 9);
   CHECK(verdicts(r).at("2:emulated") == np::verdict::pass);
@@ -160,7 +160,7 @@ TEST_CASE("probe: padding rules are skipped when the memory fills the BAR") {
 TEST_CASE("probe: a Grace id without emulated regions (fallback ops) fails the layout rule") {
   auto dev = make(shim::plain());
   const auto r = np::run(dev);
-  REQUIRE(r.grace != nullptr);
+  REQUIRE(r.grace.has_value());
   const std::map<std::string, np::verdict> expected{{"2:emulated", np::verdict::fail},
                                                        {"4:emulated", np::verdict::fail}};
   CHECK(verdicts(r) == expected);
@@ -196,7 +196,7 @@ TEST_CASE("probe: short config reads stop the config facts, not the region facts
   CHECK(r.config_error == nvgrace::errc::io_error);
   CHECK(r.bar_error == nvgrace::errc::io_error);
   CHECK(r.bars.empty());
-  CHECK(r.grace == nullptr);  // identity unknown: the rules cannot be chosen
+  CHECK(!r.grace.has_value());  // identity unknown: the rules cannot be chosen
   CHECK(r.regions.size() == 9);
   CHECK(r.region(4)->sparse.has_value());
   const auto text = np::to_text(np::target_info{"x", "shim", "x", "", 0}, r);
@@ -214,12 +214,12 @@ TEST_CASE("probe: text and JSON outputs carry the verdicts and the facts") {
   CHECK(text.find("  4   BAR4     0x2000000000         0x40000000000        0xf RWMC  64\n") != std::string::npos);
   CHECK(text.find("        area 0: offset 0x0 size 0x17c0000000\n") != std::string::npos);
   CHECK(text.find("grace rules: GH200 120GB, hopper\n") != std::string::npos);
-  CHECK(text.find("  FAIL  region 4  bar_flags     BAR4 register 0x4, low bits 0x4 (expected 0xc)\n") !=
+  CHECK(text.find("  FAIL  region 4  bar_flags     §3   BAR4 register 0x4, low bits 0x4 (expected 0xc)\n") !=
         std::string::npos);
   CHECK(text.find("summary: 15 passed, 1 failed, 0 skipped\n") != std::string::npos);
 
   const auto json = np::to_json(target, r);
-  CHECK(json.rfind(R"({"schema":"nvgrace-probe/2","tool":"nvgrace-probe","version":")" + std::string(nvgrace::version.string) +
+  CHECK(json.rfind(R"({"schema":"nvgrace-probe/1","tool":"nvgrace-probe","version":")" + std::string(nvgrace::version.string) +
                        R"(","target":"0000:01:00.0","mode":"group","node":"/dev/vfio/7",)"
                    R"("bdf":"0000:01:00.0","iommu_type":3,"device":{"error":null,"flags":3,"reset":true,"pci":true,)"
                    R"("num_regions":9,"num_irqs":5},)",
@@ -230,7 +230,7 @@ TEST_CASE("probe: text and JSON outputs carry the verdicts and the facts") {
                   R"("argsz":64,"caps_error":null,"caps":[{"id":1,"name":"SPARSE_MMAP","areas":[{"offset":0,)"
                   R"("offset_hex":"0x0","size":102005473280,"size_hex":"0x17c0000000"}]}],"unknown_caps":0})") !=
         std::string::npos);
-  CHECK(json.find(R"({"id":"bar_flags","doc":"docs/probe.md#bar_flags","region":4,"result":"FAIL",)") !=
+  CHECK(json.find(R"({"id":"bar_flags","spec":"§3","doc":"docs/probe.md#bar_flags","region":4,"result":"FAIL",)") !=
         std::string::npos);
   CHECK(json.find(R"("grace":{"applies":true,"model":"GH200 120GB","generation":"hopper","rules":[)") !=
         std::string::npos);

@@ -48,7 +48,7 @@ expect "hopper blackwell" nvgrace-layout --generation ""
 expect "blackwell" nvgrace-layout --generation b
 expect "--generation=blackwell" nvgrace-layout --generation=b
 expect "blackwell" nvgrace-layout --generation = b
-expect "current 6.13" nvgrace-layout --kernel-rule ""
+expect "current 7.1 6.18 6.13" nvgrace-layout --kernel-rule ""
 expect "" nvgrace-layout --base ""
 expect "--no-bar-sizing --no-rules" nvgrace-probe --no
 expect "--socket-path --socket --socket-mode --socket-group" nvgrace-vfio-user-server --sock

@@ -51,15 +51,15 @@ TEST_CASE("§1 the five device ids, names and generations") {
                                        {0x31C2, "GB300", generation::blackwell}}};
   CHECK(grace::known_devices.size() == 5);
   for (const auto& e : table) {
-    const auto* d = grace::find_device(nvidia, e.device);
-    REQUIRE(d != nullptr);
+    const auto d = grace::find_device(nvidia, e.device);
+    REQUIRE(d.has_value());
     CHECK(d->vendor == 0x10DE);
     CHECK(d->name == e.name);
     CHECK(d->generation == e.gen);
   }
-  CHECK(grace::find_device(nvidia, 0x2343) == nullptr);
-  CHECK(grace::find_device(0x10DF, 0x2342) == nullptr);
-  CHECK(grace::find_device(0x1AF4, 0x1110) == nullptr);
+  CHECK_FALSE(grace::find_device(nvidia, 0x2343).has_value());
+  CHECK_FALSE(grace::find_device(0x10DF, 0x2342).has_value());
+  CHECK_FALSE(grace::find_device(0x1AF4, 0x1110).has_value());
   CHECK(grace::to_string(generation::hopper) == "hopper");
   CHECK(grace::to_string(generation::blackwell) == "blackwell");
 }

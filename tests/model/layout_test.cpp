@@ -95,8 +95,8 @@ TEST_CASE("§2.3 worked examples: Blackwell 186 GiB + 4 KiB, and size 0 → plai
   CHECK(l.usemem == grace::memregion{base, 0x2E'8000'1000, 0x40'0000'0000});
   CHECK(l.resmem == grace::memregion{});
   CHECK_FALSE(l.has_resmem());
-  CHECK(l.region(2) == nullptr);
-  CHECK(l.region(4) == &l.usemem);
+  CHECK_FALSE(l.region(2).has_value());
+  CHECK(l.region(4) == l.usemem);
   for (const auto gen : {generation::hopper, generation::blackwell}) {
     CHECK(grace::fetch_memory({base, 0}).error() == nvgrace::errc::not_enough_memory);
     CHECK(grace::probe({base, 0}, gen).value().mode == grace::mode::plain);

@@ -64,7 +64,7 @@ TEST_CASE("layout tool: arguments") {
   CHECK(err({"--base", "1", "--base", "2"}) == "option '--base' given twice");
   CHECK(err({"--base=1", "--base=2"}) == "option '--base' given twice");
   CHECK(err({"--generation", "ampere"}) == "bad generation 'ampere': expected hopper or blackwell");
-  CHECK(err({"--kernel-rule", "6.12"}) == "bad kernel rule '6.12': expected current or 6.13");
+  CHECK(err({"--kernel-rule", "6.12"}) == "bad kernel rule '6.12': expected current, 7.1, 6.18 or 6.13");
   CHECK(err({"--frobnicate"}) == "unknown option '--frobnicate'");
   CHECK(err({"--json=yes"}) == "option '--json' takes no value");
   CHECK(err({"1GiB", "2GiB"}) == "more than one SIZE given ('2GiB')");

@@ -18,7 +18,7 @@ const auto hopper = grace::derive_layout(0x4000'0000'0000, 96 * GiB, grace::gene
 TEST_CASE("§6.1 §10 E9 mmap: exactly memlength maps, one page more is EINVAL, a huge pgoff EOVERFLOW") {
   const auto& use = hopper.usemem;
   const auto whole = grace::check_mmap(use, false, 0, use.real_length).value();
-  CHECK(whole == grace::mmap_plan{0, use.real_length, false});
+  CHECK(whole == grace::mmap_plan{0, use.real_length, false, grace::stage2_memory::cacheable});
   CHECK(grace::check_mmap(use, false, 0, use.real_length + 4096).error() == nvgrace::errc::invalid_argument);
   CHECK(grace::check_mmap(use, false, 1, use.real_length).error() == nvgrace::errc::invalid_argument);
   CHECK(grace::check_mmap(use, false, (use.real_length >> 12) - 1, 4096).value().region_offset == use.real_length - 4096);
@@ -28,6 +28,7 @@ TEST_CASE("§6.1 §10 E9 mmap: exactly memlength maps, one page more is EINVAL, 
   CHECK(grace::check_mmap(use, false, 1, ~std::uint64_t{0} - 100).error() == nvgrace::errc::value_too_large);
   // resmem maps write-combine.
   CHECK(grace::check_mmap(hopper.resmem, true, 0, GiB).value().write_combine);
+  CHECK(grace::check_mmap(hopper.resmem, true, 0, GiB).value().stage2 == grace::stage2_memory::normal_nc);
   // 64 KiB pages scale the page offset.
   CHECK(grace::check_mmap(use, false, 2, 0x10000, 16).value().region_offset == 0x20000);
 }

@@ -189,10 +189,10 @@ def test_json_on_failure():
     json_failure(LAYOUT, run(LAYOUT, "--json", "--frobnicate"), 2, "EINVAL", r"^unknown option '--frobnicate'$",
                  "nvgrace-layout/1")
     json_failure(PROBE, run(PROBE, "--json", "0000:fe:1f.7"), 3, "ENOENT", r"^no PCI device 0000:fe:1f.7",
-                 "nvgrace-probe/2")
-    json_failure(PROBE, run(PROBE, "--json"), 2, "EINVAL", r"^no target given", "nvgrace-probe/2")
+                 "nvgrace-probe/1")
+    json_failure(PROBE, run(PROBE, "--json"), 2, "EINVAL", r"^no target given", "nvgrace-probe/1")
     json_failure(PROBE, run(PROBE, "--json", "/dev/vfio/devices/vfio-none"), 3, "ENOENT", r"cannot open",
-                 "nvgrace-probe/2")
+                 "nvgrace-probe/1")
 
 
 def test_unwritable_output():

@@ -74,9 +74,9 @@ static_assert(grace::probe({base, 96 * GiB}, generation::hopper)->layout ==
 // The memregion(index) predicate (§2.3, last paragraph).
 constexpr auto hopper = *derive_layout(base, 96 * GiB, generation::hopper);
 constexpr auto blackwell = *derive_layout(base, 96 * GiB, generation::blackwell);
-static_assert(hopper.region(4) == &hopper.usemem && hopper.region(2) == &hopper.resmem);
-static_assert(blackwell.region(4) == &blackwell.usemem && blackwell.region(2) == nullptr);
-static_assert(hopper.region(0) == nullptr && hopper.region(3) == nullptr && hopper.region(7) == nullptr);
+static_assert(hopper.region(4) == hopper.usemem && hopper.region(2) == hopper.resmem);
+static_assert(blackwell.region(4) == blackwell.usemem && !blackwell.region(2));
+static_assert(!hopper.region(0) && !hopper.region(3) && !hopper.region(7));
 static_assert(hopper.usemem.padding() == 0x20'0000'0000 - 0x17'C000'0000 && hopper.resmem.padding() == 0);
 
 }  // namespace

@@ -50,7 +50,7 @@ _nvgrace_complete() {
   local values=
   case $tool:$prev in
     *:--generation) values="hopper blackwell" ;;
-    nvgrace-layout:--kernel-rule) values="current 6.13" ;;
+    nvgrace-layout:--kernel-rule) values="current 7.1 6.18 6.13" ;;
     nvgrace-layout:--base | nvgrace-vfio-user-server:--size) values= ;;
     nvgrace-probe:--device) values=$(_nvgrace_vfio_devices) ;;
     nvgrace-probe:--container | nvgrace-probe:--iommufd | nvgrace-vfio-user-server:--memory-file | \

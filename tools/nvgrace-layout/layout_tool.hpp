@@ -90,9 +90,10 @@ inline constexpr std::string_view usage_text =
     "  --base ADDR          physical base of the memory (ACPI gpu-mem-base-pa);\n"
     "                       default 0x400000000000\n"
     "  --generation GEN     hopper (1 GiB carve-out, the default) or blackwell (none)\n"
-    "  --kernel-rule RULE   current (Linux 6.14 and later, the default) or 6.13\n"
-    "                       (usemem BAR sized after the 512 MiB round-down; no\n"
-    "                       Blackwell case)\n"
+    "  --kernel-rule RULE   whose driver: current (Linux 7.2, the default), 7.1\n"
+    "                       (6.19 to 7.1), 6.18 (6.14 to 6.18) or 6.13 (6.10 to\n"
+    "                       6.13: usemem BAR sized after the 512 MiB round-down,\n"
+    "                       no Blackwell case)\n"
     "  --json               print one JSON document (schema nvgrace-layout/1)\n"
     "  -h, --help           print this help and exit\n"
     "  --version            print the version and exit\n"
@@ -137,9 +138,8 @@ inline constexpr std::string_view usage_text =
       else if (v == "blackwell") out.opts.generation = grace::generation::blackwell;
       else return out.error = "bad generation '" + std::string(v) + "': expected hopper or blackwell", out;
     } else if (name == "--kernel-rule") {
-      if (v == "current") out.opts.rule = grace::kernel_rule::current;
-      else if (v == "6.13") out.opts.rule = grace::kernel_rule::v6_13;
-      else return out.error = "bad kernel rule '" + std::string(v) + "': expected current or 6.13", out;
+      if (!grace::parse_kernel_rule(v, out.opts.rule))
+        return out.error = "bad kernel rule '" + std::string(v) + "': expected current, 7.1, 6.18 or 6.13", out;
     }
   }
   return out;
@@ -253,7 +253,7 @@ struct report {
   out += "\nindex  name    file offset     physical range                     real length              "
          "reported size            padding\n";
   for (const auto index : emulated_indices(l)) {
-    const grace::memregion& m = *l.region(index);
+    const grace::memregion m = *l.region(index);
     std::string row = std::to_string(index) + "      " + std::string(grace::region_name(index)) + "  ";
     const auto pad = [](std::string s, std::size_t w) { return s.size() < w ? s + std::string(w - s.size(), ' ') : s + " "; };
     row += pad(hex(vfio::region_offset(index)), 16);
@@ -269,7 +269,7 @@ struct report {
     out += row;
   }
   for (const auto index : emulated_indices(l)) {
-    const grace::memregion& m = *l.region(index);
+    const grace::memregion m = *l.region(index);
     out += "\nBAR" + std::to_string(index) + " " + std::string(grace::region_name(index)) + ", " +
            human_size(m.reported_size) + " (64 cells of " + human_size(m.reported_size / 64) + "):\n";
     out += "  |" + scale_bar(m) + "|\n";
@@ -317,7 +317,7 @@ struct report {
   if (r.outcome.mode == grace::mode::emulated) {
     const grace::layout& l = r.outcome.layout;
     for (const auto index : emulated_indices(l)) {
-      const grace::memregion& m = *l.region(index);
+      const grace::memregion m = *l.region(index);
       const auto probe = sizing_probe(l, index);
       const auto short_reply = reply_bytes(l, index, vfio::region_info_size);
       const auto full_reply = reply_bytes(l, index, grace::emulated_region_info_size);

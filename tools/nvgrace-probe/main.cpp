@@ -35,7 +35,7 @@ TARGET is one of
   /dev/vfio/devices/vfioX a VFIO device cdev (Linux 6.6+), bound to /dev/iommu
 
 Options:
-  --json             print one JSON document (schema nvgrace-probe/2)
+  --json             print one JSON document (schema nvgrace-probe/1)
   --device BDF       with a group node: the device to open (needed when the
                      group holds several)
   --no-bar-sizing    do not size BARs through config space (no config writes;

@@ -90,6 +90,7 @@ enum class verdict : std::uint8_t { pass, fail, skip };
 /// One nvgrace rule checked on one region.
 struct rule_result {
   std::string id;        ///< stable name, e.g. "size_pow2"
+  std::string spec;      ///< the section of docs/semantics.md, e.g. "§2.3"
   std::uint32_t region = 0;
   verdict outcome = verdict::skip;
   std::string detail;    ///< what was seen
@@ -116,7 +117,7 @@ struct report {
   nvgrace::errc bar_error{};  ///< sizing failed (a config access failed or was short)
   std::vector<bar_fact> bars;
 
-  const grace::device_id* grace = nullptr;        ///< the Grace id-table entry, if the device is one
+  std::optional<grace::device_id> grace;          ///< the Grace id-table entry, if the device is one
   std::optional<grace::generation> generation;    ///< from the NVIDIA DVSEC in config space
   std::vector<rule_result> rules;
 
@@ -249,8 +250,8 @@ template <vfio::device_file F>
 template <vfio::device_file F>
 void check_emulated_region(access::accessor<F>& acc, const report& facts, const region_fact& region,
                            std::vector<rule_result>& out) {
-  const auto add = [&](std::string id, verdict v, std::string detail) {
-    out.push_back(rule_result{std::move(id), region.index, v, std::move(detail)});
+  const auto add = [&](std::string id, std::string spec, verdict v, std::string detail) {
+    out.push_back(rule_result{std::move(id), std::move(spec), region.index, v, std::move(detail)});
   };
   const std::uint64_t memlength = (*region.sparse)[0].size;
   const std::uint64_t size = region.info.size;
@@ -260,16 +261,16 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
   // size_pow2: the region is the power-of-two BAR around the real memory.
   const auto pow2 = next_pow2(memlength);
   if (pow2 && *pow2 == size)
-    add("size_pow2", verdict::pass, "size " + hex(size) + " = next power of two of " + hex(memlength));
+    add("size_pow2", "§2.3", verdict::pass, "size " + hex(size) + " = next power of two of " + hex(memlength));
   else
-    add("size_pow2", verdict::fail,
+    add("size_pow2", "§2.3", verdict::fail,
         "size " + hex(size) + ", sparse area " + hex(memlength) + " (expected " + (pow2 ? hex(*pow2) : "none") + ")");
 
   // region_info: READ|WRITE|MMAP plus CAPS, and a 64-byte reply (32 info + 32 cap).
   if (region.info.flags == 0xF && region.needed_argsz == 64)
-    add("region_info", verdict::pass, "flags 0xf, reply needs argsz 64");
+    add("region_info", "§4.3", verdict::pass, "flags 0xf, reply needs argsz 64");
   else
-    add("region_info", verdict::fail,
+    add("region_info", "§4.3", verdict::fail,
         "flags " + hex(region.info.flags) + ", reply needs argsz " + std::to_string(region.needed_argsz) +
             " (expected 0xf and 64)");
 
@@ -278,21 +279,21 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
   if (const bar_fact* bar = facts.bar(region.index); bar == nullptr) {
     const std::string why =
         facts.bar_error != nvgrace::errc{} ? errno_text(facts.bar_error) : std::string("BAR sizing did not run");
-    add("bar_flags", verdict::fail, "cannot read the BAR register: " + why);
-    add("bar_sizing", verdict::fail, "cannot size the BAR: " + why);
+    add("bar_flags", "§3", verdict::fail, "cannot read the BAR register: " + why);
+    add("bar_sizing", "§3", verdict::fail, "cannot size the BAR: " + why);
   } else {
-    add("bar_flags", (bar->original & 0xF) == 0xC ? verdict::pass : verdict::fail,
+    add("bar_flags", "§3", (bar->original & 0xF) == 0xC ? verdict::pass : verdict::fail,
         "BAR" + std::to_string(region.index) + " register " + hex(bar->original) + ", low bits " +
             hex(bar->original & 0xF) + " (expected 0xc)");
-    add("bar_sizing", bar->size == size && bar->restored ? verdict::pass : verdict::fail,
+    add("bar_sizing", "§3", bar->size == size && bar->restored ? verdict::pass : verdict::fail,
         "sizing reads back " + hex(bar->size) + " (" + std::string(to_string(bar->kind)) + "), region " + hex(size) +
             (bar->restored ? ", register restored" : ", register NOT restored"));
   }
 
   // read_padding, write_padding: the padding between memlength and the BAR end.
   if (memlength >= size) {
-    add("read_padding", verdict::skip, "no padding: the memory fills the BAR");
-    add("write_padding", verdict::skip, "no padding: the memory fills the BAR");
+    add("read_padding", "§5.1", verdict::skip, "no padding: the memory fills the BAR");
+    add("write_padding", "§5.2", verdict::skip, "no padding: the memory fills the BAR");
   } else {
     constexpr std::size_t probe_bytes = 16;
     const std::size_t count = static_cast<std::size_t>(size - memlength < probe_bytes ? size - memlength : probe_bytes);
@@ -305,21 +306,21 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
     };
     const auto read = acc.read(region.index, memlength, span);
     if (!read)
-      add("read_padding", verdict::fail, "pread at " + hex(memlength) + ": " + errno_text(read.error()));
+      add("read_padding", "§5.1", verdict::fail, "pread at " + hex(memlength) + ": " + errno_text(read.error()));
     else
-      add("read_padding", *read == count && all_ff() ? verdict::pass : verdict::fail,
+      add("read_padding", "§5.1", *read == count && all_ff() ? verdict::pass : verdict::fail,
           "pread of " + std::to_string(count) + " bytes at " + hex(memlength) + " returned " + std::to_string(*read) +
               (all_ff() ? ", all 0xff" : ", not all 0xff"));
 
     std::array<std::byte, probe_bytes> zeros{};
     const auto wrote = acc.write(region.index, memlength, std::span<const std::byte>(zeros).first(count));
     if (!wrote) {
-      add("write_padding", verdict::fail, "pwrite at " + hex(memlength) + ": " + errno_text(wrote.error()));
+      add("write_padding", "§5.2", verdict::fail, "pwrite at " + hex(memlength) + ": " + errno_text(wrote.error()));
     } else {
       buffer.fill(std::byte{0});
       const auto again = acc.read(region.index, memlength, span);
       const bool dropped = again && *again == count && all_ff();
-      add("write_padding", *wrote == count && dropped ? verdict::pass : verdict::fail,
+      add("write_padding", "§5.2", *wrote == count && dropped ? verdict::pass : verdict::fail,
           "pwrite of " + std::to_string(count) + " zero bytes returned " + std::to_string(*wrote) +
               (dropped ? "; padding still reads 0xff" : "; padding no longer reads 0xff"));
     }
@@ -330,14 +331,14 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
   const std::uint64_t page = posix::page_size();
   const std::uint64_t last_inside = align_down(memlength, page);
   if (last_inside < page) {
-    add("mmap_bound", verdict::skip, "memory smaller than a page");
+    add("mmap_bound", "§6.1", verdict::skip, "memory smaller than a page");
   } else {
     const auto inside = dev.mmap(nullptr, page, PROT_READ, base + last_inside - page);
     if (inside) ::munmap(*inside, page);
     const auto past = dev.mmap(nullptr, page, PROT_READ, base + last_inside);
     if (past) ::munmap(*past, page);
     const bool ok = inside && !past && past.error() == nvgrace::errc::invalid_argument;
-    add("mmap_bound", ok ? verdict::pass : verdict::fail,
+    add("mmap_bound", "§6.1", ok ? verdict::pass : verdict::fail,
         "mmap of the page at " + hex(last_inside - page) + ": " + (inside ? "ok" : errno_text(inside.error())) +
             "; of the page at " + hex(last_inside) + ": " +
             (past ? std::string("succeeded (expected EINVAL)") : errno_text(past.error())));
@@ -350,7 +351,7 @@ void check_grace_rules(access::accessor<F>& acc, report& facts) {
     const region_fact* region = facts.region(index);
     const bool emulated_expected = index == 4 || facts.generation != grace::generation::blackwell;
     const auto add = [&](verdict v, std::string detail) {
-      facts.rules.push_back(rule_result{"emulated", index, v, std::move(detail)});
+      facts.rules.push_back(rule_result{"emulated", index == 4 ? "§2.3" : "§2.2", index, v, std::move(detail)});
     };
     if (region == nullptr || !region->present()) {
       add(verdict::fail, "GET_REGION_INFO: " + errno_text(region == nullptr ? nvgrace::errc::no_such_device : region->error));
@@ -425,7 +426,7 @@ template <vfio::device_file F>
     id.subsystem_vendor = load_le<std::uint16_t>(space, pci::reg::subsystem_vendor_id);
     id.subsystem = load_le<std::uint16_t>(space, pci::reg::subsystem_id);
     facts.grace = grace::find_device(id.vendor, id.device);
-    if (facts.grace != nullptr) {
+    if (facts.grace.has_value()) {
       const auto generation = grace::generation_from_config(space);
       if (generation) facts.generation = *generation;
     }
@@ -433,7 +434,7 @@ template <vfio::device_file F>
   if (opts.size_bars) {
     if (auto s = detail::size_bars(*acc, facts.bars); !s) facts.bar_error = s.error();
   }
-  if (opts.check_rules && facts.grace != nullptr) detail::check_grace_rules(*acc, facts);
+  if (opts.check_rules && facts.grace.has_value()) detail::check_grace_rules(*acc, facts);
   return facts;
 }
 

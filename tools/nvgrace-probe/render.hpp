@@ -1,7 +1,7 @@
 #pragma once
 /// \file
 /// nvgrace-probe's two outputs: the human report and the --json document
-/// (schema "nvgrace-probe/2", documented in docs/probe.md).
+/// (schema "nvgrace-probe/1", documented in docs/probe.md).
 
 #include "../common/cli.hpp"
 #include "../common/json.hpp"
@@ -13,9 +13,10 @@
 
 namespace nvgrace::tools::probe {
 
-inline constexpr cli::tool tool{"nvgrace-probe", "nvgrace-probe/2"};
+inline constexpr cli::tool tool{"nvgrace-probe", "nvgrace-probe/1"};
 
-/// Where a rule is explained: its heading in docs/probe.md.
+/// Where a rule is explained: its heading in docs/probe.md (which links the
+/// rule's section of docs/semantics.md, the one `spec` names).
 [[nodiscard]] inline std::string rule_doc(std::string_view id) { return "docs/probe.md#" + std::string(id); }
 
 /// How the device was reached (printed as given; empty fields are omitted / null).
@@ -143,7 +144,7 @@ namespace detail {
     }
   }
 
-  if (r.grace == nullptr) {
+  if (!r.grace.has_value()) {
     if (r.config_error == nvgrace::errc{})
       out += "grace rules: do not apply (" + detail::hex_digits(r.identity.vendor, 4) + ":" +
              detail::hex_digits(r.identity.device, 4) + " is not an NVIDIA Grace GPU)\n";
@@ -156,13 +157,13 @@ namespace detail {
   out += "\n";
   for (const auto& rule : r.rules)
     out += "  " + std::string(to_string(rule.outcome)) + "  region " + std::to_string(rule.region) + "  " +
-           detail::pad(rule.id, 14) + rule.detail + "\n";
+           detail::pad(rule.id, 14) + detail::pad(rule.spec, 6) + rule.detail + "\n";
   out += "summary: " + std::to_string(r.count(verdict::pass)) + " passed, " + std::to_string(r.count(verdict::fail)) +
          " failed, " + std::to_string(r.count(verdict::skip)) + " skipped\n";
   return out;
 }
 
-/// The --json document (schema "nvgrace-probe/2"); every 64-bit value also as a "_hex" string.
+/// The --json document (schema "nvgrace-probe/1"); every 64-bit value also as a "_hex" string.
 [[nodiscard]] inline std::string to_json(const target_info& target, const report& r) {
   json::writer w;
   const auto errc_or_null = [&](std::string_view key, nvgrace::errc e) {
@@ -292,8 +293,8 @@ namespace detail {
 
   w.key("grace");
   w.begin_object();
-  w.member("applies", r.grace != nullptr);
-  if (r.grace == nullptr) {
+  w.member("applies", r.grace.has_value());
+  if (!r.grace.has_value()) {
     w.member("reason", r.config_error == nvgrace::errc{} ? "not an NVIDIA Grace GPU" : "device identity unknown");
   } else {
     w.member("model", r.grace->name);
@@ -305,6 +306,7 @@ namespace detail {
   for (const auto& rule : r.rules) {
     w.begin_object();
     w.member("id", rule.id);
+    w.member("spec", rule.spec);
     w.member("doc", rule_doc(rule.id));
     w.member("region", rule.region);
     w.member("result", to_string(rule.outcome));

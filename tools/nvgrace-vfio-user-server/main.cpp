@@ -324,8 +324,8 @@ void check_size(const arguments& args, const shim::device_options& options) {
   }
   constexpr std::uint64_t window = std::uint64_t{1} << vfio::offset_shift;
   for (const auto index : {grace::usemem_index, grace::resmem_index}) {
-    const grace::memregion* r = outcome->layout.region(index);
-    if (r == nullptr || r->reported_size <= window) continue;
+    const auto r = outcome->layout.region(index);
+    if (!r.has_value() || r->reported_size <= window) continue;
     die({cli::exit_usage, nvgrace::errc::value_too_large,
          "--size " + amount + " on " + gen + " needs a " + std::string(format_size(r->reported_size).view()) +
              " BAR at region " + std::to_string(index) +

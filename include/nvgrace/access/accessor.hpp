@@ -32,6 +32,7 @@
 /// bytes. A device that exceeds them is refused with E2BIG.
 
 #include <nvgrace/core/bytes.hpp>
+#include <nvgrace/grace/mmap.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/mem/copy.hpp>
@@ -86,6 +87,7 @@ struct mapped_area {
   std::uint64_t offset = 0;  ///< offset of the first mapped byte inside the region
   std::uint64_t length = 0;  ///< bytes mapped (whole pages)
   std::byte* base = nullptr;
+  std::uint64_t file_offset = 0;  ///< the device-file offset it was mapped from
 };
 
 /// Everything the accessor knows about one region index that exists.
@@ -150,10 +152,29 @@ struct accessor_options {
   }
 };
 
+/// The other byte types a buffer may be made of (std::uint8_t is unsigned
+/// char on every platform nvgrace runs on).
+template <class B>
+concept byte_like = std::same_as<std::remove_const_t<B>, unsigned char> || std::same_as<std::remove_const_t<B>, char>;
+
 /// Map every mmap-able area at open (the default).
 inline constexpr accessor_options map_all{true, std::nullopt};
 /// Map nothing at open: every access is a pread/pwrite until map_areas().
 inline constexpr accessor_options map_none{false, std::nullopt};
+
+/// A device file that tells when the mappings made through it were zapped
+/// (reset, memory decode off, low power: the driver's fault-based mappings).
+/// Detected, not required; a real /dev/vfio device refaults by itself.
+template <class F>
+concept knows_mapping_generation = requires(const F& f) {
+  { f.mapping_generation() } -> std::same_as<std::uint64_t>;
+};
+
+/// A device file whose fault handler can be asked for a touch of a mapping.
+template <class F>
+concept has_fault_handler = requires(F& f, const grace::vma& v, std::uint64_t address, unsigned order) {
+  { f.fault(v, address, order) } -> std::same_as<grace::fault_decision>;
+};
 
 /// A device file that knows how its regions' memory must be touched. Detected,
 /// not required.
@@ -210,6 +231,7 @@ public:
   accessor(accessor&& other) noexcept
       : file_(std::exchange(other.file_, nullptr)), device_info_(other.device_info_),
         region_count_(std::exchange(other.region_count_, 0)), present_(std::exchange(other.present_, 0)),
+        mapped_generation_(other.mapped_generation_),
         regions_(other.regions_), owners_(std::move(other.owners_)) {
     for (auto& r : other.regions_) r.mapped_count = 0;  // the mappings moved with us
   }
@@ -220,6 +242,7 @@ public:
       device_info_ = other.device_info_;
       region_count_ = std::exchange(other.region_count_, 0);
       present_ = std::exchange(other.present_, 0);
+      mapped_generation_ = other.mapped_generation_;
       regions_ = other.regions_;
       owners_ = std::move(other.owners_);
       for (auto& r : other.regions_) r.mapped_count = 0;
@@ -271,6 +294,7 @@ public:
   /// every mapping (including earlier regions') is undone and the error is
   /// returned; the accessor then routes everything through the device file.
   [[nodiscard]] status map_areas() noexcept {
+    if constexpr (knows_mapping_generation<File>) mapped_generation_ = file_->mapping_generation();
     for (std::uint32_t index = 0; index < region_count_; ++index) {
       region& r = regions_[index];
       if (!has_region(index) || !r.mappable() || r.mapped_count != 0) continue;
@@ -283,7 +307,7 @@ public:
           return m.error();
         }
         if (m->size() == 0) continue;
-        r.mapped[r.mapped_count] = {a.offset, m->size(), m->data()};
+        r.mapped[r.mapped_count] = {a.offset, m->size(), m->data(), r.file_offset() + a.offset};
         owner(index, r.mapped_count) = std::move(*m);
         ++r.mapped_count;
       }
@@ -313,6 +337,19 @@ public:
   [[nodiscard, gnu::always_inline]] result<std::size_t> write(std::uint32_t index, std::uint64_t offset,
                                                               std::span<const std::byte> in) noexcept {
     return transfer(index, offset, in);
+  }
+
+  /// read() into a buffer of unsigned char or std::uint8_t.
+  template <byte_like Byte>
+  [[nodiscard, gnu::always_inline]] result<std::size_t> read(std::uint32_t index, std::uint64_t offset,
+                                                             std::span<Byte> out) noexcept {
+    return read(index, offset, std::as_writable_bytes(out));
+  }
+  /// write() from a buffer of (const) unsigned char or std::uint8_t.
+  template <byte_like Byte>
+  [[nodiscard, gnu::always_inline]] result<std::size_t> write(std::uint32_t index, std::uint64_t offset,
+                                                              std::span<const Byte> in) noexcept {
+    return write(index, offset, std::as_bytes(in));
   }
 
   /// Read a config register of 1, 2, 4 or 8 bytes (little-endian) with one
@@ -390,6 +427,11 @@ private:
     if (index < region_count_ && offset <= vfio::offset_mask) [[likely]] {
       const region& r = regions_[index];
       if (const mapped_area* m = covering(r, offset, bytes.size())) [[likely]] {
+        if constexpr (knows_mapping_generation<File>) {
+          // The mapping was zapped since it was made: the touch faults first.
+          if (file_->mapping_generation() != mapped_generation_) [[unlikely]]
+            return transfer_after_zap(index, offset, bytes, *m);
+        }
         // Wholly inside the mapping: no padding, so the copy path's memory copy.
         const mem::memory_view memory{m->base, m->length, r.caching};
         if constexpr (std::is_const_v<Byte>) mem::write_memory(memory, offset - m->offset, bytes);
@@ -398,6 +440,29 @@ private:
       }
     }
     return transfer_through_file(index, offset, bytes);
+  }
+
+  /// A touch of a zapped mapping, as the kernel handles it: the fault
+  /// handler decides (a readiness wait after a reset, SIGBUS with memory
+  /// decode off or in low power). A page inserted makes the mappings valid
+  /// again and the access goes on through them; SIGBUS becomes EFAULT here
+  /// (the error a copy from such a page gives) and nothing is copied. A file
+  /// without a fault handler is read or written instead.
+  template <class Byte>
+  [[gnu::noinline]] result<std::size_t> transfer_after_zap(std::uint32_t index, std::uint64_t offset,
+                                                           std::span<Byte> bytes, const mapped_area& m) noexcept {
+    if constexpr (has_fault_handler<File>) {
+      const auto page_shift = static_cast<unsigned>(std::countr_zero(posix::page_size()));
+      const auto base = reinterpret_cast<std::uintptr_t>(m.base);
+      const grace::vma v{base, base + m.length, m.file_offset >> page_shift};
+      const std::uint64_t generation = file_->mapping_generation();
+      const auto decision = file_->fault(v, base + (offset - m.offset), 0);
+      if (decision.outcome == grace::fault_outcome::sigbus) return errc::bad_address;
+      mapped_generation_ = generation;
+      return transfer(index, offset, bytes);
+    } else {
+      return transfer_through_file(index, offset, bytes);
+    }
   }
 
   /// One pread or pwrite on the device file, for what no mapping covers.
@@ -564,6 +629,7 @@ private:
   vfio::device_info device_info_{};
   std::uint32_t region_count_ = 0;
   std::uint32_t present_ = 0;  ///< bit i: region i exists
+  std::uint64_t mapped_generation_ = 0;  ///< the file's mapping generation the mappings are valid for
   std::array<region, max_regions> regions_{};
   /// The mappings behind regions_[i].mapped[j], at i * max_sparse_areas + j.
   std::array<posix::mapping, std::size_t{max_regions} * max_sparse_areas> owners_{};

@@ -74,8 +74,8 @@ public:
 
   /// The value region `index`'s register reads as.
   [[nodiscard]] constexpr std::uint64_t read_value(const layout& l, std::uint32_t index) const noexcept {
-    const memregion* r = l.region(index);
-    NVGRACE_EXPECTS(r != nullptr);
+    const auto r = l.region(index);
+    NVGRACE_EXPECTS(r.has_value());
     return emulated_bar_read_value(raw(index), r->reported_size);
   }
 

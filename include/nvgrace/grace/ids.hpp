@@ -7,6 +7,7 @@
 #include <nvgrace/pci/config.hpp>
 
 #include <array>
+#include <optional>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -40,11 +41,21 @@ inline constexpr std::array<device_id, 5> known_devices{{
     {nvidia_vendor_id, 0x31C2, "GB300", generation::blackwell},
 }};
 
-/// The table entry for a vendor/device pair, or nullptr.
-[[nodiscard]] constexpr const device_id* find_device(std::uint16_t vendor, std::uint16_t device) noexcept {
+/// The table entry for a vendor/device pair, if the driver has one.
+[[nodiscard]] constexpr std::optional<device_id> find_device(std::uint16_t vendor, std::uint16_t device) noexcept {
   for (const auto& d : known_devices)
-    if (d.vendor == vendor && d.device == device) return &d;
-  return nullptr;
+    if (d.vendor == vendor && d.device == device) return d;
+  return std::nullopt;
+}
+
+/// The driver's name in sysfs (/sys/bus/pci/drivers/nvgrace_gpu_vfio_pci).
+inline constexpr std::string_view driver_name = "nvgrace_gpu_vfio_pci";
+
+/// Whether the driver binds a function: only a listed id, and only when the
+/// function's driver_override names the driver (its id table entries are
+/// driver_override-only; a matching id alone never binds it).
+[[nodiscard]] constexpr bool binds(std::uint16_t vendor, std::uint16_t device, std::string_view driver_override) noexcept {
+  return find_device(vendor, device).has_value() && driver_override == driver_name;
 }
 
 /// The NVIDIA DVSEC that carries the carve-out bit.

@@ -7,9 +7,11 @@
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/grace/acpi.hpp>
 #include <nvgrace/grace/ids.hpp>
+#include <nvgrace/grace/kernel_rule.hpp>
 
 #include <bit>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace nvgrace::grace {
@@ -22,16 +24,6 @@ inline constexpr std::uint32_t usemem_index = 4;
 inline constexpr std::uint64_t carve_out_size = 1 * GiB;
 /// Granule of usable memory on Hopper, fixed between GPU firmware and driver.
 inline constexpr std::uint64_t memblock_size = 512 * MiB;
-
-/// Which kernel's rule sizes the usemem BAR (§10 E1).
-enum class kernel_rule : std::uint8_t {
-  current,  ///< 6.14 and later: BAR sized from the length before the 512 MiB round-down
-  v6_13,    ///< up to 6.13: BAR sized after the round-down; every device gets the carve-out
-};
-
-[[nodiscard]] constexpr std::string_view to_string(kernel_rule r) noexcept {
-  return r == kernel_rule::current ? "current" : "6.13";
-}
 
 /// One emulated region: real memory at `phys_base` of `real_length` bytes,
 /// behind a BAR that reports `reported_size` (a power of two ≥ real_length).
@@ -57,12 +49,12 @@ struct layout {
 
   /// The driver's memregion(index) predicate: index 4 is always usemem,
   /// index 2 is resmem only when it exists; anything else is not emulated.
-  [[nodiscard]] constexpr const memregion* region(std::uint32_t index) const noexcept {
-    if (index == usemem_index) return &usemem;
-    if (index == resmem_index && has_resmem()) return &resmem;
-    return nullptr;
+  [[nodiscard]] constexpr std::optional<memregion> region(std::uint32_t index) const noexcept {
+    if (index == usemem_index) return usemem;
+    if (index == resmem_index && has_resmem()) return resmem;
+    return std::nullopt;
   }
-  [[nodiscard]] constexpr bool is_emulated(std::uint32_t index) const noexcept { return region(index) != nullptr; }
+  [[nodiscard]] constexpr bool is_emulated(std::uint32_t index) const noexcept { return region(index).has_value(); }
   /// The carve-out is mapped write-combine and read/written in aligned chunks.
   [[nodiscard]] constexpr bool is_uncached(std::uint32_t index) const noexcept {
     return index == resmem_index && has_resmem();
@@ -70,7 +62,49 @@ struct layout {
   friend constexpr bool operator==(const layout&, const layout&) = default;
 };
 
-/// Derive the layout exactly in the driver's order (§2.3):
+/// Why a layout cannot be derived; each reason has one errno.
+enum class layout_failure : std::uint8_t {
+  none,
+  smaller_than_carve_out,    ///< Hopper, length < 1 GiB: EOVERFLOW
+  usable_has_no_pow2,        ///< Hopper: the usemem BAR would need 2^64: EOVERFLOW
+  memory_has_no_pow2,        ///< Blackwell: the usemem BAR would need 2^64: EOVERFLOW
+  usable_rounds_to_zero,     ///< Hopper, 1 GiB ≤ length < 1.5 GiB: EINVAL
+  carve_out_address_overflows,  ///< base + usable memory passes 2^64: EOVERFLOW
+  empty_memory,              ///< Blackwell, length 0: EINVAL
+};
+
+/// The errno the driver returns for a failure.
+[[nodiscard]] constexpr errc to_errc(layout_failure f) noexcept {
+  switch (f) {
+    case layout_failure::none: return errc{};
+    case layout_failure::usable_rounds_to_zero:
+    case layout_failure::empty_memory: return errc::invalid_argument;
+    default: return errc::value_too_large;
+  }
+}
+
+/// The rule behind a failure, as one phrase for tools.
+[[nodiscard]] constexpr std::string_view describe(layout_failure f) noexcept {
+  switch (f) {
+    case layout_failure::none: return "";
+    case layout_failure::smaller_than_carve_out: return "memory is smaller than the 1 GiB carve-out";
+    case layout_failure::usable_has_no_pow2: return "usable memory has no 64-bit power of two above it";
+    case layout_failure::memory_has_no_pow2: return "memory size has no 64-bit power of two above it";
+    case layout_failure::usable_rounds_to_zero: return "usable memory rounds down to 0";
+    case layout_failure::carve_out_address_overflows: return "the carve-out's physical address overflows 64 bits";
+    case layout_failure::empty_memory: return "memory size is 0";
+  }
+  return "";
+}
+
+/// A layout, or the reason there is none: what derive_layout decides.
+struct layout_decision {
+  layout value{};
+  layout_failure failure = layout_failure::none;
+  [[nodiscard]] constexpr bool ok() const noexcept { return failure == layout_failure::none; }
+};
+
+/// Derive the layout exactly in the driver's order:
 /// - Hopper: usable = length − 1 GiB (EOVERFLOW below 1 GiB); the usemem BAR
 ///   reports next_pow2(usable) (kernel_rule::v6_13: after the round-down);
 ///   usable rounds down to 512 MiB (EINVAL if that leaves 0); resmem is the
@@ -82,38 +116,57 @@ struct layout {
 ///   device gets Hopper's carve-out and the result says generation::hopper.
 /// A BAR size above 2^63 has no 64-bit power of two (the kernel's
 /// roundup_pow_of_two is undefined there): EOVERFLOW.
-[[nodiscard]] constexpr result<layout> derive_layout(std::uint64_t phys_base, std::uint64_t length, generation gen,
-                                                     kernel_rule rule = kernel_rule::current) noexcept {
-  if (rule == kernel_rule::v6_13) gen = generation::hopper;
-  layout out;
+[[nodiscard]] constexpr layout_decision decide_layout(std::uint64_t phys_base, std::uint64_t length, generation gen,
+                                                      kernel_rule rule = kernel_rule::current) noexcept {
+  if (!knows_blackwell(rule)) gen = generation::hopper;
+  layout_decision d;
+  layout& out = d.value;
+  const auto fail = [&d](layout_failure f) {
+    d.failure = f;
+    d.value = layout{};
+    return d;
+  };
   out.generation = gen;
+  if (gen == generation::blackwell && length == 0) return fail(layout_failure::empty_memory);
   const std::uint64_t carve_out = gen == generation::hopper ? carve_out_size : 0;
   out.usemem.phys_base = phys_base;
   const auto usable = checked_sub(length, carve_out);
-  if (!usable) return usable.error();
+  if (!usable) return fail(layout_failure::smaller_than_carve_out);
   out.usemem.real_length = *usable;
-  if (rule == kernel_rule::current) {
+  // A usable length of 0 has no power of two (the kernel's roundup is
+  // undefined there) but fails just below, at the round-down, with EINVAL.
+  if (sizes_bar_before_round_down(rule) && out.usemem.real_length != 0) {
     const auto reported = next_pow2(out.usemem.real_length);
-    if (!reported) return reported.error();
+    if (!reported)
+      return fail(gen == generation::blackwell ? layout_failure::memory_has_no_pow2
+                                               : layout_failure::usable_has_no_pow2);
     out.usemem.reported_size = *reported;
   }
-  if (gen == generation::blackwell) return out;
+  if (gen == generation::blackwell) return d;
 
   out.usemem.real_length = align_down(out.usemem.real_length, memblock_size);
-  if (out.usemem.real_length == 0) return errc::invalid_argument;
-  if (rule == kernel_rule::v6_13) {
+  if (out.usemem.real_length == 0) return fail(layout_failure::usable_rounds_to_zero);
+  if (!sizes_bar_before_round_down(rule)) {
     const auto reported = next_pow2(out.usemem.real_length);
-    if (!reported) return reported.error();
+    if (!reported) return fail(layout_failure::usable_has_no_pow2);
     out.usemem.reported_size = *reported;
   }
 
   const auto resmem_base = checked_add(phys_base, out.usemem.real_length);
-  if (!resmem_base) return resmem_base.error();
+  if (!resmem_base) return fail(layout_failure::carve_out_address_overflows);
   out.resmem.phys_base = *resmem_base;
   out.resmem.real_length = length - out.usemem.real_length;
   // resmem is in [1 GiB, 1.5 GiB): its power of two always exists.
   out.resmem.reported_size = std::bit_ceil(out.resmem.real_length);
-  return out;
+  return d;
+}
+
+/// decide_layout as a result: the layout, or the failure's errno.
+[[nodiscard]] constexpr result<layout> derive_layout(std::uint64_t phys_base, std::uint64_t length, generation gen,
+                                                     kernel_rule rule = kernel_rule::current) noexcept {
+  const layout_decision d = decide_layout(phys_base, length, gen, rule);
+  if (!d.ok()) return to_errc(d.failure);
+  return d.value;
 }
 
 /// The same, from the ACPI memory range.
@@ -163,38 +216,13 @@ struct probe_outcome {
   return probe_outcome{mode::emulated, *derived};
 }
 
-/// A sentence naming the §2.3 rule behind a derive_layout error, for tools.
-[[nodiscard]] constexpr std::string_view describe_layout_error(errc error, generation gen) noexcept {
-  switch (error) {
-    case errc::value_too_large:
-      return gen == generation::hopper ? "memory is smaller than the 1 GiB carve-out"
-                                       : "memory size has no 64-bit power of two above it";
-    case errc::invalid_argument:
-      return gen == generation::hopper ? "usable memory rounds down to 0" : "memory size is 0";
-    default: return "layout cannot be derived";
-  }
-}
-
-/// The §2.3 rule that makes derive_layout(phys_base, length, gen, rule) fail,
-/// told apart precisely (the errno alone cannot separate the EOVERFLOW cases);
-/// "" when it succeeds.
+/// The rule that makes derive_layout(phys_base, length, gen, rule) fail, as
+/// one phrase; "" when it succeeds. Taken from the same decision that gives
+/// the errno.
 [[nodiscard]] constexpr std::string_view describe_layout_error(std::uint64_t phys_base, std::uint64_t length,
                                                                generation gen,
                                                                kernel_rule rule = kernel_rule::current) noexcept {
-  const auto derived = derive_layout(phys_base, length, gen, rule);
-  if (derived) return "";
-  if (rule == kernel_rule::v6_13) gen = generation::hopper;
-  if (gen == generation::blackwell)
-    return length == 0 ? "memory size is 0" : "memory size has no 64-bit power of two above it";
-  if (length < carve_out_size) return "memory is smaller than the 1 GiB carve-out";
-  const std::uint64_t usable = length - carve_out_size;
-  const std::uint64_t rounded = align_down(usable, memblock_size);
-  if (rule == kernel_rule::current && usable > (std::uint64_t{1} << 63))
-    return "usable memory has no 64-bit power of two above it";
-  if (rounded == 0) return "usable memory rounds down to 0";
-  if (rule == kernel_rule::v6_13 && rounded > (std::uint64_t{1} << 63))
-    return "usable memory has no 64-bit power of two above it";
-  return "the carve-out's physical address overflows 64 bits";
+  return describe(decide_layout(phys_base, length, gen, rule).failure);
 }
 
 }  // namespace nvgrace::grace

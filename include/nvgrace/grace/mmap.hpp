@@ -8,14 +8,31 @@
 #include <nvgrace/vfio/abi.hpp>
 
 #include <cstdint>
+#include <string_view>
 
 namespace nvgrace::grace {
 
-/// What an accepted mmap of an emulated region maps.
+/// How a guest may map the memory at stage 2 (what KVM may choose, given the
+/// VMA the driver made): usemem is cacheable; resmem is write-combine with
+/// VM_ALLOW_ANY_UNCACHED, so Normal-NC; a real BAR through vfio-pci-core is
+/// Device memory.
+enum class stage2_memory : std::uint8_t { cacheable, normal_nc, device };
+
+[[nodiscard]] constexpr std::string_view to_string(stage2_memory m) noexcept {
+  switch (m) {
+    case stage2_memory::cacheable: return "cacheable";
+    case stage2_memory::normal_nc: return "normal-nc";
+    case stage2_memory::device: break;
+  }
+  return "device";
+}
+
+/// What an accepted mmap maps.
 struct mmap_plan {
   std::uint64_t region_offset = 0;  ///< first byte of the region mapped
   std::uint64_t length = 0;
-  bool write_combine = false;       ///< resmem: write-combine, may be Normal-NC at stage 2
+  bool write_combine = false;       ///< resmem: the host mapping is write-combine
+  stage2_memory stage2 = stage2_memory::cacheable;
   friend constexpr bool operator==(mmap_plan, mmap_plan) = default;
 };
 
@@ -30,7 +47,7 @@ struct mmap_plan {
   const auto end = checked_add(*start, length);
   if (!end) return end.error();
   if (*end > r.real_length) return errc::invalid_argument;
-  return mmap_plan{*start, length, is_resmem};
+  return mmap_plan{*start, length, is_resmem, is_resmem ? stage2_memory::normal_nc : stage2_memory::cacheable};
 }
 
 /// The page offset inside its region of a VMA's vm_pgoff (§6.1 step 2).

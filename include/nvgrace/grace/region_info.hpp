@@ -63,8 +63,8 @@ using emulated_region_cap_chain = vfio::cap_chain<emulated_region_caps_size>;
 [[nodiscard]] constexpr result<std::size_t> region_info_reply(const layout& l, std::uint32_t index,
                                                               std::uint32_t argsz, std::span<std::byte> out) noexcept {
   if (argsz < vfio::region_info_size) return errc::invalid_argument;
-  const memregion* r = l.region(index);
-  if (r == nullptr) return errc::no_such_file_or_directory;
+  const auto r = l.region(index);
+  if (!r) return errc::no_such_file_or_directory;
   return vfio::encode_region_info(out, argsz, emulated_region_info(*r, index), emulated_region_caps(*r));
 }
 

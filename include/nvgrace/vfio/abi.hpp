@@ -183,6 +183,13 @@ inline constexpr std::uint32_t probe = 1u << 18;
 }  // namespace feature_flags
 /// VFIO_DEVICE_FEATURE_DMA_BUF.
 inline constexpr std::uint32_t feature_dma_buf = 11;
+/// VFIO_DEVICE_FEATURE_PCI_VF_TOKEN: SET a VF token (SR-IOV PFs only).
+inline constexpr std::uint32_t feature_pci_vf_token = 0;
+/// VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, _ENTRY_WITH_WAKEUP (payload: an s32
+/// eventfd), _EXIT: SET only, runtime power management from user space.
+inline constexpr std::uint32_t feature_low_power_entry = 3;
+inline constexpr std::uint32_t feature_low_power_entry_with_wakeup = 4;
+inline constexpr std::uint32_t feature_low_power_exit = 5;
 
 /// struct vfio_device_feature_dma_buf without its flexible dma_ranges[].
 struct device_feature_dma_buf {
@@ -214,6 +221,18 @@ struct device_bind_iommufd {
   std::int32_t iommufd;
   std::uint32_t out_devid;
 };
+/// struct vfio_device_bind_iommufd with the VF token (Linux 6.17+): the same
+/// first 16 bytes, then a user pointer to a 16-byte UUID, read when `flags`
+/// has bind_flag_token.
+struct device_bind_iommufd_token {
+  std::uint32_t argsz;
+  std::uint32_t flags;
+  std::int32_t iommufd;
+  std::uint32_t out_devid;
+  std::uint64_t token_uuid_ptr;
+};
+/// VFIO_DEVICE_BIND_FLAG_TOKEN.
+inline constexpr std::uint32_t bind_flag_token = 1u << 0;
 /// struct vfio_device_attach_iommufd_pt (Linux 6.6+).
 struct device_attach_iommufd_pt {
   std::uint32_t argsz;
@@ -229,6 +248,15 @@ struct iommu_ioas_alloc {
 };
 
 // ---- ioctl numbers ---------------------------------------------------------------
+
+// The numbers below follow the asm-generic ioctl encoding, where _IO(type, nr)
+// is (type << 8) | nr: x86, arm64, riscv, s390, loongarch. Architectures with
+// their own encoding put direction bits into _IO as well, so these numbers
+// would be wrong there: refuse to compile rather than call the wrong ioctl.
+#if defined(__powerpc__) || defined(__powerpc64__) || defined(__mips__) || defined(__sparc__) || \
+    defined(__alpha__) || defined(__hppa__)
+#error "nvgrace: this architecture's ioctl encoding is not the asm-generic one; vfio::ioctl numbers would be wrong"
+#endif
 
 /// VFIO ioctls are _IO(';', 100 + n): no size or direction bits are encoded.
 inline constexpr unsigned long ioctl_type = ';';
@@ -282,6 +310,7 @@ static_assert(sizeof(region_info_cap_type) == 16);
 static_assert(sizeof(irq_info) == 16 && sizeof(irq_set) == 20 && sizeof(device_ioeventfd) == 32);
 static_assert(sizeof(device_feature) == 8 && sizeof(device_feature_dma_buf) == 16 && sizeof(region_dma_range) == 16);
 static_assert(sizeof(device_bind_iommufd) == 16 && sizeof(device_attach_iommufd_pt) == 12);
+static_assert(sizeof(device_bind_iommufd_token) == 24);
 static_assert(ioctl::device_get_region_info == 0x3B6C && ioctl::device_reset == 0x3B6F &&
               ioctl::device_ioeventfd == 0x3B74 && ioctl::device_feature == 0x3B75);
 

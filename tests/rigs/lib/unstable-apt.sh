@@ -67,23 +67,18 @@ _nvg_apt_update() {
 	apt-get $(_nvg_apt_opts "$dir") -q update >&2 && touch "$stamp"
 }
 
-nvg_apt() {
-	local suite=$1 dir
-	shift
+# _nvg_apt_tool TOOL SUITE ARGS...: run apt-get or apt-cache against SUITE's private configuration.
+_nvg_apt_tool() {
+	local tool=$1 suite=$2 dir
+	shift 2
 	dir=$(_nvg_apt_dir "$suite")
 	_nvg_apt_update "$dir" || return 1
 	# shellcheck disable=SC2046
-	apt-get $(_nvg_apt_opts "$dir") "$@"
+	"$tool" $(_nvg_apt_opts "$dir") "$@"
 }
 
-nvg_apt_cache() {
-	local suite=$1 dir
-	shift
-	dir=$(_nvg_apt_dir "$suite")
-	_nvg_apt_update "$dir" || return 1
-	# shellcheck disable=SC2046
-	apt-cache $(_nvg_apt_opts "$dir") "$@"
-}
+nvg_apt() { _nvg_apt_tool apt-get "$@"; }
+nvg_apt_cache() { _nvg_apt_tool apt-cache "$@"; }
 
 # nvg_ensure_host_packages PKG...: install missing Debian 12 (system suite) packages.
 nvg_ensure_host_packages() {

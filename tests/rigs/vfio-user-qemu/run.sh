@@ -61,19 +61,11 @@ die() {
 section() { printf '\n---- %s: %s\n' "$NAME" "$*"; }
 
 # ---- packages --------------------------------------------------------------------------
-missing=()
-for p in "${PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	sudo=
-	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	echo "$NAME: installing ${missing[*]}"
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" ||
-		{ $sudo apt-get update -q && $sudo env DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -q --no-install-recommends "${missing[@]}"; } ||
-		{ echo "$NAME: cannot install ${missing[*]}"; echo "$NAME: 0 passed, 1 failed"; exit 1; }
-fi
+NVG_LOG_PREFIX=$NAME
+# shellcheck source=../lib/unstable-apt.sh
+source "$SRC/tests/rigs/lib/unstable-apt.sh"
+nvg_ensure_host_packages "${PACKAGES[@]}" ||
+	{ echo "$NAME: cannot install ${PACKAGES[*]}"; echo "$NAME: 0 passed, 1 failed"; exit 1; }
 
 # ---- servers (started per boot; see below) -------------------------------------------------
 declare -A SERVER_PID=() SERVER_LOG=()
@@ -126,7 +118,6 @@ ok "QEMU: $QEMU_VERSION ($QEMU, $(ms_since "$T0") ms)"
 KVER=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null | grep -o 'linux-image-[^ ,]*' | head -n 1)
 KVER=${KVER#linux-image-}
 if [ -z "$KVER" ] || [ ! -r "/boot/vmlinuz-$KVER" ]; then die "no readable /boot/vmlinuz-$KVER (linux-image-amd64)"; fi
-source "$SRC/tests/rigs/lib/unstable-apt.sh" # nvg_cache_root
 IMAGE_KEY=$( (echo "$KVER"; stat -c '%s %Y' "/boot/vmlinuz-$KVER" /bin/busybox; echo image-1) | sha256sum | cut -c1-12)
 IMAGE=$(nvg_cache_root)/vfio-user-qemu/$KVER-$IMAGE_KEY
 if [ ! -f "$IMAGE/.done" ]; then

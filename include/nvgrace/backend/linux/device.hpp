@@ -31,10 +31,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <nvgrace/core/errc.hpp>
@@ -252,15 +254,34 @@ public:
     return open_group(node->view(), address, container.view());
   }
 
+  /// How open_cdev binds the device.
+  struct cdev_options {
+    std::string_view iommufd_path = default_iommufd;
+    /// Give the device its own I/O address space (IOMMU_IOAS_ALLOC and
+    /// VFIO_DEVICE_ATTACH_IOMMUFD_PT). A noiommu device has no IOMMU to
+    /// attach: open it with false (the bind alone grants access).
+    bool attach_ioas = true;
+    /// A VF token (VFIO_DEVICE_BIND_FLAG_TOKEN, Linux 6.17+), for SR-IOV
+    /// devices; a device that is neither a PF nor a VF refuses one (EINVAL).
+    std::optional<std::array<std::byte, 16>> vf_token;
+  };
+
   /// Open a device cdev (Linux 6.6+) and give it its own I/O address space:
   /// open the cdev and the iommufd, VFIO_DEVICE_BIND_IOMMUFD,
   /// IOMMU_IOAS_ALLOC, VFIO_DEVICE_ATTACH_IOMMUFD_PT. Errors are the kernel's
   /// errno (ENOENT for a missing path; ENOTTY when the file is not a VFIO cdev).
   [[nodiscard]] static result<device> open_cdev(std::string_view cdev_path,
                                                 std::string_view iommufd_path = default_iommufd) noexcept {
+    cdev_options options;
+    options.iommufd_path = iommufd_path;
+    return open_cdev(cdev_path, options);
+  }
+
+  /// open_cdev with the choices of `options`.
+  [[nodiscard]] static result<device> open_cdev(std::string_view cdev_path, const cdev_options& options) noexcept {
     const auto cdev_file = path_string<>::from(cdev_path);
     if (!cdev_file) return cdev_file.error();
-    const auto iommufd_file = path_string<>::from(iommufd_path);
+    const auto iommufd_file = path_string<>::from(options.iommufd_path);
     if (!iommufd_file) return iommufd_file.error();
 
     device d;
@@ -272,10 +293,16 @@ public:
     if (!iommufd) return iommufd.error();
     d.container_ = std::move(*iommufd);
 
-    vfio::device_bind_iommufd bind{sizeof(vfio::device_bind_iommufd), 0, d.container_.get(), 0};
+    vfio::device_bind_iommufd_token bind{sizeof(vfio::device_bind_iommufd), 0, d.container_.get(), 0, 0};
+    if (options.vf_token) {
+      bind.argsz = sizeof(vfio::device_bind_iommufd_token);
+      bind.flags = vfio::bind_flag_token;
+      bind.token_uuid_ptr = reinterpret_cast<std::uintptr_t>(options.vf_token->data());
+    }
     if (auto r = detail::checked_ioctl(d.device_.get(), vfio::ioctl::device_bind_iommufd, &bind); !r)
       return r.error();
     d.devid_ = bind.out_devid;
+    if (!options.attach_ioas) return d;
     vfio::iommu_ioas_alloc ioas{sizeof(vfio::iommu_ioas_alloc), 0, 0};
     if (auto r = detail::checked_ioctl(d.container_.get(), iommu_ioas_alloc_ioctl, &ioas); !r) return r.error();
     d.ioas_id_ = ioas.out_ioas_id;

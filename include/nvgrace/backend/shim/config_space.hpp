@@ -23,6 +23,7 @@
 ///
 /// Not thread-safe: the device serializes access.
 
+#include <nvgrace/backend/shim/readiness.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
@@ -47,6 +48,9 @@ inline constexpr std::uint16_t express_devctl = express + 0x08;
 inline constexpr std::uint16_t express_linkctl = express + 0x10;
 inline constexpr std::uint16_t dvsec = 0x100;
 inline constexpr std::uint16_t dvsec_length = 0x10;
+/// The CXL device DVSEC, right after the NVIDIA one (or first, without it).
+inline constexpr std::uint16_t cxl_dvsec = 0x110;
+inline constexpr std::uint16_t cxl_dvsec_length = 0x3C;
 inline constexpr std::uint32_t devcap_flr = 1u << 28;
 inline constexpr std::uint16_t devctl_bcr_flr = 0x8000;
 inline constexpr std::uint8_t revision = 0xA1;
@@ -74,6 +78,11 @@ struct config_params {
   /// Indexed by BAR number; a 64-bit BAR at i also owns register i + 1 (whose entry is ignored).
   std::array<core_bar, 6> bars{};
   bool flr_supported = true;
+  /// The NVIDIA DVSEC at 0x100 (without it the driver assumes Hopper).
+  bool nvidia_dvsec = true;
+  /// A CXL device DVSEC (vendor 0x1E98, id 0) after it; the device patches
+  /// its Range 1 Size Low dword on every read (it changes with time).
+  bool cxl_dvsec = false;
 };
 
 /// Side effects of a core config write the device must act on.
@@ -223,19 +232,38 @@ private:
     put16(L::express_linkctl, 0x0000, 0x0FFF);
     put16(L::express_linkctl + 2, 0x0105);
 
-    // The NVIDIA DVSEC: header (id 0x23, version 1, last), header 1 (vendor,
+    // The NVIDIA DVSEC: header (id 0x23, version 1, next), header 1 (vendor,
     // revision 0, length), header 2 (DVSEC id 3), then the capability word.
-    put32(L::dvsec, pci::encode_ext_cap_header({pci::ext_cap::dvsec, 1, 0}));
-    put32(L::dvsec + 4, std::uint32_t{grace::nvidia_vendor_id} | (std::uint32_t{L::dvsec_length} << 20));
-    put16(L::dvsec + 8, grace::gpu_cap_dvsec_id);
-    put16(L::dvsec + grace::gpu_cap_dvsec_word,
-          p.generation == grace::generation::blackwell ? grace::mig_supported_with_cached_resmem : 0);
+    // Extended capabilities start at 0x100: with no NVIDIA DVSEC, the CXL one
+    // (or an empty header) is there instead.
+    const std::uint16_t cxl_at = p.nvidia_dvsec ? L::cxl_dvsec : L::dvsec;
+    if (p.nvidia_dvsec) {
+      put32(L::dvsec, pci::encode_ext_cap_header({pci::ext_cap::dvsec, 1, p.cxl_dvsec ? cxl_at : std::uint16_t{0}}));
+      put32(L::dvsec + 4, std::uint32_t{grace::nvidia_vendor_id} | (std::uint32_t{L::dvsec_length} << 20));
+      put16(L::dvsec + 8, grace::gpu_cap_dvsec_id);
+      put16(L::dvsec + grace::gpu_cap_dvsec_word,
+            p.generation == grace::generation::blackwell ? grace::mig_supported_with_cached_resmem : 0);
+    }
+    if (p.cxl_dvsec) {
+      // CXL device DVSEC, revision 1: the range registers the 7.2 driver reads.
+      put32(cxl_at, pci::encode_ext_cap_header({pci::ext_cap::dvsec, 1, 0}));
+      put32(cxl_at + 4, std::uint32_t{cxl_vendor_id} | (1u << 16) | (std::uint32_t{L::cxl_dvsec_length} << 20));
+      put16(cxl_at + 8, cxl_device_dvsec_id);
+    }
+    cxl_status_at_ = p.cxl_dvsec ? static_cast<std::uint16_t>(cxl_at + cxl_range1_size_low) : std::uint16_t{0};
   }
+
+public:
+  /// Config offset of the CXL status dword (Range 1 Size Low); 0 when absent.
+  [[nodiscard]] constexpr std::uint16_t cxl_status_offset() const noexcept { return cxl_status_at_; }
+
+private:
 
   std::array<std::byte, size> bytes_{};
   std::array<std::byte, size> mask_{};
   std::array<core_bar, 6> bars_{};
   bool flr_supported_ = false;
+  std::uint16_t cxl_status_at_ = 0;
 };
 
 }  // namespace nvgrace::shim

@@ -101,6 +101,7 @@
 #include <span>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace nvgrace::shim {
 
@@ -112,6 +113,8 @@ concept creatable_memory = mem::device_memory<M> && std::default_initializable<M
                            };
 
 struct test_hooks;
+template <creatable_memory Memory>
+class device;
 
 namespace detail {
 
@@ -133,7 +136,8 @@ struct region_slot {
 /// The device's state and behaviour; `device` is its movable handle.
 template <creatable_memory Memory>
 class device_core {
-  using order = nvgrace::detail::order;
+  using mo = nvgrace::detail::order;  // memory orders
+  friend class shim::device<Memory>;
 
 public:
   using memory_type = Memory;
@@ -211,6 +215,7 @@ public:
   /// VFIO_DEVICE_GET_INFO as a 20-byte reply: flags PCI (| RESET when reset
   /// works), 9 regions, 5 IRQ indices, no capabilities.
   [[nodiscard]] result<vfio::device_info> get_device_info() noexcept {
+    if (auto s = ioctl_entry(); !s) return s.error();
     return vfio::device_info{sizeof(vfio::device_info), device_flags(), vfio::pci_num_regions, vfio::pci_num_irqs, 0};
   }
 
@@ -219,6 +224,7 @@ public:
   /// cannot hold 32 bytes or its argsz claims more than its size (the kernel
   /// would touch memory past it); EINVAL for argsz < 32, an index ≥ 9 or VGA.
   [[nodiscard]] status get_region_info(std::span<std::byte> buffer) noexcept {
+    if (auto s = ioctl_entry(); !s) return s;
     if (buffer.size() < vfio::region_info_size) return errc::bad_address;
     if (load_le<std::uint32_t>(buffer, 0) > buffer.size()) return errc::bad_address;
     return region_info_into(buffer);
@@ -228,6 +234,7 @@ public:
   /// (pin INTA; EVENTFD|MASKABLE|AUTOMASKED), MSI 1 (one vector), MSI-X 0
   /// (no capability), ERR 1 (PCI Express), REQ 1; all but INTx EVENTFD|NORESIZE.
   [[nodiscard]] status get_irq_info(vfio::irq_info& info) noexcept {
+    if (auto s = ioctl_entry(); !s) return s;
     if (info.argsz < sizeof(vfio::irq_info) || info.index >= vfio::pci_num_irqs) return errc::invalid_argument;
     constexpr std::array<std::uint32_t, vfio::pci_num_irqs> counts{1, 1, 0, 1, 1};
     info.count = counts[info.index];
@@ -239,16 +246,17 @@ public:
     return {};
   }
 
-  /// VFIO_DEVICE_RESET (§7.3): zero both emulated BARs first (even if what
-  /// follows fails), then the core reset: EINVAL when reset is not
-  /// supported, an injected failure as injected; success sets reset_done.
+  /// VFIO_DEVICE_RESET: the vfio core's runtime-PM get first (its failure is
+  /// EIO before the driver runs, so nothing is zeroed); then both emulated BARs
+  /// are zeroed (even if what follows fails), then the core reset: EINVAL when
+  /// reset is not supported, an injected failure as injected; success sets
+  /// reset_done.
   [[nodiscard]] status reset() noexcept {
+    if (auto s = ioctl_entry(); !s) return s;
     posix::lock_guard lock(control_);
     if (mode_ == grace::mode::emulated) bars_.reset();
     if (!options_.reset_supported) return errc::invalid_argument;
-    if (reset_failure_) return *reset_failure_;
-    mark_reset_done();
-    return {};
+    return core_reset();
   }
 
   /// pread(2) on the device file: read() at `pos`. EINVAL for pos ≥ 2^63.
@@ -310,7 +318,7 @@ public:
       // vfio-pci-core: req_start + req_len must not pass the page-aligned BAR.
       const auto end = checked_add(offset, mapped_length);
       if (!end || *end > r.size) return errc::invalid_argument;
-      return grace::mmap_plan{offset, mapped_length, false};
+      return grace::mmap_plan{offset, mapped_length, false, grace::stage2_memory::device};
     }
     return errc::invalid_argument;
   }
@@ -326,6 +334,8 @@ public:
       return std::nullopt;
     } else {
       if (index >= vfio::pci_num_regions || regions_[index].backing == nullptr) return std::nullopt;
+      // Registers that change with time must be read through the device.
+      if (index == 0 && readiness_dynamic_) return std::nullopt;
       const slot& r = regions_[index];
       const mem::map_source source = r.backing->source();
       return mem::map_source{source.fd, source.offset + r.backing_offset};
@@ -350,10 +360,12 @@ public:
   /// The whole GPU memory (both emulated regions); empty in plain mode.
   [[nodiscard]] const Memory& gpu_memory() const noexcept { return gpu_memory_; }
 
-  /// Read / set a 32-bit BAR0 register directly (no readiness, no decode check).
+  /// A 32-bit BAR0 register as the function reads it now (no decode check):
+  /// the readiness registers read 0 until the function is ready.
   [[nodiscard]] std::uint32_t bar0_register(std::uint64_t offset) const noexcept {
     std::array<std::byte, 4> bytes{};
     mem::read_memory(regions_[0].view, offset, bytes);
+    patch_readiness_registers(offset, bytes);
     return load_le<std::uint32_t>(bytes, 0);
   }
   void set_bar0_register(std::uint64_t offset, std::uint32_t value) noexcept {
@@ -365,12 +377,12 @@ public:
   /// Use `source` for the §7.1 poll (registers and clock); nullptr restores
   /// the default (this device's BAR0 + steady_clock). `source` must outlive
   /// its use.
-  void set_readiness_source(readiness_source* source) noexcept { source_.store(source, order::release); }
+  void set_readiness_source(readiness_source* source) noexcept { source_.store(source, mo::release); }
 
   /// Make runtime-PM resume fail: memory read/write (and core accesses) → EIO.
   void inject_pm_failure(bool fail) noexcept {
-    if (fail) state_.fetch_or(pm_failed_bit, order::acq_rel);
-    else state_.fetch_and(~pm_failed_bit, order::acq_rel);
+    if (fail) state_.fetch_or(pm_failed_bit, mo::acq_rel);
+    else state_.fetch_and(~pm_failed_bit, mo::acq_rel);
   }
 
   /// Make the core part of VFIO_DEVICE_RESET fail with `error` (nullopt: succeed).
@@ -379,33 +391,69 @@ public:
     reset_failure_ = error;
   }
 
-  /// §7.5: close and open again: zero the emulated BARs and attempt the
-  /// open-time function reset (its failure is ignored, as vfio_pci_core_enable does).
-  void reopen() noexcept {
+  /// Close the device file: its DMA-bufs are revoked for good and its user
+  /// mappings are gone (the kernel closes a device only after the last
+  /// mapping). Every later call but open() is EBADF.
+  void close() noexcept {
     posix::lock_guard lock(control_);
-    if (mode_ == grace::mode::emulated) bars_.reset();
-    if (options_.reset_supported && !reset_failure_) mark_reset_done();
+    revoke_dma_bufs_for_good();
+    if (wakeup_fd_ >= 0) wakeup_fd_ = -1;
+    zap_mappings();
+    state_.fetch_or(closed_bit, mo::acq_rel);
   }
 
+  /// Open the device file again (vfio_pci_core_enable and the driver's
+  /// open_device): the virtual config space is rebuilt from the function (so
+  /// memory decode is on again and the core BARs hold their assigned
+  /// addresses), the emulated BARs read 0, and a function reset is attempted
+  /// (its failure is ignored; success sets reset_done). EBUSY, and the device
+  /// stays closed, for every open after the first of the fallback variant (a
+  /// Grace id without ACPI memory): its open registers a memory-failure range
+  /// that its close never unregisters. Precondition: the device is closed.
+  [[nodiscard]] status open() noexcept {
+    posix::lock_guard lock(control_);
+    NVGRACE_EXPECTS((state_.load(mo::relaxed) & closed_bit) != 0);
+    if (mode_ == grace::mode::plain && !options_.bare_function) return errc::device_or_resource_busy;
+    config_ = config_space(config_params_);
+    if (mode_ == grace::mode::emulated) bars_.reset();
+    std::uint64_t current = state_.load(mo::relaxed);
+    std::uint64_t next = 0;
+    do {
+      next = (current & ~(closed_bit | pm_engaged_bit)) | memory_enabled_bit;
+    } while (!state_.compare_exchange_weak(current, next, mo::acq_rel, mo::relaxed));
+    if (options_.reset_supported && !reset_failure_) mark_reset_done();
+    return {};
+  }
+
+  /// close() then open().
+  [[nodiscard]] status reopen() noexcept {
+    close();
+    return open();
+  }
+
+  /// The device file is closed (after close(), or a failed open()).
+  [[nodiscard]] bool is_closed() const noexcept { return (state_.load(mo::acquire) & closed_bit) != 0; }
+
   /// The next memory access will poll readiness.
-  [[nodiscard]] bool reset_done() const noexcept { return (state_.load(order::acquire) & reset_done_bit) != 0; }
+  [[nodiscard]] bool reset_done() const noexcept { return (state_.load(mo::acquire) & reset_done_bit) != 0; }
   /// COMMAND.MEMORY in the virtual config.
   [[nodiscard]] bool memory_enabled() const noexcept {
-    return (state_.load(order::acquire) & memory_enabled_bit) != 0;
+    return (state_.load(mo::acquire) & memory_enabled_bit) != 0;
   }
   /// Resets (VFIO_DEVICE_RESET, FLR, open) that succeeded so far.
   [[nodiscard]] std::uint32_t reset_count() const noexcept {
-    return static_cast<std::uint32_t>(state_.load(order::acquire) >> epoch_shift);
+    return static_cast<std::uint32_t>(state_.load(mo::acquire) >> epoch_shift);
   }
   /// The raw (unmasked) value of emulated BAR register `index` (2 or 4).
   [[nodiscard]] std::uint64_t emulated_bar_raw(std::uint32_t index) const noexcept {
     posix::lock_guard lock(control_);
     return bars_.raw(index);
   }
-  /// The last DMA-buf export, if any.
-  [[nodiscard]] std::optional<dma_buf_export> last_dma_buf() const noexcept {
+  /// The last DMA-buf export still recorded, if any.
+  [[nodiscard]] std::optional<dma_buf_export> last_dma_buf() const {
     posix::lock_guard lock(control_);
-    return last_dma_buf_;
+    if (dma_bufs_.empty()) return std::nullopt;
+    return dma_bufs_.back();
   }
   /// The ioeventfds stored (plain mode).
   [[nodiscard]] std::size_t ioeventfd_count() const noexcept {
@@ -419,6 +467,7 @@ public:
     posix::lock_guard lock(control_);
     static_cast<void>(config_.read(0, out));
     if (mode_ == grace::mode::emulated) bars_.patch_config_read(layout_, 0, out);
+    patch_cxl_status(0, out);
     return out;
   }
 
@@ -428,6 +477,10 @@ private:
   static constexpr std::uint64_t reset_done_bit = 1u << 0;
   static constexpr std::uint64_t memory_enabled_bit = 1u << 1;
   static constexpr std::uint64_t pm_failed_bit = 1u << 2;
+  /// LOW_POWER_ENTRY engaged runtime PM (mappings fault with SIGBUS).
+  static constexpr std::uint64_t pm_engaged_bit = 1u << 3;
+  /// The device file is closed: every call is EBADF.
+  static constexpr std::uint64_t closed_bit = 1u << 4;
   static constexpr unsigned epoch_shift = 32;
   static constexpr std::uint64_t epoch_one = std::uint64_t{1} << epoch_shift;
   static constexpr std::uint64_t max_file_offset = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
@@ -438,7 +491,10 @@ private:
     explicit bar0_source(const device_core* d) noexcept : device_(d) {}
     std::uint32_t read32(std::uint64_t offset) noexcept override { return device_->bar0_register(offset); }
     std::uint64_t now_ms() noexcept override { return posix::monotonic_now_ms(); }
-    void sleep_ms(std::uint64_t ms) noexcept override { posix::monotonic_sleep_ms(ms); }
+    bool sleep_ms(std::uint64_t ms) noexcept override {
+      posix::monotonic_sleep_ms(ms);
+      return true;  // an in-process sleep is never ended by a fatal signal
+    }
 
   private:
     const device_core* device_;
@@ -454,27 +510,82 @@ private:
     grace::layout layout{};
   };
 
-  [[nodiscard]] static result<probe_result> probe_options(const device_options& options) noexcept {
+  /// The checks of the options themselves (ENODEV for an id outside the
+  /// driver's table, EINVAL for a BAR size that is not 0 or a power of two
+  /// ≥ 4 KiB), then the driver's carve-up as a decision (not failed yet: the
+  /// driver checks readiness first).
+  [[nodiscard]] static result<probe_result> probe_options(const device_options& options,
+                                                          grace::layout_failure* failure = nullptr) noexcept {
     probe_result p;
     p.device_id = options.device_id.value_or(
         options.generation == grace::generation::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941});
-    if (grace::find_device(grace::nvidia_vendor_id, p.device_id) == nullptr) return errc::no_such_device;
+    if (!grace::find_device(grace::nvidia_vendor_id, p.device_id)) return errc::no_such_device;
     for (const std::uint64_t s : {options.bar2_size, options.bar4_size})
       if (s != 0 && (!std::has_single_bit(s) || s < 4 * KiB)) return errc::invalid_argument;
+    if (options.bare_function) return p;
     if (const auto memory = grace::fetch_memory(options.acpi)) {
-      const auto layout = grace::derive_layout(*memory, options.generation, options.rule);
-      if (!layout) return layout.error();
+      const auto decision = grace::decide_layout(memory->phys_base, memory->length, options.driver_generation(),
+                                                 options.rule);
+      if (!decision.ok()) {
+        if (failure == nullptr) return grace::to_errc(decision.failure);
+        *failure = decision.failure;
+        return p;
+      }
       p.memory = *memory;
-      p.layout = *layout;
+      p.layout = decision.value;
     }
     return p;
+  }
+
+  /// The readiness registers and clock before the device exists: the
+  /// options' (BAR0 registers and CXL status as their timings say, from the
+  /// moment the function powered up).
+  class options_source final : public readiness_source {
+  public:
+    explicit options_source(const device_options& o) noexcept : options_(o), start_(posix::monotonic_now_ms()) {}
+    std::uint32_t read32(std::uint64_t offset) noexcept override {
+      if (offset != c2c_link_register && offset != hbm_training_register) return 0;
+      return bar0_ready(options_.readiness, now_ms() - start_) ? status_ready : 0;
+    }
+    std::uint64_t now_ms() noexcept override { return posix::monotonic_now_ms(); }
+    bool sleep_ms(std::uint64_t ms) noexcept override {
+      posix::monotonic_sleep_ms(ms);
+      return true;
+    }
+  private:
+    const device_options& options_;
+    std::uint64_t start_;
+  };
+
+  /// The probe's readiness wait, by kernel rule: none before 6.14; the BAR0
+  /// poll (6.14 on), or the CXL wait when the function has a CXL device DVSEC
+  /// (7.2). A timeout fails the probe from 6.19 on; before, the status of the
+  /// enable that follows overwrote it and the probe went on.
+  [[nodiscard]] static status probe_readiness(const device_options& options) noexcept {
+    if (!grace::waits_at_probe(options.rule)) return {};
+    options_source own(options);
+    readiness_source& source = options.readiness_clock != nullptr ? *options.readiness_clock : own;
+    const std::uint64_t start = source.now_ms();
+    status waited;
+    if (options.cxl && grace::has_cxl_readiness(options.rule))
+      waited = wait_cxl_ready(source, [&] { return cxl_status_after(*options.cxl, source.now_ms() - start); });
+    else
+      waited = wait_device_ready(source, grace::waits_are_killable(options.rule));
+    if (!grace::probe_timeout_fails(options.rule)) return {};
+    return waited;
   }
 
   /// create(): with `supplied` GPU memory (taken over) or, when nullptr, memory of its own.
   [[nodiscard]] static result<nvgrace::detail::owned<device_core>> open_with(const device_options& options,
                                                                  Memory* supplied) noexcept {
-    const auto probed = probe_options(options);
+    grace::layout_failure failure = grace::layout_failure::none;
+    const auto probed = probe_options(options, &failure);
     if (!probed) return probed.error();
+    // The driver waits for the function before it carves the memory.
+    if (!options.bare_function) {
+      if (auto s = probe_readiness(options); !s) return s.error();
+    }
+    if (failure != grace::layout_failure::none) return grace::to_errc(failure);
     if (supplied != nullptr && (!probed->memory || supplied->view().length != probed->memory->length))
       return errc::invalid_argument;
     nvgrace::detail::owned<device_core> d(new (std::nothrow) device_core());
@@ -504,7 +615,9 @@ private:
   /// Allocate the real BARs, fill the region table, build config space.
   [[nodiscard]] status build() noexcept {
     const bool emulated = mode_ == grace::mode::emulated;
-    const bool hopper = emulated && options_.generation == grace::generation::hopper;
+    // The carve-out exists when the layout has one: Hopper, and every device
+    // under the 6.13 rule (which predates the Blackwell case).
+    const bool hopper = emulated && layout_.has_resmem();
     std::array<core_bar, 6> bars{};
     std::uint64_t cursor = default_bar0_address;
     const auto place = [&cursor](std::uint64_t size) {
@@ -571,12 +684,19 @@ private:
     params.generation = options_.generation;
     params.bars = bars;
     params.flr_supported = options_.reset_supported;
+    params.nvidia_dvsec = options_.nvidia_dvsec;
+    params.cxl_dvsec = options_.cxl.has_value();
+    config_params_ = params;
     config_ = config_space(params);
 
+    readiness_dynamic_ = options_.readiness.ready_after_ms != std::uint64_t{0};
+    source_.store(options_.readiness_clock, mo::release);
+    last_reset_ms_.store(readiness().now_ms(), mo::release);
     std::uint64_t state = memory_enabled_bit;
-    // open_device: vfio_pci_core_enable attempts a function reset.
-    if (options_.reset_supported) state = (state | reset_done_bit) + epoch_one;
-    state_.store(state, order::release);
+    state_.store(state, mo::release);
+    // open_device: vfio_pci_core_enable attempts a function reset (the bare
+    // function is not opened by anyone).
+    if (options_.reset_supported && !options_.bare_function) mark_reset_done();
     return {};
   }
 
@@ -590,26 +710,153 @@ private:
     r.backing_offset = 0;
   }
 
-  /// Record a successful reset: a new epoch, reset_done set, in one step.
+  /// Record a successful reset of the function: the readiness registers
+  /// start over, a new epoch, and (from 6.19) reset_done, in one step.
   void mark_reset_done() noexcept {
-    std::uint64_t current = state_.load(order::relaxed);
-    while (!state_.compare_exchange_weak(current, (current + epoch_one) | reset_done_bit, order::acq_rel,
-                                         order::relaxed)) {
+    last_reset_ms_.store(readiness().now_ms(), mo::release);
+    const std::uint64_t flag = grace::has_access_readiness(options_.rule) ? reset_done_bit : 0;
+    std::uint64_t current = state_.load(mo::relaxed);
+    while (!state_.compare_exchange_weak(current, (current + epoch_one) | flag, mo::acq_rel, mo::relaxed)) {
     }
+  }
+
+  /// The registers and clock readiness checks use.
+  [[nodiscard]] readiness_source& readiness() const noexcept {
+    readiness_source* source = source_.load(mo::acquire);
+    return source != nullptr ? *source : const_cast<bar0_source&>(default_source_);
+  }
+
+  /// Milliseconds since the function's last reset, on the readiness clock.
+  [[nodiscard]] std::uint64_t since_reset_ms() const noexcept {
+    const std::uint64_t now = readiness().now_ms();
+    const std::uint64_t at = last_reset_ms_.load(mo::acquire);
+    return now > at ? now - at : 0;
+  }
+
+  /// The CXL device DVSEC's Range 1 Size Low as the function reads it now.
+  [[nodiscard]] std::uint32_t cxl_status() const noexcept {
+    return options_.cxl ? cxl_status_after(*options_.cxl, since_reset_ms()) : 0;
+  }
+
+  /// COMMAND.MEMORY as the user wrote it: turning it off zaps the user
+  /// mappings and revokes the DMA-bufs; turning it on restores them.
+  void set_memory_enabled(bool enabled) noexcept {
+    const bool was = (state_.load(mo::acquire) & memory_enabled_bit) != 0;
+    if (was == enabled) return;
+    if (!enabled) {
+      zap_mappings();
+      move_dma_bufs(true);
+      state_.fetch_and(~memory_enabled_bit, mo::acq_rel);
+    } else {
+      state_.fetch_or(memory_enabled_bit, mo::acq_rel);
+      if ((state_.load(mo::acquire) & pm_engaged_bit) == 0) move_dma_bufs(false);
+    }
+  }
+
+  /// Bytes of a BAR0 read at `offset` that fall on the readiness registers
+  /// read 0 while the function is not ready.
+  void patch_readiness_registers(std::uint64_t offset, std::span<std::byte> out) const noexcept {
+    if (!readiness_dynamic_ || bar0_ready(options_.readiness, since_reset_ms())) return;
+    for (const std::uint64_t reg : {c2c_link_register, hbm_training_register})
+      for (std::uint64_t i = 0; i < 4; ++i)
+        if (reg + i >= offset && reg + i - offset < out.size()) out[static_cast<std::size_t>(reg + i - offset)] = std::byte{0};
+  }
+
+  /// Bytes of a config read at `offset` that fall on the CXL status dword
+  /// take its value now.
+  void patch_cxl_status(std::uint64_t offset, std::span<std::byte> out) const noexcept {
+    const std::uint64_t at = config_.cxl_status_offset();
+    if (at == 0) return;
+    const std::uint32_t value = cxl_status();
+    for (std::uint64_t i = 0; i < 4; ++i)
+      if (at + i >= offset && at + i - offset < out.size())
+        out[static_cast<std::size_t>(at + i - offset)] = static_cast<std::byte>((value >> (8 * i)) & 0xFF);
+  }
+
+  /// Room for `n` DMA-buf ranges, within the kernel's copy-in limit.
+  template <class T>
+  [[nodiscard]] static bool allocate(std::vector<T>& v, std::size_t n) noexcept {
+    if (n > max_dma_buf_range_bytes / sizeof(vfio::region_dma_range)) return false;
+    v.resize(n);
+    return true;
+  }
+
+  /// The core's reset of the function (VFIO_DEVICE_RESET's second half, or
+  /// an FLR through config space): the user mappings are zapped and the
+  /// DMA-bufs revoked while it runs, then restored if memory decode is on.
+  /// Called under control_.
+  [[nodiscard]] status core_reset() noexcept {
+    zap_mappings();
+    move_dma_bufs(true);
+    status done;
+    if (reset_failure_) done = *reset_failure_;
+    else mark_reset_done();
+    if (memory_enabled()) move_dma_bufs(false);
+    return done;
+  }
+
+  /// Faults re-establish the user mappings from now on (6.19 and later; the
+  /// older mmap-time mappings are not reachable by the zap).
+  void zap_mappings() noexcept {
+    if (grace::has_access_readiness(options_.rule)) mapping_generation_.fetch_add(1, mo::acq_rel);
+  }
+
+  /// Revoke (or restore) every DMA-buf still attached to the device.
+  void move_dma_bufs(bool revoked) noexcept {
+    for (dma_buf_export& e : dma_bufs_)
+      if (!e.detached) e.revoked = revoked;
+  }
+
+  /// The device is closed: every DMA-buf is revoked for good.
+  void revoke_dma_bufs_for_good() noexcept {
+    for (dma_buf_export& e : dma_bufs_) e.revoked = e.detached = true;
+  }
+
+  /// What every device ioctl does first in the vfio core: EBADF on a closed
+  /// device, the runtime-PM get (EIO when it fails), and a wake-up from a low
+  /// power state entered with a wake-up eventfd (signalled, then exited).
+  [[nodiscard]] status ioctl_entry() noexcept {
+    const std::uint64_t state = state_.load(mo::acquire);
+    if ((state & closed_bit) != 0) return errc::bad_file_descriptor;
+    if ((state & pm_failed_bit) != 0) return errc::io_error;
+    if ((state & pm_engaged_bit) != 0) wake_from_low_power();
+    return {};
+  }
+
+  void wake_from_low_power() noexcept {
+    posix::lock_guard lock(control_);
+    if (wakeup_fd_ < 0) return;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(wakeup_fd_, &one, sizeof one);
+    wakeup_fd_ = -1;
+    exit_low_power_locked();
+  }
+
+  void exit_low_power_locked() noexcept {
+    state_.fetch_and(~pm_engaged_bit, mo::acq_rel);
+    if (memory_enabled()) move_dma_bufs(false);
   }
 
   /// §7.2 under the read side of memory_lock, entered only when `seen` had
   /// reset_done: memory disabled → EIO; poll (ETIME); on success clear
   /// reset_done unless a reset happened since `seen` was loaded.
   [[gnu::noinline]] status check_ready(std::uint64_t seen) noexcept {
+    readiness_source& source = readiness();
+    const bool cxl = options_.cxl && grace::has_cxl_readiness(options_.rule);
+    // 7.2: the long CXL wait runs before the lock; under it, one look.
+    if (cxl) {
+      if (auto s = wait_cxl_ready(source, [this] { return cxl_status(); }); !s) return s;
+    }
     if ((seen & memory_enabled_bit) == 0) return errc::io_error;
-    readiness_source* source = source_.load(order::acquire);
-    if (source == nullptr) source = &default_source_;
-    if (auto s = wait_device_ready(*source); !s) return s;
-    std::uint64_t current = state_.load(order::relaxed);
+    if (cxl) {
+      if (auto s = test_cxl_ready(cxl_status()); !s) return s;
+    } else if (auto s = wait_device_ready(source, grace::waits_are_killable(options_.rule)); !s) {
+      return s;
+    }
+    std::uint64_t current = state_.load(mo::relaxed);
     while ((current & reset_done_bit) != 0 && (current >> epoch_shift) == (seen >> epoch_shift)) {
-      if (state_.compare_exchange_weak(current, current & ~reset_done_bit, order::acq_rel,
-                                       order::relaxed))
+      if (state_.compare_exchange_weak(current, current & ~reset_done_bit, mo::acq_rel,
+                                       mo::relaxed))
         break;
     }
     return {};
@@ -638,10 +885,10 @@ private:
   /// memory_access, which runs the full plan.
   [[nodiscard, gnu::always_inline]] bool idle_and_unclipped(const slot& r, std::uint64_t offset,
                                                             std::size_t count) const noexcept {
-    const std::uint64_t state = state_.load(order::acquire);
+    const std::uint64_t state = state_.load(mo::acquire);
     const bool short_return = r.is_resmem && options_.resmem_quirk == grace::resmem_return::upstream_short &&
                               offset < r.model.real_length;
-    return (state & (reset_done_bit | pm_failed_bit)) == 0 && offset < r.model.reported_size &&
+    return (state & (reset_done_bit | pm_failed_bit | closed_bit)) == 0 && offset < r.model.reported_size &&
            count <= r.model.reported_size - offset && !short_return;
   }
 
@@ -695,8 +942,11 @@ private:
   template <grace::direction Dir>
   [[gnu::noinline]] ssize_t memory_access(const slot& r, user_bytes<Dir> buf, std::size_t count,
                                           std::uint64_t* ppos) noexcept {
-    const std::uint64_t state = state_.load(order::acquire);
-    if ((state & pm_failed_bit) != 0) [[unlikely]]
+    const std::uint64_t state = state_.load(mo::acquire);
+    if ((state & closed_bit) != 0) return detail::negative(errc::bad_file_descriptor);
+    // Before 6.19 the driver neither wrapped memory accesses in runtime PM nor
+    // waited for readiness (reset_done is never set there).
+    if ((state & pm_failed_bit) != 0 && grace::has_access_readiness(options_.rule)) [[unlikely]]
       return detail::negative(errc::io_error);
     const auto plan =
         grace::plan_access(Dir, r.model, vfio::offset_in_region(*ppos), count, r.is_resmem, options_.resmem_quirk);
@@ -726,21 +976,26 @@ private:
   /// vfio-pci-core's read for every other region, and §3.2 for config.
   [[gnu::noinline]] ssize_t core_read(std::uint32_t index, std::byte* buf, std::size_t count,
                                       std::uint64_t* ppos) noexcept {
+    const std::uint64_t state = state_.load(mo::acquire);
+    if ((state & closed_bit) != 0) return detail::negative(errc::bad_file_descriptor);
     if (count == 0) return 0;
     if (index >= vfio::pci_num_regions) return detail::negative(errc::invalid_argument);
-    const std::uint64_t state = state_.load(order::acquire);
     if ((state & pm_failed_bit) != 0) return detail::negative(errc::io_error);
     const slot& r = regions_[index];
     const std::uint64_t offset = vfio::offset_in_region(*ppos);
     const std::span<std::byte> out(buf, count);
     switch (r.kind) {
-      case region_kind::memory_bar:
-        return memory_bar_access<grace::direction::read>(r, state, offset, buf, count, ppos);
+      case region_kind::memory_bar: {
+        const ssize_t n = memory_bar_access<grace::direction::read>(r, state, offset, buf, count, ppos);
+        if (index == 0 && n > 0) patch_readiness_registers(offset, std::span<std::byte>(buf, static_cast<std::size_t>(n)));
+        return n;
+      }
       case region_kind::config: {
         posix::lock_guard lock(control_);
         const auto n = config_.read(offset, out);
         if (!n) return detail::negative(n.error());
         if (mode_ == grace::mode::emulated) bars_.patch_config_read(layout_, offset, out);
+        patch_cxl_status(offset, out);
         *ppos += *n;
         return static_cast<ssize_t>(*n);
       }
@@ -751,6 +1006,7 @@ private:
   /// vfio-pci-core's write for every other region, and §3.3 for config.
   [[gnu::noinline]] ssize_t core_write(std::uint32_t index, const std::byte* buf, std::size_t count,
                                        std::uint64_t* ppos) noexcept {
+    if ((state_.load(mo::acquire) & closed_bit) != 0) return detail::negative(errc::bad_file_descriptor);
     if (count == 0) return 0;
     if (index >= vfio::pci_num_regions) return detail::negative(errc::invalid_argument);
     const std::uint64_t offset = vfio::offset_in_region(*ppos);
@@ -765,19 +1021,17 @@ private:
           return static_cast<ssize_t>(*n);
         }
       }
-      if ((state_.load(order::acquire) & pm_failed_bit) != 0) return detail::negative(errc::io_error);
+      if ((state_.load(mo::acquire) & pm_failed_bit) != 0) return detail::negative(errc::io_error);
       const auto effects = config_.write(offset, in);
       if (!effects) return detail::negative(effects.error());
-      if (effects->command_written) {
-        if ((config_.command() & pci::command_bits::memory) != 0) state_.fetch_or(memory_enabled_bit, order::acq_rel);
-        else state_.fetch_and(~memory_enabled_bit, order::acq_rel);
-      }
-      // An FLR through config space sets reset_done but keeps the emulated BARs (§10 E12).
-      if (effects->flr_requested && !reset_failure_) mark_reset_done();
+      if (effects->command_written) set_memory_enabled((config_.command() & pci::command_bits::memory) != 0);
+      // An FLR through config space resets the function like VFIO_DEVICE_RESET
+      // but keeps the emulated BARs.
+      if (effects->flr_requested) static_cast<void>(core_reset());
       *ppos += effects->count;
       return static_cast<ssize_t>(effects->count);
     }
-    const std::uint64_t state = state_.load(order::acquire);
+    const std::uint64_t state = state_.load(mo::acquire);
     if ((state & pm_failed_bit) != 0) return detail::negative(errc::io_error);
     if (r.kind != region_kind::memory_bar) return detail::negative(errc::invalid_argument);
     return memory_bar_access<grace::direction::write>(r, state, offset, buf, count, ppos);
@@ -823,6 +1077,7 @@ public:
   /// not open is EBADF.
   [[nodiscard]] status ioeventfd(std::uint64_t file_offset, std::uint64_t data, std::uint32_t size,
                                  int fd) noexcept {
+    if (auto s = ioctl_entry(); !s) return s;
     if (mode_ == grace::mode::emulated) return errc::inappropriate_io_control_operation;
     const std::uint32_t index = vfio::region_index_of(file_offset);
     const std::uint64_t pos = vfio::offset_in_region(file_offset);
@@ -855,7 +1110,9 @@ public:
   /// of the export, whose ranges last_dma_buf() then reports.
   [[nodiscard]] result<int> export_dma_buf(std::uint32_t region_index, std::uint32_t open_flags,
                                            std::span<const vfio::region_dma_range> ranges) noexcept {
-    NVGRACE_EXPECTS(ranges.size() <= max_dma_buf_ranges);
+    if (auto s = ioctl_entry(); !s) return s.error();
+    // Before 6.19 there is no DMA_BUF feature at all.
+    if (!grace::has_access_readiness(options_.rule)) return errc::inappropriate_io_control_operation;
     if (region_index >= vfio::pci_num_regions) return errc::no_such_device;
     const slot& r = regions_[region_index];
     grace::memregion target = r.model;
@@ -864,19 +1121,97 @@ public:
       target = {r.phys, r.size, r.size};
     }
     dma_buf_export record;
+    if (!allocate(record.ranges, ranges.size())) return errc::not_enough_memory;
     for (std::size_t i = 0; i < ranges.size(); ++i) {
       const auto phys = grace::dma_range_to_phys(target, ranges[i]);
       if (!phys) return phys.error();
       record.ranges[i] = *phys;
     }
-    record.range_count = static_cast<std::uint32_t>(ranges.size());
     record.region_index = region_index;
     record.open_flags = open_flags;
     posix::lock_guard lock(control_);
-    record.revoked = !memory_enabled();
+    record.revoked = !memory_enabled() || (state_.load(mo::acquire) & pm_engaged_bit) != 0;
     record.fd = next_dma_buf_fd_++;
-    last_dma_buf_ = record;
-    return record.fd;
+    dma_bufs_.push_back(std::move(record));
+    return dma_bufs_.back().fd;
+  }
+
+  /// The exports made so far and not released, in order.
+  [[nodiscard]] std::vector<dma_buf_export> dma_bufs() const {
+    posix::lock_guard lock(control_);
+    return dma_bufs_;
+  }
+
+  /// The importer closed DMA-buf `fd`: its record goes. ENOENT if unknown.
+  [[nodiscard]] status release_dma_buf(int fd) noexcept {
+    posix::lock_guard lock(control_);
+    for (auto it = dma_bufs_.begin(); it != dma_bufs_.end(); ++it) {
+      if (it->fd != fd) continue;
+      dma_bufs_.erase(it);
+      return {};
+    }
+    return errc::no_such_file_or_directory;
+  }
+
+  /// VFIO_DEVICE_FEATURE LOW_POWER_ENTRY (and _WITH_WAKEUP when `wakeup_fd`
+  /// ≥ 0): the user mappings are zapped and DMA-bufs revoked, runtime PM is
+  /// engaged (faults SIGBUS until exit); EINVAL when already engaged. With a
+  /// wake-up eventfd, the next ioctl signals it and exits the low power state.
+  [[nodiscard]] status low_power_entry(int wakeup_fd) noexcept {
+    if (auto s = ioctl_entry(); !s) return s;
+    posix::lock_guard lock(control_);
+    zap_mappings();
+    move_dma_bufs(true);
+    if ((state_.load(mo::acquire) & pm_engaged_bit) != 0) return errc::invalid_argument;
+    state_.fetch_or(pm_engaged_bit, mo::acq_rel);
+    wakeup_fd_ = wakeup_fd;
+    return {};
+  }
+
+  /// VFIO_DEVICE_FEATURE LOW_POWER_EXIT: runtime PM disengaged and the
+  /// DMA-bufs restored if memory decode is on (a no-op when not engaged).
+  [[nodiscard]] status low_power_exit() noexcept {
+    if (auto s = ioctl_entry(); !s) return s;
+    posix::lock_guard lock(control_);
+    wakeup_fd_ = -1;
+    if ((state_.load(mo::acquire) & pm_engaged_bit) != 0) exit_low_power_locked();
+    return {};
+  }
+
+  /// Runtime PM engaged by LOW_POWER_ENTRY.
+  [[nodiscard]] bool low_power() const noexcept { return (state_.load(mo::acquire) & pm_engaged_bit) != 0; }
+
+  /// How many times the user mappings were zapped (reset, FLR, memory decode
+  /// off, low power entry, close). A mapping made at generation g is valid
+  /// while this is still g; after, its next touch faults (see fault()).
+  [[nodiscard]] std::uint64_t mapping_generation() const noexcept { return mapping_generation_.load(mo::acquire); }
+
+  /// The driver's (huge) fault handler for a touch at `address` of mapping
+  /// `v` (made by mmap of this device) with page order `order`: misaligned
+  /// huge faults fall back; runtime PM engaged → SIGBUS; otherwise, from
+  /// 6.19, the readiness check (a wait after a reset; EIO with memory decode
+  /// off; a timeout) must pass, else SIGBUS; then the insert (SIGBUS when
+  /// memory decode is off). Before 6.19 mappings are made at mmap time and
+  /// never fault.
+  [[nodiscard]] grace::fault_decision fault(const grace::vma& v, std::uint64_t address, unsigned order,
+                                            grace::huge_pfnmap platform = {}) noexcept {
+    const std::uint32_t index = grace::region_index_of_pgoff(v.pgoff, platform.page_shift);
+    const slot* r = index < vfio::pci_num_regions ? &regions_[index] : nullptr;
+    if (r == nullptr || r->kind != region_kind::emulated) return {grace::fault_outcome::sigbus, 0, 0};
+    grace::fault_state fs;
+    const grace::fault_decision shape = grace::decide_fault(r->model, v, address, order, fs, platform);
+    if (shape.outcome == grace::fault_outcome::fallback) return shape;
+    std::uint64_t state = state_.load(mo::acquire);
+    fs.runtime_pm_engaged = (state & (pm_engaged_bit | pm_failed_bit)) != 0;
+    if (!fs.runtime_pm_engaged && (state & reset_done_bit) != 0) {
+      // A reset that races the readiness check makes the CXL path retry, not fail.
+      status s = check_ready(state);
+      while (s.error() == errc::resource_unavailable_try_again) s = check_ready(state_.load(mo::acquire));
+      fs.ready = s.has_value();
+      state = state_.load(mo::acquire);
+    }
+    fs.memory_enabled = (state & memory_enabled_bit) != 0;
+    return grace::decide_fault(r->model, v, address, order, fs, platform);
   }
 
 private:
@@ -896,14 +1231,19 @@ private:
   // Read by every memory access (see the file comment).
   nvgrace::detail::atomic_word<std::uint64_t> state_{0};
   nvgrace::detail::atomic_word<readiness_source*> source_{nullptr};
+  nvgrace::detail::atomic_word<std::uint64_t> mapping_generation_{0};
+  nvgrace::detail::atomic_word<std::uint64_t> last_reset_ms_{0};
+  bool readiness_dynamic_ = false;  ///< immutable after create()
 
   // Guarded by control_.
   mutable posix::mutex control_;
+  config_params config_params_{};  ///< what open() rebuilds config space from
   config_space config_{};
   grace::bar_registers bars_{};
   std::optional<errc> reset_failure_;
-  std::optional<dma_buf_export> last_dma_buf_;
+  std::vector<dma_buf_export> dma_bufs_;
   int next_dma_buf_fd_ = first_dma_buf_fd;
+  int wakeup_fd_ = -1;  ///< LOW_POWER_ENTRY_WITH_WAKEUP's eventfd (not owned)
   std::array<ioeventfd_entry, max_ioeventfds> ioeventfds_{};
   std::size_t ioeventfd_count_ = 0;
 };
@@ -1026,8 +1366,36 @@ public:
   [[nodiscard]] const Memory& gpu_memory() const noexcept { return core_->gpu_memory(); }
   /// A 32-bit BAR0 register as the function holds it (no readiness, no decode check).
   [[nodiscard]] std::uint32_t bar0_register(std::uint64_t offset) const noexcept { return core_->bar0_register(offset); }
-  /// Close and open again: zero the emulated BARs and attempt the open-time reset.
-  void reopen() noexcept { core_->reopen(); }
+  /// Close the device file (DMA-bufs revoked for good, mappings gone; every
+  /// later call but open() is EBADF).
+  void close() noexcept { core_->close(); }
+  /// Open it again: config space rebuilt, emulated BARs zeroed, a function
+  /// reset attempted; EBUSY for every re-open of the fallback variant.
+  [[nodiscard]] status open() noexcept { return core_->open(); }
+  /// close() then open().
+  [[nodiscard]] status reopen() noexcept { return core_->reopen(); }
+  [[nodiscard]] bool is_closed() const noexcept { return core_->is_closed(); }
+  /// The DMA-buf exports not released yet.
+  [[nodiscard]] std::vector<dma_buf_export> dma_bufs() const { return core_->dma_bufs(); }
+  /// The importer closed DMA-buf `fd`.
+  [[nodiscard]] status release_dma_buf(int fd) noexcept { return core_->release_dma_buf(fd); }
+  /// What the vfio core does before any device ioctl: EBADF when closed, EIO
+  /// when runtime-PM resume fails, a wake-up from a low power state entered
+  /// with a wake-up eventfd. The typed calls do it themselves; shim::ioctl
+  /// does it once first, as the core does, so its errno comes first.
+  [[nodiscard]] status begin_ioctl() noexcept { return core_->ioctl_entry(); }
+  /// LOW_POWER_ENTRY (wakeup_fd -1) or _WITH_WAKEUP.
+  [[nodiscard]] status low_power_entry(int wakeup_fd = -1) noexcept { return core_->low_power_entry(wakeup_fd); }
+  /// LOW_POWER_EXIT.
+  [[nodiscard]] status low_power_exit() noexcept { return core_->low_power_exit(); }
+  [[nodiscard]] bool low_power() const noexcept { return core_->low_power(); }
+  /// Bumped whenever the user mappings are zapped (see device_core::fault).
+  [[nodiscard]] std::uint64_t mapping_generation() const noexcept { return core_->mapping_generation(); }
+  /// The fault handler's decision for a touch of mapping `v` at `address`.
+  [[nodiscard]] grace::fault_decision fault(const grace::vma& v, std::uint64_t address, unsigned order,
+                                            grace::huge_pfnmap platform = {}) noexcept {
+    return core_->fault(v, address, order, platform);
+  }
   /// The next memory access will poll readiness.
   [[nodiscard]] bool reset_done() const noexcept { return core_->reset_done(); }
   /// COMMAND.MEMORY in the virtual config.
@@ -1038,8 +1406,8 @@ public:
   [[nodiscard]] std::uint64_t emulated_bar_raw(std::uint32_t index) const noexcept {
     return core_->emulated_bar_raw(index);
   }
-  /// The last DMA-buf export, if any.
-  [[nodiscard]] std::optional<dma_buf_export> last_dma_buf() const noexcept { return core_->last_dma_buf(); }
+  /// The last DMA-buf export still recorded, if any.
+  [[nodiscard]] std::optional<dma_buf_export> last_dma_buf() const { return core_->last_dma_buf(); }
   /// The ioeventfds stored (plain mode).
   [[nodiscard]] std::size_t ioeventfd_count() const noexcept { return core_->ioeventfd_count(); }
   /// The whole config space as a read of 4096 bytes at offset 0 returns it.

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <vector>
 
 namespace nvgrace::shim {
 
@@ -80,8 +81,23 @@ template <class Device>
   return to_long(d.ioeventfd(offset, data, size, fd));
 }
 
-/// VFIO_DEVICE_FEATURE: the vfio core's flag checks, then DMA_BUF's request and
-/// range checks, in the core's order; the device exports.
+/// vfio_check_feature: PROBE answers whether `supported` (GET/SET bits) are;
+/// otherwise exactly one of the supported operations with at least `minsz`
+/// payload bytes. 1 = go on, 0 = done (a successful PROBE), else −errno.
+[[nodiscard]] constexpr long check_feature(std::uint32_t flags, std::uint32_t payload, std::uint32_t supported,
+                                           std::uint32_t minsz) noexcept {
+  using namespace vfio::feature_flags;
+  if ((flags & (get | set) & ~supported) != 0) return negative(errc::invalid_argument);
+  if ((flags & probe) != 0) return 0;
+  if ((flags & (get | set)) == 0) return negative(errc::invalid_argument);
+  if (payload < minsz) return negative(errc::invalid_argument);
+  return 1;
+}
+
+/// VFIO_DEVICE_FEATURE: the vfio core's flag checks, then the feature:
+/// DMA_BUF (request and range checks in the core's order, then the device's
+/// export), LOW_POWER_ENTRY/_WITH_WAKEUP/_EXIT, PCI_VF_TOKEN (ENOTTY: not an
+/// SR-IOV PF); anything else ENOTTY.
 template <class Device>
 [[nodiscard]] long ioctl_feature(Device& d, void* arg) noexcept {
   using namespace vfio::feature_flags;
@@ -92,32 +108,45 @@ template <class Device>
   if (argsz < 8) return negative(errc::invalid_argument);
   if ((flags & ~(mask | get | set | probe)) != 0) return negative(errc::invalid_argument);
   if ((flags & probe) == 0 && (flags & set) != 0 && (flags & get) != 0) return negative(errc::invalid_argument);
-  if ((flags & mask) != vfio::feature_dma_buf) return negative(errc::inappropriate_io_control_operation);
-  // vfio_check_feature(flags, argsz, GET, sizeof(request)).
-  if ((flags & set) != 0) return negative(errc::invalid_argument);
-  if ((flags & probe) != 0) return 0;
-  if ((flags & get) == 0) return negative(errc::invalid_argument);
   const std::uint32_t payload = argsz - 8;
-  if (payload < sizeof(vfio::device_feature_dma_buf)) return negative(errc::invalid_argument);
   const std::span<const std::byte> body(bytes + 8, payload);
+  switch (flags & mask) {
+    case vfio::feature_low_power_entry:
+    case vfio::feature_low_power_exit: {
+      if (const long go = check_feature(flags, payload, set, 0); go != 1) return go;
+      return to_long((flags & mask) == vfio::feature_low_power_entry ? d.low_power_entry() : d.low_power_exit());
+    }
+    case vfio::feature_low_power_entry_with_wakeup: {
+      if (const long go = check_feature(flags, payload, set, 4); go != 1) return go;
+      const auto fd = static_cast<std::int32_t>(load_le<std::uint32_t>(body, 0));
+      if (fd < 0) return negative(errc::invalid_argument);
+      return to_long(d.low_power_entry(fd));
+    }
+    case vfio::feature_pci_vf_token:
+      return negative(errc::inappropriate_io_control_operation);  // no VF token: not an SR-IOV PF
+    case vfio::feature_dma_buf: break;
+    default: return negative(errc::inappropriate_io_control_operation);
+  }
+  if (const long go = check_feature(flags, payload, get, sizeof(vfio::device_feature_dma_buf)); go != 1) return go;
   const vfio::device_feature_dma_buf request{load_le<std::uint32_t>(body, 0), load_le<std::uint32_t>(body, 4),
                                              load_le<std::uint32_t>(body, 8), load_le<std::uint32_t>(body, 12)};
   if (auto s = vfio::check_dma_buf_request(request); !s) return negative(s.error());
-  // The kernel copies nr_ranges entries from after the header; past argsz that copy would fault.
+  // The kernel copies nr_ranges entries in one allocation (ENOMEM past its
+  // limit), from after the header; past argsz that copy would fault.
+  if (std::uint64_t{request.nr_ranges} * sizeof(vfio::region_dma_range) > max_dma_buf_range_bytes)
+    return negative(errc::not_enough_memory);
   if ((payload - sizeof request) / sizeof(vfio::region_dma_range) < request.nr_ranges)
     return negative(errc::bad_address);
-  if (request.nr_ranges > max_dma_buf_ranges) return negative(errc::not_enough_memory);
-  std::array<vfio::region_dma_range, max_dma_buf_ranges> ranges{};
+  std::vector<vfio::region_dma_range> ranges(request.nr_ranges);
   for (std::uint32_t i = 0; i < request.nr_ranges; ++i)
     ranges[i] = {load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i}),
                  load_le<std::uint64_t>(body, sizeof request + 16 * std::size_t{i} + 8)};
-  const auto requested = std::span<const vfio::region_dma_range>(ranges).first(request.nr_ranges);
-  if (auto s = vfio::check_dma_buf_ranges(requested, posix::page_size()); !s) return negative(s.error());
+  if (auto s = vfio::check_dma_buf_ranges(ranges, posix::page_size()); !s) return negative(s.error());
   // The total must also stay clear of the DMA_IOVA_USE_SWIOTLB bit (bit 63).
   std::uint64_t total = 0;
-  for (const auto& range : requested) total += range.length;
+  for (const auto& range : ranges) total += range.length;
   if ((total >> 63) != 0) return negative(errc::invalid_argument);
-  const auto fd = d.export_dma_buf(request.region_index, request.open_flags, requested);
+  const auto fd = d.export_dma_buf(request.region_index, request.open_flags, ranges);
   if (!fd) return negative(fd.error());
   return *fd;
 }
@@ -127,11 +156,13 @@ template <class Device>
 /// The device ioctls with the kernel's argument layouts: returns ≥ 0 or −errno.
 /// DEVICE_GET_INFO, GET_REGION_INFO, GET_IRQ_INFO, DEVICE_RESET, IOEVENTFD
 /// (ENOTTY in the full variant; stored in plain mode), DEVICE_FEATURE (DMA_BUF
-/// GET and PROBE; the result is a fake fd number, see last_dma_buf()); anything
-/// else ENOTTY. `arg` must point to as many bytes as its argsz says (the kernel
+/// GET and PROBE, whose result is a fake fd number, see dma_bufs(); the
+/// LOW_POWER features; PCI_VF_TOKEN); anything else ENOTTY. Like the vfio
+/// core, every ioctl fails with EIO first when runtime-PM resume fails. `arg` must point to as many bytes as its argsz says (the kernel
 /// would fault otherwise; in-process that cannot be detected).
 template <creatable_memory Memory>
 [[nodiscard]] long ioctl(device<Memory>& d, unsigned long request, void* arg) noexcept {
+  if (auto s = d.begin_ioctl(); !s) return detail::negative(s.error());
   switch (request) {
     case vfio::ioctl::device_get_info: return detail::ioctl_device_info(d, arg);
     case vfio::ioctl::device_get_region_info: return detail::ioctl_region_info(d, arg);

@@ -5,6 +5,7 @@
 /// records the device hands out. No locks and no system headers: a VMM that
 /// only describes devices includes this alone.
 
+#include <nvgrace/backend/shim/readiness.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/grace/access_plan.hpp>
 #include <nvgrace/grace/acpi.hpp>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <vector>
 
 namespace nvgrace::shim {
 
@@ -28,15 +30,54 @@ inline constexpr std::uint64_t default_memory_base = 0x4000'0000'0000;
 inline constexpr std::uint64_t default_bar0_address = 0x6600'0000'0000;
 /// The kernel's MAX_RW_COUNT: read/write never move more in one call.
 inline constexpr std::size_t max_rw_count = 0x7FFF'F000;
-/// Most ranges one DMA-buf request may carry (the record has a fixed
-/// capacity; more → ENOMEM, the kernel's code for a failed allocation).
-inline constexpr std::uint32_t max_dma_buf_ranges = 32;
+/// The largest array of ranges the kernel copies in for one DMA-buf request:
+/// its kmalloc limit (KMALLOC_MAX_SIZE with 4 KiB pages, 4 MiB); more is
+/// ENOMEM, as the kernel's allocation fails. There is no other cap.
+inline constexpr std::uint64_t max_dma_buf_range_bytes = 4 * MiB;
 /// Most ioeventfds a plain-mode device stores (more → ENOSPC).
 inline constexpr std::size_t max_ioeventfds = 64;
 /// The first fake file-descriptor number a DMA-buf export returns.
 inline constexpr int first_dma_buf_fd = 1000;
 /// VFIO_DEVICE_IOEVENTFD_SIZE_MASK: one of 1, 2, 4, 8 in the low flag bits.
 inline constexpr std::uint32_t ioeventfd_size_mask = 0xF;
+
+/// How the function's BAR0 readiness registers (C2C link at 0x1498, HBM
+/// training at 0x200BC) behave: they read 0xFF ("ready") from
+/// `ready_after_ms` milliseconds after each reset of the function (and after
+/// it was created), and 0 before; nullopt: never ready (the C2C link stays
+/// down). The clock is the device's readiness source.
+struct bar0_readiness {
+  std::optional<std::uint64_t> ready_after_ms = 0;
+  friend constexpr bool operator==(const bar0_readiness&, const bar0_readiness&) = default;
+};
+
+/// A CXL device DVSEC (vendor 0x1E98, id 0) in extended config space, whose
+/// Range 1 Size Low register the 7.2 driver polls instead of BAR0:
+/// MEM_INFO_VALID (bit 0) from `valid_after_ms` and MEM_ACTIVE (bit 1) from
+/// `active_after_ms` after each reset (nullopt: never), with the
+/// Memory_Active_Timeout field (bits 15:13) set to `active_timeout`; or all
+/// ones when the function is gone (`gone`).
+struct cxl_readiness {
+  std::uint8_t active_timeout = 0;  ///< 0..7: 1 s << 2·min(t, 4)
+  std::optional<std::uint64_t> valid_after_ms = 0;
+  std::optional<std::uint64_t> active_after_ms = 0;
+  bool gone = false;
+  friend constexpr bool operator==(const cxl_readiness&, const cxl_readiness&) = default;
+};
+
+/// Whether the BAR0 readiness registers read "ready" `elapsed_ms` after a reset.
+[[nodiscard]] constexpr bool bar0_ready(const bar0_readiness& r, std::uint64_t elapsed_ms) noexcept {
+  return r.ready_after_ms && elapsed_ms >= *r.ready_after_ms;
+}
+
+/// The CXL Range 1 Size Low register `elapsed_ms` after a reset.
+[[nodiscard]] constexpr std::uint32_t cxl_status_after(const cxl_readiness& c, std::uint64_t elapsed_ms) noexcept {
+  if (c.gone) return 0xFFFF'FFFFu;
+  std::uint32_t status = std::uint32_t{c.active_timeout & 0x7u} << cxl_active_timeout_shift;
+  if (c.valid_after_ms && elapsed_ms >= *c.valid_after_ms) status |= cxl_mem_info_valid;
+  if (c.active_after_ms && elapsed_ms >= *c.active_after_ms) status |= cxl_mem_active;
+  return status;
+}
 
 /// How the device is built.
 struct device_options {
@@ -61,6 +102,28 @@ struct device_options {
   /// Whether the function can be reset (FLR): DEVICE_GET_INFO's RESET flag;
   /// VFIO_DEVICE_RESET is EINVAL without it.
   bool reset_supported = true;
+  /// The NVIDIA DVSEC is in config space (without it the driver treats every
+  /// device as Hopper, whatever `generation` says).
+  bool nvidia_dvsec = true;
+  /// The BAR0 readiness registers (the legacy readiness path).
+  bar0_readiness readiness{};
+  /// A CXL device DVSEC: the 7.2 driver then waits on it instead of BAR0.
+  std::optional<cxl_readiness> cxl;
+  /// The registers and the clock of the device's readiness checks, from the
+  /// probe on; nullptr: its own BAR0 (or CXL DVSEC) and the monotonic clock.
+  /// Must outlive the device.
+  readiness_source* readiness_clock = nullptr;
+
+  /// The bare PCI function as the host sees it before any driver (no ACPI
+  /// memory, no driver rules: no probe wait, no readiness on access, any
+  /// number of opens): the "hardware" a vfio-user server shows a guest whose
+  /// own kernel runs the nvgrace-gpu driver. See physical().
+  bool bare_function = false;
+
+  /// The generation the driver decides: Hopper without the NVIDIA DVSEC.
+  [[nodiscard]] constexpr grace::generation driver_generation() const noexcept {
+    return nvidia_dvsec ? generation : grace::generation::hopper;
+  }
 };
 
 /// Options for a Grace Hopper device with `memlength` bytes of GPU memory at
@@ -82,6 +145,21 @@ struct device_options {
   o.bar2_size = bar2_size;
   return o;
 }
+/// Options for the bare PCI function of a Grace GPU (see
+/// device_options::bare_function): a 64-bit 16 MiB BAR0 with the readiness
+/// registers, the function's own small BAR2 and BAR4, a PCIe capability with
+/// FLR, and the NVIDIA DVSEC telling the generation. The GPU memory is not
+/// here: the firmware describes it (ACPI) and it is host memory.
+[[nodiscard]] constexpr device_options physical(grace::generation gen, std::uint64_t bar2_size = 64 * KiB,
+                                                std::uint64_t bar4_size = 64 * KiB) noexcept {
+  device_options o;
+  o.generation = gen;
+  o.bar2_size = bar2_size;
+  o.bar4_size = bar4_size;
+  o.bare_function = true;
+  return o;
+}
+
 /// Options for the fallback: no usable ACPI memory, plain vfio-pci.
 [[nodiscard]] constexpr device_options plain(std::uint64_t bar2_size = 16 * MiB,
                                              std::uint64_t bar4_size = 16 * MiB) noexcept {
@@ -106,13 +184,14 @@ struct dma_buf_export {
   int fd = -1;
   std::uint32_t region_index = 0;
   std::uint32_t open_flags = 0;
-  bool revoked = false;  ///< exported while memory decode was off
-  std::array<grace::phys_range, max_dma_buf_ranges> ranges{};
-  std::uint32_t range_count = 0;
+  /// Importers may not use it now: memory decode off (also at export), a reset
+  /// under way, runtime PM engaged, or the device closed.
+  bool revoked = false;
+  /// The device was closed: revoked for good, detached from the device.
+  bool detached = false;
+  std::vector<grace::phys_range> ranges;
 
-  [[nodiscard]] constexpr std::span<const grace::phys_range> phys_ranges() const noexcept {
-    return std::span<const grace::phys_range>(ranges).first(range_count);
-  }
+  [[nodiscard]] std::span<const grace::phys_range> phys_ranges() const noexcept { return ranges; }
 };
 
 /// A stored ioeventfd (plain mode only).

@@ -1,4 +1,5 @@
-// mini_vmm: what a VMM does with an nvgrace-gpu device, in one page.
+// in_process: what a VMM does with an nvgrace-gpu device, in one page, over the
+// in-process device (no kernel, no hardware).
 //
 // It opens the in-process device (a Grace Hopper with 1.5 GiB + 4 KiB of GPU
 // memory: usemem 512 MiB behind a 1 GiB BAR4, resmem 1 GiB + 4 KiB behind a
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <span>
+#include <bit>
 #include <string>
 
 namespace {
@@ -37,7 +39,7 @@ void show_read(Accessor& vmm, const char* name, std::uint32_t index, std::uint64
   const auto n = vmm.read(index, offset, buffer);
   if (!n) {
     std::printf("read %s @0x%llx 16 bytes: %s\n", name, static_cast<unsigned long long>(offset),
-                std::string(errno_name(n.error())).c_str());
+                errno_name(n.error()).data());
     return;
   }
   std::printf("read %s @0x%llx 16 bytes: %zu:%s\n", name, static_cast<unsigned long long>(offset), *n,
@@ -47,19 +49,18 @@ void show_read(Accessor& vmm, const char* name, std::uint32_t index, std::uint64
 }  // namespace
 
 int main() {
-  auto created = device::create(shim::hopper(3 * GiB / 2 + 4 * KiB));
-  if (!created) {
-    std::fprintf(stderr, "mini_vmm: cannot create the device: %s\n", std::string(errno_name(created.error())).c_str());
+  auto dev = device::create(shim::hopper(3 * GiB / 2 + 4 * KiB));
+  if (!dev) {
+    std::fprintf(stderr, "in_process: cannot create the device: %s\n", dev.message().data());
     return 1;
   }
-  device& dev = *created;
-  std::printf("device 10de:%04x generation %s mode %s\n", dev.device_id(),
-              std::string(grace::to_string(dev.generation())).c_str(), std::string(grace::to_string(dev.mode())).c_str());
+  std::printf("device 10de:%04x generation %s mode %s\n", dev->device_id(), grace::to_string(dev->generation()).data(),
+              grace::to_string(dev->mode()).data());
 
   // Discover the regions; map nothing yet.
-  auto opened = access::accessor<device>::open(dev, access::map_none);
+  auto opened = access::open(*dev, access::map_none);
   if (!opened) {
-    std::fprintf(stderr, "mini_vmm: cannot open: %s\n", std::string(errno_name(opened.error())).c_str());
+    std::fprintf(stderr, "in_process: cannot open: %s\n", opened.message().data());
     return 1;
   }
   auto& vmm = *opened;
@@ -80,7 +81,7 @@ int main() {
   // Size the BARs the way a VMM does: decode off, all-ones, read back, restore.
   const auto bars = vmm.size_bars();
   if (!bars) {
-    std::fprintf(stderr, "mini_vmm: BAR sizing failed: %s\n", std::string(errno_name(bars.error())).c_str());
+    std::fprintf(stderr, "in_process: BAR sizing failed: %s\n", bars.message().data());
     return 1;
   }
   for (const access::bar_info& b : *bars) {
@@ -91,7 +92,7 @@ int main() {
 
   // Map every sparse area at a huge-page-friendly address.
   if (auto s = vmm.map_areas(); !s) {
-    std::fprintf(stderr, "mini_vmm: mapping failed: %s\n", std::string(errno_name(s.error())).c_str());
+    std::fprintf(stderr, "in_process: mapping failed: %s\n", s.message().data());
     return 1;
   }
   for (std::uint32_t index = 0; index < vmm.region_count(); ++index) {
@@ -110,18 +111,20 @@ int main() {
   const std::uint64_t usemem_real = 0x2000'0000;
   std::array<std::byte, 16> data{};
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(0x11 * (i + 1));
-  const auto written = vmm.write(4, usemem_real - 8, data);
+  constexpr auto usemem = grace::usemem_index;
+  constexpr auto resmem = grace::resmem_index;
+  const auto written = vmm.write(usemem, usemem_real - 8, data);
   if (written) std::printf("write BAR4 @0x%llx 16 bytes: %zu\n", static_cast<unsigned long long>(usemem_real - 8), *written);
-  show_read(vmm, "BAR4", 4, usemem_real - 8);
-  show_read(vmm, "BAR4", 4, 0x4000'0000 - 8);  // clipped at the BAR end
-  show_read(vmm, "BAR4", 4, 0x4000'0000);      // past it
+  show_read(vmm, "BAR4", usemem, usemem_real - 8);
+  show_read(vmm, "BAR4", usemem, 0x4000'0000 - 8);  // clipped at the BAR end
+  show_read(vmm, "BAR4", usemem, 0x4000'0000);      // past it
 
   // Across the real end of BAR2 (resmem, uncached): the documented semantics
   // return the full count (upstream's driver would return only the memory part).
   const std::uint64_t resmem_real = 0x4000'1000;
   std::array<std::byte, 8> tail{};
   for (std::size_t i = 0; i < tail.size(); ++i) tail[i] = static_cast<std::byte>(0xA1 + i);
-  if (!vmm.write(2, resmem_real - 8, tail)) return 1;  // wholly mapped: the copy path
-  show_read(vmm, "BAR2", 2, resmem_real - 8);
+  if (!vmm.write(resmem, resmem_real - 8, tail)) return 1;  // wholly mapped: the copy path
+  show_read(vmm, "BAR2", resmem, resmem_real - 8);
   return 0;
 }

@@ -1,7 +1,7 @@
-# Runs mini_vmm (-DMINI_VMM=path) and checks that its output has these exact lines.
-execute_process(COMMAND ${MINI_VMM} OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
+# Runs the in_process example (-DEXAMPLE=path) and checks that its output has these exact lines.
+execute_process(COMMAND ${EXAMPLE} OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "mini_vmm exited with ${rc}\n${out}\n${err}")
+  message(FATAL_ERROR "in_process exited with ${rc}\n${out}\n${err}")
 endif()
 set(expected
   "device 10de:2342 generation hopper mode emulated"
@@ -20,6 +20,6 @@ set(expected
 foreach(line IN LISTS expected)
   string(FIND "${out}" "${line}\n" at)
   if(at EQUAL -1)
-    message(FATAL_ERROR "mini_vmm output lacks the line\n  ${line}\n--- output ---\n${out}")
+    message(FATAL_ERROR "in_process output lacks the line\n  ${line}\n--- output ---\n${out}")
   endif()
 endforeach()
