@@ -20,9 +20,17 @@ install(EXPORT nvgraceTargets NAMESPACE nvgrace:: DESTINATION ${NVGRACE_INSTALL_
 configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/nvgraceConfig.cmake.in
   ${PROJECT_BINARY_DIR}/nvgraceConfig.cmake
   INSTALL_DESTINATION ${NVGRACE_INSTALL_CMAKEDIR})
+# While the major version is 0, a new minor version may break the API, so a
+# request for 0.1 accepts 0.1.x only (SameMinorVersion); from 1.0 on the rule
+# becomes SameMajorVersion. The version itself comes from include/nvgrace/version.hpp.
+if(PROJECT_VERSION_MAJOR EQUAL 0)
+  set(_nvgrace_compatibility SameMinorVersion)
+else()
+  set(_nvgrace_compatibility SameMajorVersion)
+endif()
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/nvgraceConfigVersion.cmake
   VERSION ${PROJECT_VERSION}
-  COMPATIBILITY SameMajorVersion
+  COMPATIBILITY ${_nvgrace_compatibility}
   ARCH_INDEPENDENT)
 install(FILES ${PROJECT_BINARY_DIR}/nvgraceConfig.cmake ${PROJECT_BINARY_DIR}/nvgraceConfigVersion.cmake
   DESTINATION ${NVGRACE_INSTALL_CMAKEDIR})

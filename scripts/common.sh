@@ -25,6 +25,7 @@ NVGRACE_TEST_PACKAGES=(
   libbenchmark-dev   # Google Benchmark (bench/)
   pkg-config         # consumer test checks nvgrace.pc
   python3            # JSON checks of the tools' output (tests/model, tests/guest)
+  systemd            # systemd-analyze and systemd-socket-activate: the sample units in docs/vfio-user-server.md
 )
 # Only when tests/guest/run.sh exists: the QEMU guest test.
 NVGRACE_GUEST_PACKAGES=(

@@ -3,7 +3,8 @@
 /// Umbrella header of the constexpr model alone: the driver's rules as values,
 /// usable in `static_assert`. No system header, no allocation, no exception,
 /// no `<system_error>`:
-/// - nvgrace::      errno codes (`errc`), `result<T>`, checked arithmetic, byte order;
+/// - nvgrace::      errno codes (`errc`), `result<T>`, checked arithmetic, byte order,
+///                  the size syntax (`parse_size`, `format_size`), the version;
 /// - nvgrace::pci   config-space registers, capabilities, BAR sizing;
 /// - nvgrace::vfio  the VFIO ABI, region-info encoding and capability decoding,
 ///                  the access-width chunk plan, range intersection, DMA-buf
@@ -18,6 +19,7 @@
 #include <nvgrace/core/contracts.hpp>
 #include <nvgrace/core/errc.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/size.hpp>
 #include <nvgrace/core/text_view.hpp>
 #include <nvgrace/grace/access_plan.hpp>
 #include <nvgrace/grace/acpi.hpp>
@@ -36,3 +38,4 @@
 #include <nvgrace/vfio/dma_buf.hpp>
 #include <nvgrace/vfio/intersect.hpp>
 #include <nvgrace/vfio/region_info.hpp>
+#include <nvgrace/version.hpp>

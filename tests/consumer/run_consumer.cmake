@@ -1,5 +1,5 @@
 # Drives one consumer test (see CMakeLists.txt). Run as
-#   cmake -DMODE=find_package|add_subdirectory -DWORK_DIR=... -DNVGRACE_SOURCE_DIR=... \
+#   cmake -DMODE=find_package|add_subdirectory|install_tree -DWORK_DIR=... -DNVGRACE_SOURCE_DIR=... \
 #         -DNVGRACE_VERSION=... -DCONSUMER_SOURCE_DIR=... -DGENERATOR=... -DCXX_COMPILER=... \
 #         [-DMAKE_PROGRAM=...] [-DCXX_STANDARD=..] [-DPKG_CONFIG=...] -P run_consumer.cmake
 # Every step starts from an empty WORK_DIR, so the test proves a fresh install.
@@ -33,14 +33,27 @@ file(MAKE_DIRECTORY ${WORK_DIR})
 
 if(MODE STREQUAL "find_package")
   set(stage ${WORK_DIR}/stage)
-  # 1. nvgrace alone: no tests/tools/examples/benchmarks, so no GSL/doctest/benchmark needed.
-  step(${CMAKE_COMMAND} -S ${NVGRACE_SOURCE_DIR} -B ${WORK_DIR}/nvgrace-build ${common}
-       -DNVGRACE_BUILD_TESTS=OFF -DNVGRACE_BUILD_TOOLS=OFF -DNVGRACE_BUILD_EXAMPLES=OFF
-       -DNVGRACE_BUILD_BENCHMARKS=OFF -DNVGRACE_BUILD_FUZZERS=OFF -DNVGRACE_INSTALL=ON
-       -DCMAKE_INSTALL_PREFIX=${stage})
+  # 1. The README's install path, as on a machine with only a compiler and CMake:
+  #    no NVGRACE_* option at all. The project's own dependencies are hidden, so the
+  #    parts around the library (AUTO) turn themselves off instead of failing.
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -S ${NVGRACE_SOURCE_DIR} -B ${WORK_DIR}/nvgrace-build ${common}
+            -DCMAKE_DISABLE_FIND_PACKAGE_Microsoft.GSL=ON -DCMAKE_DISABLE_FIND_PACKAGE_doctest=ON
+            -DCMAKE_DISABLE_FIND_PACKAGE_benchmark=ON
+    COMMAND_ECHO STDOUT OUTPUT_VARIABLE configure_log ERROR_VARIABLE configure_log RESULT_VARIABLE rc)
+  message("${configure_log}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer test: configuring nvgrace without its optional dependencies failed")
+  endif()
+  foreach(part tests tools examples benchmarks)
+    if(NOT configure_log MATCHES "nvgrace: not building the ${part}: missing Microsoft.GSL")
+      message(FATAL_ERROR "consumer test: the configure log does not say why the ${part} are not built")
+    endif()
+  endforeach()
   step(${CMAKE_COMMAND} --build ${WORK_DIR}/nvgrace-build)
-  step(${CMAKE_COMMAND} --install ${WORK_DIR}/nvgrace-build)
-  foreach(file include/nvgrace/core/result.hpp include/nvgrace/core/checked.hpp
+  step(${CMAKE_COMMAND} --install ${WORK_DIR}/nvgrace-build --prefix ${stage})
+  foreach(file include/nvgrace/core/result.hpp include/nvgrace/core/checked.hpp include/nvgrace/core/size.hpp
+               include/nvgrace/version.hpp
                share/cmake/nvgrace/nvgraceConfig.cmake share/cmake/nvgrace/nvgraceConfigVersion.cmake
                share/cmake/nvgrace/nvgraceTargets.cmake share/pkgconfig/nvgrace.pc)
     if(NOT EXISTS ${stage}/${file})
@@ -96,10 +109,65 @@ if(MODE STREQUAL "find_package")
        -DNVGRACE_CONSUMER_MODE=\"pkg-config\" ${CONSUMER_SOURCE_DIR}/main.cpp -o ${WORK_DIR}/nvgrace_consumer_pc)
   step(${WORK_DIR}/nvgrace_consumer_pc)
 elseif(MODE STREQUAL "add_subdirectory")
+  # A vendored copy inside a project that installs and exports its own targets
+  # (install(EXPORT)): nvgrace's install rules are on by default, so the export
+  # can refer to nvgrace::nvgrace and the install tree has nvgrace's headers and
+  # package next to the project's.
+  set(stage ${WORK_DIR}/stage)
   step(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/consumer-build ${common}
        -DNVGRACE_CONSUMER_MODE=add_subdirectory -DNVGRACE_SOURCE_DIR=${NVGRACE_SOURCE_DIR})
   step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
   step(${WORK_DIR}/consumer-build/nvgrace_consumer)
+  step(${CMAKE_COMMAND} --install ${WORK_DIR}/consumer-build --prefix ${stage})
+  foreach(file include/nvgrace/version.hpp share/cmake/nvgrace/nvgraceConfig.cmake
+               share/cmake/nvgrace_consumer/nvgrace_consumerTargets.cmake bin/nvgrace_consumer)
+    if(NOT EXISTS ${stage}/${file})
+      message(FATAL_ERROR "consumer test: ${file} was not installed into ${stage}")
+    endif()
+  endforeach()
+  file(READ ${stage}/share/cmake/nvgrace_consumer/nvgrace_consumerTargets.cmake exported)
+  if(NOT exported MATCHES "nvgrace::nvgrace")
+    message(FATAL_ERROR "consumer test: the consumer's export does not refer to nvgrace::nvgrace")
+  endif()
+  # The installed export works: a second project finds the consumer's package,
+  # which finds nvgrace's, and compiles against the installed headers.
+  step(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR}/downstream -B ${WORK_DIR}/downstream-build ${common}
+       -DCMAKE_PREFIX_PATH=${stage} -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+       -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)
+  step(${CMAKE_COMMAND} --build ${WORK_DIR}/downstream-build)
+  step(${WORK_DIR}/downstream-build/nvgrace_downstream)
+
+  # Install rules off: configuring, building and installing still work, and
+  # nothing of nvgrace is installed.
+  set(stage_off ${WORK_DIR}/stage-off)
+  step(${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${WORK_DIR}/consumer-build-off ${common}
+       -DNVGRACE_CONSUMER_MODE=add_subdirectory -DNVGRACE_SOURCE_DIR=${NVGRACE_SOURCE_DIR}
+       -DNVGRACE_INSTALL=OFF -DNVGRACE_CONSUMER_EXPORT=OFF)
+  step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build-off)
+  step(${CMAKE_COMMAND} --install ${WORK_DIR}/consumer-build-off --prefix ${stage_off})
+  if(EXISTS ${stage_off}/include/nvgrace)
+    message(FATAL_ERROR "consumer test: NVGRACE_INSTALL=OFF still installed nvgrace's headers")
+  endif()
+elseif(MODE STREQUAL "install_tree")
+  # The project's own build (tools included), installed as a user would: the
+  # tools, their man pages and bash completion land in the prefix and run.
+  if(NOT DEFINED PROJECT_BUILD_DIR)
+    message(FATAL_ERROR "run_consumer.cmake: PROJECT_BUILD_DIR is not set")
+  endif()
+  set(stage ${WORK_DIR}/stage)
+  step(${CMAKE_COMMAND} --install ${PROJECT_BUILD_DIR} --prefix ${stage})
+  foreach(tool nvgrace-layout nvgrace-probe nvgrace-vfio-user-server)
+    foreach(file bin/${tool} share/man/man1/${tool}.1 share/bash-completion/completions/${tool})
+      if(NOT EXISTS ${stage}/${file})
+        message(FATAL_ERROR "consumer test: ${file} was not installed into ${stage}")
+      endif()
+    endforeach()
+    execute_process(COMMAND ${stage}/bin/${tool} --version OUTPUT_VARIABLE out RESULT_VARIABLE rc
+                    OUTPUT_STRIP_TRAILING_WHITESPACE)
+    if(NOT rc EQUAL 0 OR NOT out STREQUAL "${tool} ${NVGRACE_VERSION}")
+      message(FATAL_ERROR "consumer test: installed ${tool} --version gave '${out}' (${rc})")
+    endif()
+  endforeach()
 else()
   message(FATAL_ERROR "run_consumer.cmake: unknown MODE '${MODE}'")
 endif()

@@ -85,13 +85,13 @@ struct faulty_device {
 };
 static_assert(nvgrace::vfio::device_file<faulty_device>);
 
-// 96 GiB + 300 MiB: both regions have padding (§2.3 worked example 2).
+// 96 GiB + 300 MiB: both regions have padding (the second worked example of the layout rules).
 constexpr std::uint64_t hopper_memlength = 96 * GiB + 300 * MiB;
 constexpr std::uint64_t hopper_usemem = 0x17'C000'0000;
 
 }  // namespace
 
-TEST_CASE("§2.3 §3 §4.3 §5.1 §5.2 §6.1 probe: a Hopper device passes every rule on both emulated regions") {
+TEST_CASE("probe: a Hopper device passes every rule on both emulated regions") {
   auto dev = make(shim::hopper(hopper_memlength));
   const auto r = np::run(dev);
   CHECK(r.info_error == nvgrace::errc{});
@@ -129,12 +129,12 @@ TEST_CASE("§2.3 §3 §4.3 §5.1 §5.2 §6.1 probe: a Hopper device passes every
   CHECK(bar2->restored);
   CHECK(r.region(8)->error == nvgrace::errc::invalid_argument);  // VGA
   // Sizing restored each emulated BAR by writing back what it read (0xC in
-  // the low dword, 0 in the high one); writes store raw bytes (§3).
+  // the low dword, 0 in the high one); writes store raw bytes.
   CHECK(dev.emulated_bar_raw(2) == 0xC);
   CHECK(dev.emulated_bar_raw(4) == 0xC);
 }
 
-TEST_CASE("§2.2 probe: Blackwell exposes the real BAR at index 2; usemem passes every rule") {
+TEST_CASE("probe: Blackwell exposes the real BAR at index 2; usemem passes every rule") {
   auto dev = make(shim::blackwell(186 * GiB + 4096));
   const auto r = np::run(dev);
   REQUIRE(r.grace.has_value());
@@ -145,7 +145,7 @@ TEST_CASE("§2.2 probe: Blackwell exposes the real BAR at index 2; usemem passes
   CHECK(np::exit_status(r) == 0);
 }
 
-TEST_CASE("§2.3 probe: padding rules are skipped when the memory fills the BAR") {
+TEST_CASE("probe: padding rules are skipped when the memory fills the BAR") {
   auto dev = make(shim::hopper(96 * GiB));  // resmem is exactly 1 GiB: no padding at index 2
   const auto r = np::run(dev);
   const auto v = verdicts(r);
@@ -157,7 +157,7 @@ TEST_CASE("§2.3 probe: padding rules are skipped when the memory fills the BAR"
   CHECK(np::exit_status(r) == 0);
 }
 
-TEST_CASE("§2.1 probe: a Grace id without emulated regions (fallback ops) fails the layout rule") {
+TEST_CASE("probe: a Grace id without emulated regions (fallback ops) fails the layout rule") {
   auto dev = make(shim::plain());
   const auto r = np::run(dev);
   REQUIRE(r.grace.has_value());
@@ -167,7 +167,7 @@ TEST_CASE("§2.1 probe: a Grace id without emulated regions (fallback ops) fails
   CHECK(np::exit_status(r) == 1);
 }
 
-TEST_CASE("§3 §5.1 §5.2 §6.1 §2.3 probe: a device that breaks one rule fails exactly that rule") {
+TEST_CASE("probe: a device that breaks one rule fails exactly that rule") {
   auto dev = make(shim::hopper(hopper_memlength));
   const auto failed = [&](fault what) {
     faulty_device broken{dev, what, hopper_usemem};
@@ -219,14 +219,19 @@ TEST_CASE("probe: text and JSON outputs carry the verdicts and the facts") {
   CHECK(text.find("summary: 15 passed, 1 failed, 0 skipped\n") != std::string::npos);
 
   const auto json = np::to_json(target, r);
-  CHECK(json.rfind(R"({"schema":"nvgrace-probe/1","target":"0000:01:00.0","mode":"group","node":"/dev/vfio/7",)"
+  CHECK(json.rfind(R"({"schema":"nvgrace-probe/1","tool":"nvgrace-probe","version":")" + std::string(nvgrace::version.string) +
+                       R"(","target":"0000:01:00.0","mode":"group","node":"/dev/vfio/7",)"
                    R"("bdf":"0000:01:00.0","iommu_type":3,"device":{"error":null,"flags":3,"reset":true,"pci":true,)"
                    R"("num_regions":9,"num_irqs":5},)",
                    0) == 0);
-  CHECK(json.find(R"({"index":4,"name":"BAR4","error":null,"size":137438953472,"offset":4398046511104,"flags":15,)"
+  // Every 64-bit value also as hex: JSON readers that keep 53 bits (jq, JavaScript) stay exact.
+  CHECK(json.find(R"({"index":4,"name":"BAR4","error":null,"size":137438953472,"size_hex":"0x2000000000",)"
+                  R"("offset":4398046511104,"offset_hex":"0x40000000000","flags":15,)"
                   R"("argsz":64,"caps_error":null,"caps":[{"id":1,"name":"SPARSE_MMAP","areas":[{"offset":0,)"
-                  R"("size":102005473280}]}],"unknown_caps":0})") != std::string::npos);
-  CHECK(json.find(R"({"id":"bar_flags","spec":"§3","region":4,"result":"FAIL",)") != std::string::npos);
+                  R"("offset_hex":"0x0","size":102005473280,"size_hex":"0x17c0000000"}]}],"unknown_caps":0})") !=
+        std::string::npos);
+  CHECK(json.find(R"({"id":"bar_flags","spec":"§3","doc":"docs/probe.md#bar_flags","region":4,"result":"FAIL",)") !=
+        std::string::npos);
   CHECK(json.find(R"("grace":{"applies":true,"model":"GH200 120GB","generation":"hopper","rules":[)") !=
         std::string::npos);
   const std::string_view tail = R"(,"summary":{"passed":15,"failed":1,"skipped":0},"exit_status":1})";

@@ -1,4 +1,4 @@
-// nvgrace-probe's JSON writer: escaping and structure.
+// The tools' JSON writer (tools/common/json.hpp): escaping, structure, hex twins.
 
 #include "json.hpp"
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace json = nvgrace::tools::probe::json;
+namespace json = nvgrace::tools::json;
 
 TEST_CASE("[probe] JSON escaping: quote, backslash and control characters") {
   CHECK(json::escaped("plain /dev/vfio/3") == R"("plain /dev/vfio/3")");
@@ -57,4 +57,15 @@ TEST_CASE("[probe] JSON writer: commas, nesting, numbers, literals") {
   CHECK(w.str() ==
         R"({"schema":"nvgrace-probe/1","big":18446744073709551615,"neg":-5,"yes":true,"none":null,)"
         R"("list":[1,{},[],"x\"y"],"nested":{"k":7}})");
+}
+
+TEST_CASE("[probe] JSON writer: a 64-bit value also as a hex string") {
+  json::writer w;
+  w.begin_object();
+  w.member_u64("after", std::uint64_t{18446743936270598156u});
+  w.member_u64("zero", std::uint64_t{0});
+  w.member_u64_or_null("end", nullptr);
+  w.end_object();
+  CHECK(w.str() == R"({"after":18446743936270598156,"after_hex":"0xffffffe00000000c","zero":0,"zero_hex":"0x0",)"
+                   R"("end":null,"end_hex":null})");
 }

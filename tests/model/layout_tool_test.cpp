@@ -1,5 +1,7 @@
-// nvgrace-layout: the SIZE grammar, argument parsing, error lines and the
-// text/JSON renderings (§2.3 layouts, §3 probe, §4 reply bytes).
+// nvgrace-layout: argument handling, error lines and the text/JSON
+// renderings (layouts, BAR sizing, region-info reply bytes). The size syntax
+// itself is tested in tests/core/size_test.cpp, the shared command-line
+// parser in cli_test.cpp.
 #include "layout_tool.hpp"
 
 #include <doctest/doctest.h>
@@ -14,90 +16,15 @@ namespace {
 using namespace nvgrace;
 using namespace nvgrace::layout_tool;
 
-std::uint64_t parsed(std::string_view text) {
-  const auto r = parse_size(text);
-  INFO(text);
-  REQUIRE(r.ok());
-  return r.bytes;
-}
-void rejected(std::string_view text, nvgrace::errc error, std::string_view reason) {
-  const auto r = parse_size(text);
-  INFO(text);
-  CHECK(r.error == error);
-  CHECK(r.reason == reason);
-}
-
-struct run_result {
-  int status;
-  std::string out, err;
-};
-run_result run_tool(std::vector<std::string_view> args) {
-  run_result r{};
-  r.status = run(args, r.out, r.err);
-  return r;
-}
+tools::cli::outcome run_tool(std::vector<std::string_view> args) { return run(args); }
 bool contains(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
 
-TEST_CASE("layout tool: SIZE accepts bytes, hex, and decimal with binary units") {
-  CHECK(parsed("0") == 0);
-  CHECK(parsed("103079215104") == 96 * GiB);
-  CHECK(parsed("007") == 7);
-  CHECK(parsed("18446744073709551615") == ~std::uint64_t{0});
-  CHECK(parsed("0x1800000000") == 96 * GiB);
-  CHECK(parsed("0X1800000000") == 96 * GiB);
-  CHECK(parsed("0xffffFFFFffffFFFF") == ~std::uint64_t{0});
-  CHECK(parsed("0x0000000000000000001") == 1);  // leading zeros do not count towards 64 bits
-  CHECK(parsed("4096B") == 4096);
-  CHECK(parsed("4096 B") == 4096);
-  CHECK(parsed("4KiB") == 4096);
-  CHECK(parsed("512MiB") == 512 * MiB);
-  CHECK(parsed("96GiB") == 96 * GiB);
-  CHECK(parsed("96 GiB") == 96 * GiB);
-  CHECK(parsed("96gib") == 96 * GiB);
-  CHECK(parsed("96GIB") == 96 * GiB);
-  CHECK(parsed("1TiB") == TiB);
-  CHECK(parsed("1.25GiB") == GiB + 256 * MiB);
-  CHECK(parsed("1.5 GiB") == GiB + 512 * MiB);
-  CHECK(parsed("0.5GiB") == 512 * MiB);
-  CHECK(parsed("0.5KiB") == 512);
-  CHECK(parsed("1.000GiB") == GiB);
-  CHECK(parsed("0.0009765625KiB") == 1);  // 2^-10 KiB
-  // (2^24 - 2^-20) TiB = 2^64 - 2^20 bytes: a 20-digit exact fraction.
-  CHECK(parsed("16777215.99999904632568359375TiB") == ~std::uint64_t{0} - ((std::uint64_t{1} << 20) - 1));
-  // 2^-40 TiB = 1 byte: the longest exact fraction, 40 digits.
-  CHECK(parsed("0.0000000000009094947017729282379150390625TiB") == 1);
-}
-
-TEST_CASE("layout tool: SIZE rejections name the rule and errno") {
-  rejected("", nvgrace::errc::invalid_argument, "empty size");
-  rejected("0x", nvgrace::errc::invalid_argument, "a 0x size needs hex digits");
-  rejected("0x1g", nvgrace::errc::invalid_argument, "a 0x size takes hex digits only (no fraction, no unit)");
-  rejected("0x10GiB", nvgrace::errc::invalid_argument, "a 0x size takes hex digits only (no fraction, no unit)");
-  rejected("0x1.8", nvgrace::errc::invalid_argument, "a 0x size takes hex digits only (no fraction, no unit)");
-  rejected("0x10000000000000000", nvgrace::errc::value_too_large, "size does not fit in 64 bits");
-  rejected("18446744073709551616", nvgrace::errc::value_too_large, "size does not fit in 64 bits");
-  rejected("16777216TiB", nvgrace::errc::value_too_large, "size does not fit in 64 bits");
-  rejected("16777215.99999999TiB", nvgrace::errc::invalid_argument, "not a whole number of bytes");
-  rejected(" 96GiB", nvgrace::errc::invalid_argument, "a size starts with a digit");
-  rejected("-1", nvgrace::errc::invalid_argument, "a size starts with a digit");
-  rejected("+1", nvgrace::errc::invalid_argument, "a size starts with a digit");
-  rejected(".5GiB", nvgrace::errc::invalid_argument, "a size starts with a digit");
-  rejected("96GiB ", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("96  GiB", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("96 ", nvgrace::errc::invalid_argument, "a space must be followed by a unit");
-  rejected("96GB", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("96G", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("1_000", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("1.2.3", nvgrace::errc::invalid_argument, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-  rejected("1.", nvgrace::errc::invalid_argument, "a '.' needs digits after it");
-  rejected("1.GiB", nvgrace::errc::invalid_argument, "a '.' needs digits after it");
-  rejected("1.5", nvgrace::errc::invalid_argument, "not a whole number of bytes");
-  rejected("1.5B", nvgrace::errc::invalid_argument, "not a whole number of bytes");
-  rejected("0.1KiB", nvgrace::errc::invalid_argument, "not a whole number of bytes");
-  rejected("1.00000000000000000001GiB", nvgrace::errc::invalid_argument, "not a whole number of bytes");
-  rejected("0.00000000000045474735088646411895751953125TiB", nvgrace::errc::invalid_argument,
-           "not a whole number of bytes");  // half a byte, 41 digits
-  rejected("16777215.9999990463256836TiB", nvgrace::errc::invalid_argument, "not a whole number of bytes");
+TEST_CASE("layout tool: SIZE and ADDR take the library's size syntax") {
+  CHECK(parse_args(std::vector<std::string_view>{"96G"}).opts.size == 96 * GiB);
+  CHECK(parse_args(std::vector<std::string_view>{"96GiB"}).opts.size == 96 * GiB);
+  CHECK(parse_args(std::vector<std::string_view>{"2G+12345"}).opts.size == 2 * GiB + 12345);
+  CHECK(parse_args(std::vector<std::string_view>{"--base=0x400000000000+1G"}).opts.base == 0x4000'0000'0000 + GiB);
+  CHECK(parse_args(std::vector<std::string_view>{"--", "1.5 GiB"}).opts.size == GiB + 512 * MiB);
 }
 
 TEST_CASE("layout tool: human sizes") {
@@ -110,6 +37,7 @@ TEST_CASE("layout tool: human sizes") {
   CHECK(human_size(96 * GiB + 300 * MiB) == "98604 MiB");
   CHECK(human_size(TiB) == "1 TiB");
   CHECK(human_size(~std::uint64_t{0}) == "18446744073709551615 B");
+  CHECK(human_size(96 * GiB) == "96 GiB");
   CHECK(hex(0) == "0x0");
   CHECK(hex(0x4000'0000'0000) == "0x400000000000");
   CHECK(hex_fixed(0xC, 16) == "000000000000000c");
@@ -132,33 +60,66 @@ TEST_CASE("layout tool: arguments") {
   CHECK(defaults.opts.generation == grace::generation::hopper);
   CHECK(defaults.opts.rule == grace::kernel_rule::current);
   const auto err = [](std::vector<std::string_view> args) { return parse_args(args).error; };
-  CHECK(err({"--base"}) == "option --base needs a value (EINVAL)");
-  CHECK(err({"--base", "1", "--base", "2"}) == "option --base given twice (EINVAL)");
-  CHECK(err({"--generation", "ampere"}) == "bad generation 'ampere': expected hopper or blackwell (EINVAL)");
-  CHECK(err({"--kernel-rule", "6.12"}) == "bad kernel rule '6.12': expected current, 7.1, 6.18 or 6.13 (EINVAL)");
-  CHECK(err({"--frobnicate"}) == "unknown option '--frobnicate' (EINVAL)");
-  CHECK(err({"1GiB", "2GiB"}) == "more than one SIZE given ('2GiB') (EINVAL)");
-  CHECK(err({"12XB"}) == "bad SIZE '12XB': unknown unit (expected B, KiB, MiB, GiB or TiB) (EINVAL)");
-  CHECK(err({"--base", "0x"}) == "bad ADDR '0x': a 0x size needs hex digits (EINVAL)");
+  CHECK(err({"--base"}) == "option '--base' needs a value (ADDR)");
+  CHECK(err({"--base", "1", "--base", "2"}) == "option '--base' given twice");
+  CHECK(err({"--base=1", "--base=2"}) == "option '--base' given twice");
+  CHECK(err({"--generation", "ampere"}) == "bad generation 'ampere': expected hopper or blackwell");
+  CHECK(err({"--kernel-rule", "6.12"}) == "bad kernel rule '6.12': expected current, 7.1, 6.18 or 6.13");
+  CHECK(err({"--frobnicate"}) == "unknown option '--frobnicate'");
+  CHECK(err({"--json=yes"}) == "option '--json' takes no value");
+  CHECK(err({"1GiB", "2GiB"}) == "more than one SIZE given ('2GiB')");
+  CHECK(err({"12XB"}) == "bad SIZE '12XB' (at character 3): unknown unit (expected B, K, KiB, M, MiB, G, GiB, T or TiB)");
+  CHECK(err({"--base", "0x"}) == "bad ADDR '0x' (at character 3): 0x needs hex digits");
+  CHECK(err({"--", "-1"}) == "bad SIZE '-1': a size starts with a digit");
+  CHECK(err({"--generation=blackwell", "--kernel-rule=6.13"}).empty());
 }
 
-TEST_CASE("layout tool: error lines name the §2.3 rule and errno") {
+TEST_CASE("layout tool: a layout the driver refuses is one error line naming the rule and errno, exit 1") {
   const auto line = [](std::vector<std::string_view> args) {
     const auto r = run_tool(args);
     CHECK(r.status == 1);
     CHECK(r.out.empty());
     return r.err;
   };
-  CHECK(line({"1.25GiB"}) == "1.25 GiB on Hopper: usable memory rounds down to 0 (EINVAL)\n");
-  CHECK(line({"1GiB"}) == "1 GiB on Hopper: usable memory rounds down to 0 (EINVAL)\n");
-  CHECK(line({"0.5GiB"}) == "512 MiB on Hopper: memory is smaller than the 1 GiB carve-out (EOVERFLOW)\n");
+  CHECK(line({"1.25GiB"}) == "nvgrace-layout: error: 1.25 GiB on Hopper: usable memory rounds down to 0 (EINVAL)\n");
+  CHECK(line({"1G"}) == "nvgrace-layout: error: 1 GiB on Hopper: usable memory rounds down to 0 (EINVAL)\n");
+  CHECK(line({"0.5GiB"}) ==
+        "nvgrace-layout: error: 512 MiB on Hopper: memory is smaller than the 1 GiB carve-out (EOVERFLOW)\n");
   CHECK(line({"0x8000000000000001", "--generation", "blackwell"}) ==
-        "9223372036854775809 B on Blackwell: memory size has no 64-bit power of two above it (EOVERFLOW)\n");
+        "nvgrace-layout: error: 9223372036854775809 B on Blackwell: memory size has no 64-bit power of two above it "
+        "(EOVERFLOW)\n");
   CHECK(line({"1.25GiB", "--generation", "blackwell", "--kernel-rule", "6.13"}) ==
-        "1.25 GiB on Hopper: usable memory rounds down to 0 (EINVAL)\n");
+        "nvgrace-layout: error: 1.25 GiB on Hopper: usable memory rounds down to 0 (EINVAL)\n");
   const auto usage = run_tool({"--bogus"});
   CHECK(usage.status == 2);
-  CHECK(usage.err == "unknown option '--bogus' (EINVAL)\n");
+  CHECK(usage.out.empty());
+  CHECK(usage.err == "nvgrace-layout: error: unknown option '--bogus' (EINVAL); see 'nvgrace-layout --help'\n");
+}
+
+TEST_CASE("layout tool: with --json a failure is a JSON document on stdout too") {
+  const auto refused = run_tool({"--json", "1.25G"});
+  CHECK(refused.status == 1);
+  CHECK(refused.out ==
+        "{\"schema\":\"nvgrace-layout/1\",\"tool\":\"nvgrace-layout\",\"version\":\"" +
+            std::string(nvgrace::version.string) +
+            "\",\"error\":{\"errno\":22,\"name\":\"EINVAL\",\"message\":\"1.25 GiB on Hopper: usable memory rounds "
+            "down to 0\"},\"exit_status\":1}\n");
+  CHECK(refused.err == "nvgrace-layout: error: 1.25 GiB on Hopper: usable memory rounds down to 0 (EINVAL)\n");
+  const auto usage = run_tool({"12XB", "--json"});
+  CHECK(usage.status == 2);
+  CHECK(contains(usage.out, "\"error\":{\"errno\":22,\"name\":\"EINVAL\",\"message\":\"bad SIZE '12XB' (at character 3)"));
+  CHECK(contains(usage.out, "\"exit_status\":2}"));
+  // After "--" a "--json" is an operand (a bad SIZE), not the flag.
+  CHECK(run_tool({"--", "--json"}).out.empty());
+}
+
+TEST_CASE("layout tool: --help and --version win over everything else") {
+  CHECK(run_tool({"--bogus", "--help"}).out == usage_text);
+  CHECK(run_tool({"-h"}).status == 0);
+  const auto v = run_tool({"12XB", "--version"});
+  CHECK(v.status == 0);
+  CHECK(v.out == "nvgrace-layout " + std::string(nvgrace::version.string) + "\n");
+  CHECK(v.err.empty());
 }
 
 TEST_CASE("layout tool: the default text output (96 GiB Hopper)") {
@@ -187,30 +148,36 @@ TEST_CASE("layout tool: size 0 is plain mode, exit 0") {
   CHECK(contains(r.out, "ENOMEM"));
   const auto j = run_tool({"0", "--json"});
   CHECK(j.status == 0);
-  CHECK(j.out == "{\"mode\":\"plain\",\"generation\":\"hopper\",\"layout_generation\":\"hopper\",\"kernel_rule\":"
-                 "\"current\",\"base\":70368744177664,\"size\":0,\"regions\":[]}\n");
+  CHECK(j.out == "{\"schema\":\"nvgrace-layout/1\",\"tool\":\"nvgrace-layout\",\"version\":\"" +
+                     std::string(nvgrace::version.string) +
+                     "\",\"mode\":\"plain\",\"generation\":\"hopper\",\"layout_generation\":\"hopper\","
+                     "\"kernel_rule\":\"current\",\"base\":70368744177664,\"base_hex\":\"0x400000000000\",\"size\":0,"
+                     "\"size_hex\":\"0x0\",\"regions\":[],\"exit_status\":0}\n");
 }
 
-TEST_CASE("layout tool: JSON carries integers in bytes") {
+TEST_CASE("layout tool: JSON carries integers in bytes, each 64-bit one also as hex") {
   const auto r = run_tool({"--json"});
   CHECK(r.status == 0);
   CHECK(r.out.front() == '{');
   CHECK(r.out.back() == '\n');
   CHECK(contains(r.out, "\"mode\":\"emulated\""));
-  CHECK(contains(r.out, "\"base\":70368744177664"));
-  CHECK(contains(r.out, "\"size\":103079215104"));
-  CHECK(contains(r.out, "{\"index\":4,\"name\":\"usemem\",\"file_offset\":4398046511104,\"phys\":70368744177664,"
-                        "\"phys_end\":70470749650944,\"real_length\":102005473280,\"reported_size\":137438953472,"
-                        "\"padding\":35433480192"));
-  CHECK(contains(r.out, "{\"index\":2,\"name\":\"resmem\",\"file_offset\":2199023255552,\"phys\":70470749650944,"
-                        "\"phys_end\":70471823392768,\"real_length\":1073741824,\"reported_size\":1073741824"));
+  CHECK(contains(r.out, "\"base\":70368744177664,\"base_hex\":\"0x400000000000\""));
+  CHECK(contains(r.out, "\"size\":103079215104,\"size_hex\":\"0x1800000000\""));
+  CHECK(contains(r.out, "{\"index\":4,\"name\":\"usemem\",\"file_offset\":4398046511104,\"file_offset_hex\":"
+                        "\"0x40000000000\",\"phys\":70368744177664,\"phys_hex\":\"0x400000000000\",\"phys_end\":"
+                        "70470749650944,\"phys_end_hex\":\"0x4017c0000000\",\"real_length\":102005473280,"
+                        "\"real_length_hex\":\"0x17c0000000\",\"reported_size\":137438953472,\"reported_size_hex\":"
+                        "\"0x2000000000\",\"padding\":35433480192,\"padding_hex\":\"0x840000000\""));
+  CHECK(contains(r.out, "{\"index\":2,\"name\":\"resmem\",\"file_offset\":2199023255552,"));
   // Blackwell memory that runs past 2^64 (not validated by the driver): no end.
   const auto wrap = run_tool({"0x200000000", "--base", "0xffffffff00000000", "--generation", "blackwell", "--json"});
   CHECK(wrap.status == 0);
-  CHECK(contains(wrap.out, "\"phys_end\":null"));
+  CHECK(contains(wrap.out, "\"phys_end\":null,\"phys_end_hex\":null"));
   CHECK(contains(run_tool({"0x200000000", "--base", "0xffffffff00000000", "--generation", "blackwell"}).out,
                  "0xffffffff00000000-(wraps past 2^64)"));
-  CHECK(contains(r.out, "\"bar_probe\":{\"before\":12,\"after\":18446743936270598156,\"size\":137438953472}"));
+  // The value that jq 1.6 and JavaScript round: also exact as hex.
+  CHECK(contains(r.out, "\"bar_probe\":{\"before\":12,\"before_hex\":\"0xc\",\"after\":18446743936270598156,"
+                        "\"after_hex\":\"0xffffffe00000000c\",\"size\":137438953472,\"size_hex\":\"0x2000000000\"}"));
   CHECK(contains(r.out, "\"argsz_32\":\"400000000f0000000400000000000000000000002000000000000000000400"
                         "00\""));
   const auto bw = run_tool({"186GiB", "--generation", "blackwell", "--json"});
@@ -235,6 +202,7 @@ TEST_CASE("layout tool: --help") {
   const auto r = run_tool({"--help"});
   CHECK(r.status == 0);
   CHECK(r.out == usage_text);
+  CHECK(r.err.empty());
 }
 
 }  // namespace

@@ -1,7 +1,11 @@
-// nvgrace-vfio-user-server as a program: arguments, logging, SIGTERM,
-// persistence of --memory-file, and a client in this process talking to it.
+// nvgrace-vfio-user-server as a program: arguments, logging and verbosity,
+// SIGTERM and SIGHUP, persistence of --memory-file, the backend-program
+// conventions (--socket-path, --fd, socket activation through LISTEN_FDS,
+// stale-socket handling, socket mode and group, NOTIFY_SOCKET readiness), and
+// a client in this process talking to it.
 
 #include <nvgrace/backend/vfio_user/client.hpp>
+#include <nvgrace/version.hpp>
 
 #include "raw_peer.hpp"
 #include "requests.hpp"
@@ -9,13 +13,20 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,10 +42,18 @@ using namespace std::chrono_literals;
 
 namespace {
 
+/// How to start the program beyond its arguments.
+struct launch {
+  std::vector<std::pair<std::string, std::string>> env;  ///< set in the child
+  int keep_fd = -1;        ///< an fd the child inherits as it is (for --fd)
+  int activation_fd = -1;  ///< becomes fd 3 with LISTEN_FDS=1 LISTEN_PID=<child>
+  std::string listen_pid;  ///< with activation_fd: this LISTEN_PID instead of the child's
+};
+
 /// The server program in a child process with its stderr captured.
 class program {
 public:
-  explicit program(std::vector<std::string> args) {
+  explicit program(std::vector<std::string> args, const launch& how = {}) {
     int p[2], o[2];
     REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
     REQUIRE(::pipe2(o, O_CLOEXEC) == 0);
@@ -43,6 +62,14 @@ public:
     if (pid_ == 0) {
       ::dup2(p[1], 2);
       ::dup2(o[1], 1);
+      for (const auto& [name, value] : how.env) ::setenv(name.c_str(), value.c_str(), 1);
+      if (how.keep_fd >= 0) ::fcntl(how.keep_fd, F_SETFD, 0);
+      if (how.activation_fd >= 0) {
+        if (how.activation_fd != 3) ::dup2(how.activation_fd, 3);
+        ::fcntl(3, F_SETFD, 0);
+        ::setenv("LISTEN_FDS", "1", 1);
+        ::setenv("LISTEN_PID", how.listen_pid.empty() ? std::to_string(::getpid()).c_str() : how.listen_pid.c_str(), 1);
+      }
       std::vector<char*> argv;
       static std::string path = NVGRACE_VFIO_USER_SERVER_PATH;
       argv.push_back(path.data());
@@ -113,6 +140,79 @@ std::size_t lines(const std::string& text) {
   return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
 }
 
+/// Wait until `program` logged `text` (up to 5 s).
+bool wait_for_log(program& p, const std::string& text) {
+  for (int i = 0; i < 50; ++i)
+    if (p.log(100).find(text) != std::string::npos) return true;
+  return false;
+}
+
+/// A listening UNIX socket at `path` (as a service manager would create it).
+unique_fd listening_socket(const std::string& path) {
+  unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(fd);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  REQUIRE(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(fd.get(), 4) == 0);
+  return fd;
+}
+
+/// A socket file nobody listens on: what a server killed with SIGKILL leaves behind.
+void leave_stale_socket(const std::string& path) {
+  unique_fd fd = listening_socket(path);
+}
+
+/// A datagram socket standing in for the service manager's NOTIFY_SOCKET;
+/// `abstract` binds "@name" in the abstract namespace instead of a path.
+class notify_listener {
+public:
+  notify_listener(const std::string& name, bool abstract) : name_(name) {
+    fd_.reset(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    REQUIRE(fd_);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, name.c_str(), name.size());
+    socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + 1);
+    if (abstract) {
+      addr.sun_path[0] = '\0';
+      length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+    }
+    REQUIRE(::bind(fd_.get(), reinterpret_cast<const sockaddr*>(&addr), length) == 0);
+  }
+  /// The next datagram, or "" after 5 s.
+  std::string next() {
+    pollfd p{fd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, 5000) <= 0) return {};
+    char buffer[4096];
+    const ssize_t n = ::recv(fd_.get(), buffer, sizeof buffer, 0);
+    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
+  }
+  const std::string& name() const { return name_; }
+
+private:
+  std::string name_;
+  unique_fd fd_;
+};
+
+/// A client session that must work: write, read back.
+void check_serves(const std::string& path) {
+  auto c = client::connect(path.c_str());
+  REQUIRE(c);
+  const auto data = pattern(64, 3);
+  CHECK(c->pwrite(data, vfio::file_offset(4, 256)).value() == 64);
+  std::vector<std::byte> back(64);
+  CHECK(c->pread(back, vfio::file_offset(4, 256)).value() == 64);
+  CHECK(back == data);
+}
+
+int exit_status(program& p) {
+  const int status = p.wait();
+  REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
 }  // namespace
 
 TEST_CASE("tool: serves a client, logs one line per connection and per error, SIGTERM exits 0 and removes the socket") {
@@ -160,7 +260,7 @@ TEST_CASE("tool: serves a client, logs one line per connection and per error, SI
 
 TEST_CASE("tool: SIGTERM while a client is connected still exits 0") {
   socket_path sock;
-  program server({"--socket", sock.path, "--size", "1536M"});
+  program server({"--socket-path", sock.path, "--size", "1536M"});
   REQUIRE(wait_for_socket(sock.path));
   auto c = client::connect(sock.path.c_str());
   REQUIRE(c);
@@ -203,62 +303,249 @@ TEST_CASE("tool: --memory-file keeps GPU memory across restarts") {
   ::unlink(file.c_str());
 }
 
-TEST_CASE("tool: bad arguments print one line with the rule and errno and exit 2") {
+TEST_CASE("tool: bad arguments print one error line with the rule and errno and exit 2") {
   socket_path sock;
   struct bad {
     std::vector<std::string> args;
     std::string line;
   };
+  const std::string help = "; see 'nvgrace-vfio-user-server --help'\n";
   const bad cases[] = {
-      {{}, "nvgrace-vfio-user-server: --socket PATH is required (see --help) (EINVAL)\n"},
-      {{"--socket", sock.path, "--size", "12Q"},
-       "nvgrace-vfio-user-server: --size must be a positive byte count like 2G, 1536M or 0x80000000, "
-       "not '12Q' (EINVAL)\n"},
-      {{"--socket", sock.path, "--size", "0"},
-       "nvgrace-vfio-user-server: --size must be a positive byte count like 2G, 1536M or 0x80000000, "
-       "not '0' (EINVAL)\n"},
-      {{"--socket", sock.path, "--generation", "ampere"},
-       "nvgrace-vfio-user-server: --generation must be hopper or blackwell, not 'ampere' (EINVAL)\n"},
-      {{"--socket", sock.path, "--size", "1G"},
-       "nvgrace-vfio-user-server: cannot create the device: a Hopper device needs --size of at least 1536M (§2.3) "
-       "(EINVAL)\n"},
-      {{"--socket", sock.path, "--size", "512M"},
-       "nvgrace-vfio-user-server: cannot create the device: a Hopper device needs --size of at least 1536M (§2.3) "
-       "(EOVERFLOW)\n"},
-      {{"--socket", "/nonexistent-dir/x.sock", "--size", "1M", "--generation", "blackwell"},
-       "nvgrace-vfio-user-server: cannot listen on '/nonexistent-dir/x.sock' (ENOENT)\n"},
-      {{"--socket"}, "nvgrace-vfio-user-server: --socket needs a value (EINVAL)\n"},
-      {{"--socket", sock.path, "--frobnicate"},
-       "nvgrace-vfio-user-server: unknown argument '--frobnicate' (see --help) (EINVAL)\n"},
+      {{}, "nvgrace-vfio-user-server: error: no socket: give --socket-path PATH or --fd N, or start the server through "
+           "socket activation (EINVAL)" + help},
+      {{"--socket-path", sock.path, "--size", "12Q"},
+       "nvgrace-vfio-user-server: error: bad SIZE '12Q' (at character 3): unknown unit (expected B, K, KiB, M, MiB, G, "
+       "GiB, T or TiB) (EINVAL)" + help},
+      {{"--socket-path", sock.path, "--size", "0"},
+       "nvgrace-vfio-user-server: error: --size must be more than 0 bytes (EINVAL)" + help},
+      {{"--socket-path", sock.path, "--generation", "ampere"},
+       "nvgrace-vfio-user-server: error: --generation must be hopper or blackwell, not 'ampere' (EINVAL)" + help},
+      {{"--socket-path", sock.path, "--size", "1G"},
+       "nvgrace-vfio-user-server: error: --size 1 GiB on Hopper: usable memory rounds down to 0 (a Hopper device needs "
+       "at least 1536M) (EINVAL)" + help},
+      {{"--socket-path", sock.path, "--size", "512M"},
+       "nvgrace-vfio-user-server: error: --size 512 MiB on Hopper: memory is smaller than the 1 GiB carve-out (a "
+       "Hopper device needs at least 1536M) (EOVERFLOW)" + help},
+      // A BAR larger than the 1 TiB that a VFIO region can span.
+      {{"--socket-path", sock.path, "--size", "64T"},
+       "nvgrace-vfio-user-server: error: --size 64 TiB on Hopper needs a 64 TiB BAR at region 4, which does not fit "
+       "the 1 TiB window of a VFIO region (at most 1 TiB on Blackwell, 1 TiB + 1 GiB on Hopper) (EOVERFLOW)" + help},
+      {{"--socket-path", sock.path, "--size", "1T+1", "--generation", "blackwell"},
+       "nvgrace-vfio-user-server: error: --size 1099511627777 B on Blackwell needs a 2 TiB BAR at region 4, which "
+       "does not fit the 1 TiB window of a VFIO region (at most 1 TiB on Blackwell, 1 TiB + 1 GiB on Hopper) "
+       "(EOVERFLOW)" + help},
+      {{"--socket"}, "nvgrace-vfio-user-server: error: option '--socket' needs a value (PATH) (EINVAL)" + help},
+      {{"--socket-path", sock.path, "--frobnicate"},
+       "nvgrace-vfio-user-server: error: unknown option '--frobnicate' (EINVAL)" + help},
+      {{"--socket-path", sock.path, "--fd", "3"},
+       "nvgrace-vfio-user-server: error: more than one socket: --socket-path --fd (give one) (EINVAL)" + help},
   };
   for (const auto& c : cases) {
     CAPTURE(c.line);
     program p(c.args);
-    const int status = p.wait();
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 2);
+    CHECK(exit_status(p) == 2);
     CHECK(p.log() == c.line);
+    CHECK_FALSE(exists(sock.path));
   }
 }
 
-TEST_CASE("tool: an existing socket path is refused (EADDRINUSE), not removed") {
+TEST_CASE("tool: what cannot be opened exits 3") {
   socket_path sock;
-  program first({"--socket", sock.path, "--size", "1M", "--generation", "blackwell"});
-  REQUIRE(wait_for_socket(sock.path));
-  program second({"--socket", sock.path, "--size", "1M", "--generation", "blackwell"});
-  const int status = second.wait();
-  CHECK(WEXITSTATUS(status) == 2);
-  CHECK(second.log() ==
-        "nvgrace-vfio-user-server: cannot listen on '" + sock.path +
-            "': the path exists (remove it or choose another) (EADDRINUSE)\n");
-  CHECK(client::connect(sock.path.c_str()).has_value());  // the first server still serves
+  program no_dir({"--socket-path", "/nonexistent-dir/x.sock", "--size", "1M", "--generation", "blackwell"});
+  CHECK(exit_status(no_dir) == 3);
+  CHECK(no_dir.log() ==
+        "nvgrace-vfio-user-server: error: cannot listen on '/nonexistent-dir/x.sock': No such file or directory "
+        "(ENOENT)\n");
+  program no_fd({"--fd", "99", "--size", "1M", "--generation", "blackwell"});
+  CHECK(exit_status(no_fd) == 3);
+  CHECK(no_fd.log() == "nvgrace-vfio-user-server: error: --fd 99 is not an open file descriptor (EBADF)\n");
+  program no_file({"--socket-path", sock.path, "--size", "2M", "--generation", "blackwell", "--memory-file",
+                   "/nonexistent-dir/mem"});
+  CHECK(exit_status(no_file) == 3);
+  CHECK(no_file.log().find("cannot open memory file '/nonexistent-dir/mem'") != std::string::npos);
 }
 
-TEST_CASE("tool: --help prints usage to stdout and exits 0") {
+TEST_CASE("tool: a live socket is refused (EADDRINUSE, exit 3), not removed; the first server still serves") {
+  socket_path sock;
+  program first({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+  REQUIRE(wait_for_socket(sock.path));
+  program second({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+  CHECK(exit_status(second) == 3);
+  CHECK(second.log() == "nvgrace-vfio-user-server: error: cannot listen on '" + sock.path +
+                            "': another server is listening on it (EADDRINUSE)\n");
+  check_serves(sock.path);
+}
+
+TEST_CASE("tool: a stale socket (the server was killed) is replaced, so a restart works") {
+  socket_path sock;
+  {
+    program killed({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+    REQUIRE(wait_for_socket(sock.path));
+    killed.signal(SIGKILL);
+    killed.wait();
+  }
+  REQUIRE(exists(sock.path));  // SIGKILL leaves the socket file
+  program restarted({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+  REQUIRE(wait_for_log(restarted, "listening on " + sock.path));
+  CHECK(restarted.log().rfind("nvgrace-vfio-user-server: removed stale socket " + sock.path +
+                                  " (nothing was listening on it)\n",
+                              0) == 0);
+  check_serves(sock.path);
+  restarted.signal(SIGTERM);
+  CHECK(exit_status(restarted) == 0);
+  CHECK_FALSE(exists(sock.path));
+
+  // The same for a leftover made by hand.
+  leave_stale_socket(sock.path);
+  program again({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+  REQUIRE(wait_for_log(again, "listening on"));
+  check_serves(sock.path);
+}
+
+TEST_CASE("tool: a path that is not a socket is never removed") {
+  socket_path sock;
+  { std::FILE* f = std::fopen(sock.path.c_str(), "w"); REQUIRE(f); std::fputs("data", f); std::fclose(f); }
+  program p({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+  CHECK(exit_status(p) == 3);
+  CHECK(p.log() == "nvgrace-vfio-user-server: error: cannot listen on '" + sock.path +
+                       "': it exists and is not a socket (not removing it) (EEXIST)\n");
+  struct stat st {};
+  REQUIRE(::stat(sock.path.c_str(), &st) == 0);
+  CHECK(S_ISREG(st.st_mode));
+  CHECK(st.st_size == 4);
+}
+
+TEST_CASE("tool: at exit only its own socket file is removed") {
+  socket_path sock;
+  program p({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+  REQUIRE(wait_for_socket(sock.path));
+  // Someone replaces the path while the server runs: the new file is not the server's to remove.
+  REQUIRE(::unlink(sock.path.c_str()) == 0);
+  { std::FILE* f = std::fopen(sock.path.c_str(), "w"); REQUIRE(f); std::fclose(f); }
+  p.signal(SIGTERM);
+  CHECK(exit_status(p) == 0);
+  CHECK(exists(sock.path));
+}
+
+TEST_CASE("tool: --socket-mode and --socket-group set the socket's permissions before it listens") {
+  socket_path sock;
+  const gid_t gid = ::getegid();
+  program p({"--socket-path", sock.path, "--socket-mode", "0660", "--socket-group", std::to_string(gid), "--size",
+             "1M", "--generation", "blackwell"});
+  REQUIRE(wait_for_log(p, "listening on"));
+  struct stat st {};
+  REQUIRE(::stat(sock.path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0660);
+  CHECK(st.st_gid == gid);
+  p.signal(SIGTERM);
+  CHECK(exit_status(p) == 0);
+
+  // A group by name, and a mode without the leading 0.
+  const ::group* g = ::getgrgid(gid);
+  REQUIRE(g != nullptr);
+  program named({"--socket-path", sock.path, "--socket-mode", "600", "--socket-group", g->gr_name, "--size", "1M",
+                 "--generation", "blackwell"});
+  REQUIRE(wait_for_log(named, "listening on"));
+  REQUIRE(::stat(sock.path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  check_serves(sock.path);
+
+  program bad({"--socket-path", sock.path + "2", "--socket-group", "no-such-group-nvgrace", "--size", "1M",
+               "--generation", "blackwell"});
+  CHECK(exit_status(bad) == 2);
+  CHECK(bad.log().find("--socket-group: no group 'no-such-group-nvgrace'") != std::string::npos);
+}
+
+TEST_CASE("tool: --fd serves an inherited listening socket and leaves its path alone") {
+  socket_path sock;
+  unique_fd listener = listening_socket(sock.path);
+  program p({"--fd", std::to_string(listener.get()), "--size", "1M", "--generation", "blackwell"},
+            launch{{}, listener.get(), -1, {}});
+  REQUIRE(wait_for_log(p, "listening on inherited fd " + std::to_string(listener.get()) +
+                              " (blackwell, 1 MiB of GPU memory in a memfd)"));
+  check_serves(sock.path);
+  p.signal(SIGTERM);
+  CHECK(exit_status(p) == 0);
+  CHECK(exists(sock.path));  // the socket belongs to whoever made it
+}
+
+TEST_CASE("tool: socket activation (LISTEN_FDS=1, LISTEN_PID = the server) serves fd 3") {
+  socket_path sock;
+  unique_fd listener = listening_socket(sock.path);
+  program p({"--size", "1M", "--generation", "blackwell"}, launch{{}, -1, listener.get(), {}});
+  REQUIRE(wait_for_log(p, "listening on fd 3 from socket activation (blackwell, 1 MiB of GPU memory in a memfd)"));
+  check_serves(sock.path);
+  p.signal(SIGTERM);
+  CHECK(exit_status(p) == 0);
+  CHECK(exists(sock.path));
+
+  // LISTEN_PID of another process: the variables are not for this server.
+  program other({"--size", "1M", "--generation", "blackwell"}, launch{{}, -1, listener.get(), "1"});
+  CHECK(exit_status(other) == 2);
+  CHECK(other.log().find("error: no socket") != std::string::npos);
+  // Activation and an explicit socket at once is ambiguous.
+  program both({"--socket-path", sock.path + "2", "--size", "1M", "--generation", "blackwell"},
+               launch{{}, -1, listener.get(), {}});
+  CHECK(exit_status(both) == 2);
+  CHECK(both.log().find("more than one socket: --socket-path LISTEN_FDS") != std::string::npos);
+}
+
+TEST_CASE("tool: NOTIFY_SOCKET gets READY=1 once the socket listens and STOPPING=1 at SIGTERM") {
+  socket_path sock;
+  for (const bool abstract : {false, true}) {
+    CAPTURE(abstract);
+    const std::string name = abstract ? "@nvgrace-notify-" + std::to_string(::getpid()) : sock.path + ".notify";
+    notify_listener manager(name, abstract);
+    program p({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"},
+              launch{{{"NOTIFY_SOCKET", name}}, -1, -1, {}});
+    const std::string ready = manager.next();
+    CHECK(ready == "READY=1\nSTATUS=Listening on " + sock.path);
+    // Ready means ready: a client connects at once.
+    check_serves(sock.path);
+    p.signal(SIGTERM);
+    CHECK(manager.next() == "STOPPING=1");
+    CHECK(exit_status(p) == 0);
+    if (!abstract) ::unlink(name.c_str());
+  }
+}
+
+TEST_CASE("tool: SIGHUP is logged and ignored; the server keeps serving") {
+  socket_path sock;
+  program p({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+  REQUIRE(wait_for_socket(sock.path));
+  p.signal(SIGHUP);
+  CHECK(wait_for_log(p, "nvgrace-vfio-user-server: SIGHUP: nothing to reload, ignored\n"));
+  check_serves(sock.path);
+  p.signal(SIGTERM);
+  CHECK(exit_status(p) == 0);
+}
+
+TEST_CASE("tool: -q logs errors only, -v adds the negotiated version") {
+  socket_path sock;
+  {
+    program quiet({"-q", "--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+    REQUIRE(wait_for_socket(sock.path));
+    check_serves(sock.path);
+    quiet.signal(SIGTERM);
+    CHECK(exit_status(quiet) == 0);
+    CHECK(quiet.log().empty());
+  }
+  program verbose({"--verbose", "--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+  REQUIRE(wait_for_socket(sock.path));
+  check_serves(sock.path);
+  verbose.signal(SIGTERM);
+  CHECK(exit_status(verbose) == 0);
+  const auto log = verbose.log();
+  CHECK(log.find("connection 1: protocol version 0.") != std::string::npos);
+  CHECK(log.find("connection 1 closed after ") != std::string::npos);
+}
+
+TEST_CASE("tool: --help prints usage to stdout and exits 0; --version prints the version") {
   program p({"--help"});
-  const int status = p.wait();
-  CHECK(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(exit_status(p) == 0);
   CHECK(p.log().empty());
-  CHECK(p.out().rfind("usage: nvgrace-vfio-user-server --socket PATH", 0) == 0);
+  CHECK(p.out().rfind("Usage: nvgrace-vfio-user-server [OPTIONS] --socket-path PATH", 0) == 0);
+  program v({"--version"});
+  CHECK(exit_status(v) == 0);
+  CHECK(v.out() == "nvgrace-vfio-user-server " + std::string(nvgrace::version.string) + "\n");
 }

@@ -1,23 +1,18 @@
 #pragma once
 /// \file
 /// The logic of `nvgrace-layout`, kept out of main.cpp so it can be tested:
-/// the SIZE grammar, argument parsing, and the text and JSON renderings of a
-/// derived layout. Everything here is the tool's; the rules come from the
-/// model (nvgrace::grace).
-///
-/// SIZE grammar (also used for --base), exactly:
-///   SIZE    = HEX | DECIMAL [" "] [UNIT]
-///   HEX     = ("0x" | "0X") hexdigit{1,}      a byte count; no fraction, no unit
-///   DECIMAL = digit{1,} ["." digit{1,}]       a fraction needs a unit other than B
-///   UNIT    = "B" | "KiB" | "MiB" | "GiB" | "TiB"   (1, 2^10, 2^20, 2^30, 2^40; letters in any case)
-/// At most one space between number and unit; nothing else (no sign, no
-/// leading/trailing blanks, no digit separators, no SI units such as "GB").
-/// The value must be a whole number of bytes (0.5KiB is 512, 0.1KiB is an
-/// error) and at most 2^64 − 1 (EOVERFLOW otherwise).
+/// argument handling, and the text and JSON renderings of a derived layout.
+/// Sizes use the library's one size syntax (nvgrace/core/size.hpp), the
+/// command line the tools' convention (tools/common/cli.hpp); the rules come
+/// from the model (nvgrace::grace). See docs/layout-explorer.md.
+
+#include "../common/cli.hpp"
+#include "../common/json.hpp"
 
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/size.hpp>
 #include <nvgrace/grace/acpi.hpp>
 #include <nvgrace/grace/bar_emulation.hpp>
 #include <nvgrace/grace/ids.hpp>
@@ -35,105 +30,7 @@
 
 namespace nvgrace::layout_tool {
 
-/// A parsed SIZE, or why it is not one.
-struct size_result {
-  std::uint64_t bytes = 0;
-  nvgrace::errc error{};          ///< EINVAL (malformed) or EOVERFLOW (too big); {} on success
-  std::string_view reason{};  ///< which rule of the grammar failed
-  [[nodiscard]] constexpr bool ok() const noexcept { return error == nvgrace::errc{}; }
-};
-
-namespace detail {
-
-[[nodiscard]] constexpr char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-[[nodiscard]] constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-[[nodiscard]] constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-[[nodiscard]] constexpr int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = lower(c);
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-[[nodiscard]] constexpr size_result fail(nvgrace::errc e, std::string_view why) noexcept { return {0, e, why}; }
-
-}  // namespace detail
-
-/// Parse a SIZE (see the file comment for the grammar).
-[[nodiscard]] constexpr size_result parse_size(std::string_view text) noexcept {
-  using detail::fail;
-  constexpr auto einval = nvgrace::errc::invalid_argument;
-  constexpr auto eoverflow = nvgrace::errc::value_too_large;
-  if (text.empty()) return fail(einval, "empty size");
-  if (text.size() >= 2 && text[0] == '0' && detail::lower(text[1]) == 'x') {
-    if (text.size() == 2) return fail(einval, "a 0x size needs hex digits");
-    std::uint64_t value = 0;
-    for (const char c : text.substr(2)) {
-      const int digit = detail::hex_value(c);
-      if (digit < 0) return fail(einval, "a 0x size takes hex digits only (no fraction, no unit)");
-      if (value > (~std::uint64_t{0} >> 4)) return fail(eoverflow, "size does not fit in 64 bits");
-      value = (value << 4) | static_cast<std::uint64_t>(digit);
-    }
-    return {value, {}, {}};
-  }
-  std::size_t at = 0;
-  std::uint64_t whole = 0;
-  if (!detail::is_digit(text[0])) return fail(einval, "a size starts with a digit");
-  for (; at < text.size() && detail::is_digit(text[at]); ++at) {
-    const auto times_ten = checked_mul(whole, 10);
-    const auto next = times_ten ? checked_add(*times_ten, static_cast<std::uint64_t>(text[at] - '0')) : times_ten;
-    if (!next) return fail(eoverflow, "size does not fit in 64 bits");
-    whole = *next;
-  }
-  std::string_view fraction;
-  if (at < text.size() && text[at] == '.') {
-    const std::size_t start = ++at;
-    while (at < text.size() && detail::is_digit(text[at])) ++at;
-    fraction = text.substr(start, at - start);
-    if (fraction.empty()) return fail(einval, "a '.' needs digits after it");
-  }
-  std::string_view unit = text.substr(at);
-  if (!unit.empty() && unit[0] == ' ') unit.remove_prefix(1);
-  if (unit.empty() && at < text.size()) return fail(einval, "a space must be followed by a unit");
-  unsigned shift = 0;
-  if (unit.empty() || detail::iequals(unit, "B")) shift = 0;
-  else if (detail::iequals(unit, "KiB")) shift = 10;
-  else if (detail::iequals(unit, "MiB")) shift = 20;
-  else if (detail::iequals(unit, "GiB")) shift = 30;
-  else if (detail::iequals(unit, "TiB")) shift = 40;
-  else return fail(einval, "unknown unit (expected B, KiB, MiB, GiB or TiB)");
-
-  const auto scaled = checked_mul(whole, std::uint64_t{1} << shift);
-  if (!scaled) return fail(eoverflow, "size does not fit in 64 bits");
-  // The fraction f = 0.d1d2…dk of 2^shift bytes must be whole: double f shift
-  // times, collecting the carries as bits; what is left must be 0. An exact
-  // fraction of at most 2^40 has at most 40 significant digits.
-  while (!fraction.empty() && fraction.back() == '0') fraction.remove_suffix(1);
-  if (fraction.empty()) return {*scaled, {}, {}};
-  constexpr std::size_t max_digits = 40;
-  if (shift == 0 || fraction.size() > max_digits) return fail(einval, "not a whole number of bytes");
-  std::array<std::uint8_t, max_digits> digits{};
-  for (std::size_t i = 0; i < fraction.size(); ++i) digits[i] = static_cast<std::uint8_t>(fraction[i] - '0');
-  std::uint64_t part = 0;
-  for (unsigned step = 0; step < shift; ++step) {
-    unsigned carry = 0;
-    for (std::size_t i = fraction.size(); i-- > 0;) {
-      const unsigned doubled = digits[i] * 2u + carry;
-      digits[i] = static_cast<std::uint8_t>(doubled % 10);
-      carry = doubled / 10;
-    }
-    part = (part << 1) | carry;
-  }
-  for (std::size_t i = 0; i < fraction.size(); ++i)
-    if (digits[i] != 0) return fail(einval, "not a whole number of bytes");
-  const auto total = checked_add(*scaled, part);
-  if (!total) return fail(eoverflow, "size does not fit in 64 bits");
-  return {*total, {}, {}};
-}
+inline constexpr tools::cli::tool tool{"nvgrace-layout", "nvgrace-layout/1"};
 
 /// Lower-case hex with a 0x prefix ("0x400000000000"; 0 is "0x0").
 [[nodiscard]] inline std::string hex(std::uint64_t value) {
@@ -151,29 +48,7 @@ namespace detail {
 
 /// A byte count in the largest binary unit that shows it exactly with at most
 /// four decimals ("1.25 GiB", "512 MiB", "4097 B"); "0 B" for 0.
-[[nodiscard]] inline std::string human_size(std::uint64_t bytes) {
-  static constexpr std::array<std::pair<unsigned, std::string_view>, 4> units{
-      {{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}}};
-  for (const auto& [shift, name] : units) {
-    const std::uint64_t unit = std::uint64_t{1} << shift;
-    if (bytes < unit) continue;
-    const std::uint64_t whole = bytes >> shift;
-    const std::uint64_t rest = bytes & (unit - 1);
-    // rest/unit as a decimal of at most 4 digits: exact iff rest·10^4 is a multiple of unit.
-    // rest < 2^40 and 10^4 < 2^14, so the product fits in 64 bits.
-    if ((rest * 10000) % unit != 0) continue;
-    std::string out = std::to_string(whole);
-    std::uint64_t frac = rest * 10000 / unit;
-    if (frac != 0) {
-      std::string digits = std::to_string(frac);
-      digits.insert(0, 4 - digits.size(), '0');
-      while (digits.back() == '0') digits.pop_back();
-      out += "." + digits;
-    }
-    return out + " " + std::string(name);
-  }
-  return std::to_string(bytes) + " B";
-}
+[[nodiscard]] inline std::string human_size(std::uint64_t bytes) { return std::string(format_size(bytes).view()); }
 
 [[nodiscard]] inline std::string generation_title(grace::generation g) {
   return g == grace::generation::hopper ? "Hopper" : "Blackwell";
@@ -186,94 +61,95 @@ struct options {
   grace::generation generation = grace::generation::hopper;
   grace::kernel_rule rule = grace::kernel_rule::current;
   bool json = false;
-  bool help = false;
 };
 
-/// The result of parsing the command line: options, or one error line.
+/// The result of parsing the command line: options, or one usage error.
 struct parsed_args {
   options opts;
   std::string error;  ///< empty on success
 };
 
-inline constexpr std::string_view usage_text =
-    "usage: nvgrace-layout [SIZE] [--base ADDR] [--generation hopper|blackwell]\n"
-    "                      [--kernel-rule current|6.13] [--json] [--help]\n"
-    "\n"
-    "Show how nvgrace-gpu carves SIZE bytes of Grace GPU memory (default 96GiB,\n"
-    "base 0x400000000000, Hopper, current kernels) into emulated BARs.\n"
-    "\n"
-    "SIZE and ADDR: bytes (103079215104), 0x-hex (0x1800000000), or a decimal with\n"
-    "a binary unit, optionally after one space: 96GiB, 1.5 GiB, 512MiB, 4KiB, 1TiB, 4096B\n"
-    "(units B KiB MiB GiB TiB, any letter case; the result must be whole bytes).\n"
-    "\n"
-    "  --base ADDR             physical base of the memory (ACPI gpu-mem-base-pa)\n"
-    "  --generation G          hopper (1 GiB carve-out) or blackwell (none)\n"
-    "  --kernel-rule R         current (6.14+) or 6.13 (usemem BAR sized after the\n"
-    "                          512 MiB round-down; no Blackwell case)\n"
-    "  --json                  one JSON object instead of text\n"
-    "  --help                  this text\n"
-    "\n"
-    "Exit status: 0 for a layout (or plain mode for size 0), 1 when the driver\n"
-    "would fail the probe, 2 for bad arguments.\n";
+inline constexpr std::array<tools::cli::option, 6> option_table{{
+    {"--base", 0, "ADDR"},
+    {"--generation", 0, "GEN"},
+    {"--kernel-rule", 0, "RULE"},
+    {"--json"},
+    {"--help", 'h'},
+    {"--version"},
+}};
 
-/// Parse argv[1..]. Each option may appear once; SIZE at most once.
-[[nodiscard]] inline parsed_args parse_args(std::span<const std::string_view> args) {
+inline constexpr std::string_view usage_text =
+    "Usage: nvgrace-layout [OPTIONS] [SIZE]\n"
+    "\n"
+    "Show how the nvgrace-gpu driver carves SIZE bytes of Grace GPU memory into\n"
+    "emulated BARs: regions, BAR sizes and padding, what BAR sizing reads back,\n"
+    "and the bytes of the region-info replies. The default is a 96 GiB Grace\n"
+    "Hopper (GH200) at 0x400000000000 under current kernels.\n"
+    "\n"
+    "Options:\n"
+    "  --base ADDR          physical base of the memory (ACPI gpu-mem-base-pa);\n"
+    "                       default 0x400000000000\n"
+    "  --generation GEN     hopper (1 GiB carve-out, the default) or blackwell (none)\n"
+    "  --kernel-rule RULE   whose driver: current (Linux 7.2, the default), 7.1\n"
+    "                       (6.19 to 7.1), 6.18 (6.14 to 6.18) or 6.13 (6.10 to\n"
+    "                       6.13: usemem BAR sized after the 512 MiB round-down,\n"
+    "                       no Blackwell case)\n"
+    "  --json               print one JSON document (schema nvgrace-layout/1)\n"
+    "  -h, --help           print this help and exit\n"
+    "  --version            print the version and exit\n"
+    "\n"
+    "Sizes:\n"
+    "  SIZE and ADDR are bytes (4096), hex bytes (0x1000), or a number with a\n"
+    "  binary unit K, M, G, T or KiB, MiB, GiB, TiB (96G, 96GiB, \"1.5 GiB\"),\n"
+    "  or a sum of those (2G+12345). Units are powers of 1024.\n"
+    "\n"
+    "Examples:\n"
+    "  nvgrace-layout                            the default: 96 GiB of GH200 memory\n"
+    "  nvgrace-layout 186G --generation=blackwell  a GB200 with 186 GiB\n"
+    "  nvgrace-layout --json 1.25G               a size the driver refuses, as JSON\n"
+    "\n"
+    "Exit status:\n"
+    "  0  a layout (or plain mode, for size 0)\n"
+    "  1  the driver would fail its probe with this memory\n"
+    "  2  bad usage (unknown option, bad value)\n"
+    "  3  (not used by this tool)\n";
+
+/// Interpret a parsed command line.
+[[nodiscard]] inline parsed_args interpret(const tools::cli::command_line& line) {
   parsed_args out;
-  bool have_size = false, have_base = false, have_gen = false, have_rule = false;
-  const auto bad_number = [&](std::string_view what, std::string_view text, const size_result& r) {
-    out.error = "bad " + std::string(what) + " '" + std::string(text) + "': " + std::string(r.reason) + " (" +
-                std::string(errno_name(r.error)) + ")";
-  };
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string_view arg = args[i];
-    const auto value_of = [&](std::string_view name, bool& seen) -> const std::string_view* {
-      if (seen) {
-        out.error = "option " + std::string(name) + " given twice (EINVAL)";
-        return nullptr;
-      }
-      seen = true;
-      if (i + 1 >= args.size()) {
-        out.error = "option " + std::string(name) + " needs a value (EINVAL)";
-        return nullptr;
-      }
-      return &args[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      out.opts.help = true;
-    } else if (arg == "--json") {
-      out.opts.json = true;
-    } else if (arg == "--base") {
-      const auto* v = value_of(arg, have_base);
-      if (!v) return out;
-      const auto r = parse_size(*v);
-      if (!r.ok()) return bad_number("ADDR", *v, r), out;
-      out.opts.base = r.bytes;
-    } else if (arg == "--generation") {
-      const auto* v = value_of(arg, have_gen);
-      if (!v) return out;
-      if (*v == "hopper") out.opts.generation = grace::generation::hopper;
-      else if (*v == "blackwell") out.opts.generation = grace::generation::blackwell;
-      else return out.error = "bad generation '" + std::string(*v) + "': expected hopper or blackwell (EINVAL)", out;
-    } else if (arg == "--kernel-rule") {
-      const auto* v = value_of(arg, have_rule);
-      if (!v) return out;
-      if (!grace::parse_kernel_rule(*v, out.opts.rule))
-        return out.error = "bad kernel rule '" + std::string(*v) + "': expected current, 7.1, 6.18 or 6.13 (EINVAL)", out;
-    } else if (arg.size() > 1 && arg[0] == '-' && !detail::is_digit(arg[1])) {
-      out.error = "unknown option '" + std::string(arg) + "' (EINVAL)";
-      return out;
-    } else {
-      if (have_size) {
-        out.error = "more than one SIZE given ('" + std::string(arg) + "') (EINVAL)";
-        return out;
-      }
+  bool have_size = false;
+  for (const auto& item : line.items) {
+    const std::string_view name = item.opt != nullptr ? item.opt->name : std::string_view{};
+    const std::string_view v = item.value;
+    if (item.opt == nullptr) {
+      if (have_size) return out.error = "more than one SIZE given ('" + std::string(v) + "')", out;
       have_size = true;
-      const auto r = parse_size(arg);
-      if (!r.ok()) return bad_number("SIZE", arg, r), out;
+      const auto r = parse_size(v);
+      if (!r.ok()) return out.error = tools::cli::size_error("SIZE", v, r), out;
       out.opts.size = r.bytes;
+    } else if (name == "--json") {
+      out.opts.json = true;
+    } else if (name == "--base") {
+      const auto r = parse_size(v);
+      if (!r.ok()) return out.error = tools::cli::size_error("ADDR", v, r), out;
+      out.opts.base = r.bytes;
+    } else if (name == "--generation") {
+      if (v == "hopper") out.opts.generation = grace::generation::hopper;
+      else if (v == "blackwell") out.opts.generation = grace::generation::blackwell;
+      else return out.error = "bad generation '" + std::string(v) + "': expected hopper or blackwell", out;
+    } else if (name == "--kernel-rule") {
+      if (!grace::parse_kernel_rule(v, out.opts.rule))
+        return out.error = "bad kernel rule '" + std::string(v) + "': expected current, 7.1, 6.18 or 6.13", out;
     }
   }
   return out;
+}
+
+/// Parse argv[1..] (without --help/--version, which run() handles first).
+[[nodiscard]] inline parsed_args parse_args(std::span<const std::string_view> args) {
+  const auto line = tools::cli::parse(args, option_table);
+  if (!line.error.empty()) return {{}, line.error};
+  return interpret(line);
 }
 
 /// What the tool computes for one set of options.
@@ -281,7 +157,7 @@ struct report {
   options opts;
   grace::probe_outcome outcome;   ///< valid when error is {}
   nvgrace::errc error{};               ///< the probe failure (derive_layout's errno)
-  std::string_view rule;           ///< the §2.3 rule behind `error`
+  std::string_view rule;           ///< the layout rule behind `error`
   std::string_view plain_reason;   ///< why the device is plain (empty if emulated)
 };
 
@@ -301,12 +177,11 @@ struct report {
   return r;
 }
 
-/// The one error line of a failed probe, e.g.
-/// "1.25 GiB on Hopper: usable memory rounds down to 0 (EINVAL)".
-[[nodiscard]] inline std::string error_line(const report& r) {
+/// The sentence of a failed probe, e.g. "1.25 GiB on Hopper: usable memory
+/// rounds down to 0" (the errno is the report's).
+[[nodiscard]] inline std::string error_sentence(const report& r) {
   grace::generation applied = r.opts.rule == grace::kernel_rule::v6_13 ? grace::generation::hopper : r.opts.generation;
-  return human_size(r.opts.size) + " on " + generation_title(applied) + ": " + std::string(r.rule) + " (" +
-         std::string(errno_name(r.error)) + ")";
+  return human_size(r.opts.size) + " on " + generation_title(applied) + ": " + std::string(r.rule);
 }
 
 /// The emulated regions of a layout, usemem (index 4) first.
@@ -424,70 +299,73 @@ struct report {
   return out;
 }
 
-/// The JSON rendering of a successful report: one object (see docs/layout-explorer.md).
+/// The JSON rendering of a successful report: one document (schema
+/// nvgrace-layout/1, see docs/layout-explorer.md). Every 64-bit value is also
+/// given as a "_hex" string.
 [[nodiscard]] inline std::string render_json(const report& r) {
   const options& o = r.opts;
-  const auto str = [](std::string_view s) { return "\"" + std::string(s) + "\""; };
-  const auto num = [](std::uint64_t v) { return std::to_string(v); };
-  std::string out = "{";
-  out += "\"mode\":" + str(grace::to_string(r.outcome.mode));
-  out += ",\"generation\":" + str(grace::to_string(o.generation));
-  out += ",\"layout_generation\":" + str(grace::to_string(r.outcome.layout.generation));
-  out += ",\"kernel_rule\":" + str(grace::to_string(o.rule));
-  out += ",\"base\":" + num(o.base);
-  out += ",\"size\":" + num(o.size);
-  out += ",\"regions\":[";
+  tools::json::writer w;
+  tools::cli::begin_document(w, tool);
+  w.member("mode", grace::to_string(r.outcome.mode));
+  w.member("generation", grace::to_string(o.generation));
+  w.member("layout_generation", grace::to_string(r.outcome.layout.generation));
+  w.member("kernel_rule", grace::to_string(o.rule));
+  w.member_u64("base", o.base);
+  w.member_u64("size", o.size);
+  w.key("regions");
+  w.begin_array();
   if (r.outcome.mode == grace::mode::emulated) {
     const grace::layout& l = r.outcome.layout;
-    bool first = true;
     for (const auto index : emulated_indices(l)) {
       const grace::memregion m = *l.region(index);
       const auto probe = sizing_probe(l, index);
       const auto short_reply = reply_bytes(l, index, vfio::region_info_size);
       const auto full_reply = reply_bytes(l, index, grace::emulated_region_info_size);
-      if (!first) out += ",";
-      first = false;
-      out += "{\"index\":" + num(index);
-      out += ",\"name\":" + str(grace::region_name(index));
-      out += ",\"file_offset\":" + num(vfio::region_offset(index));
-      out += ",\"phys\":" + num(m.phys_base);
-      // Blackwell does not check base + length (§2.3): the end may not exist.
+      w.begin_object();
+      w.member("index", index);
+      w.member("name", grace::region_name(index));
+      w.member_u64("file_offset", vfio::region_offset(index));
+      w.member_u64("phys", m.phys_base);
+      // Blackwell does not check that base + length fits in 64 bits: the end may not exist.
       const auto end = checked_add(m.phys_base, m.real_length);
-      out += ",\"phys_end\":" + (end ? num(*end) : std::string("null"));
-      out += ",\"real_length\":" + num(m.real_length);
-      out += ",\"reported_size\":" + num(m.reported_size);
-      out += ",\"padding\":" + num(m.padding());
-      out += ",\"bar_window\":" + num(grace::bar_window(index));
-      out += ",\"bar_probe\":{\"before\":" + num(probe.before) + ",\"after\":" + num(probe.after) +
-             ",\"size\":" + num(probe.size) + "}";
-      out += ",\"region_info\":{\"argsz_32\":" +
-             str(hex_string(std::span<const std::byte>(short_reply.bytes).first(short_reply.size))) +
-             ",\"argsz_64\":" + str(hex_string(std::span<const std::byte>(full_reply.bytes).first(full_reply.size))) +
-             "}}";
+      const std::uint64_t end_value = end ? *end : 0;
+      w.member_u64_or_null("phys_end", end ? &end_value : nullptr);
+      w.member_u64("real_length", m.real_length);
+      w.member_u64("reported_size", m.reported_size);
+      w.member_u64("padding", m.padding());
+      w.member("bar_window", static_cast<std::uint32_t>(grace::bar_window(index)));
+      w.key("bar_probe");
+      w.begin_object();
+      w.member_u64("before", probe.before);
+      w.member_u64("after", probe.after);
+      w.member_u64("size", probe.size);
+      w.end_object();
+      w.key("region_info");
+      w.begin_object();
+      w.member("argsz_32", hex_string(std::span<const std::byte>(short_reply.bytes).first(short_reply.size)));
+      w.member("argsz_64", hex_string(std::span<const std::byte>(full_reply.bytes).first(full_reply.size)));
+      w.end_object();
+      w.end_object();
     }
   }
-  out += "]}\n";
-  return out;
+  w.end_array();
+  w.member("exit_status", tools::cli::exit_ok);
+  w.end_object();
+  return w.str() + "\n";
 }
 
-/// Run the tool: writes to `out` (stdout) and `err` (stderr), returns the exit status.
-[[nodiscard]] inline int run(std::span<const std::string_view> args, std::string& out, std::string& err) {
-  const auto parsed = parse_args(args);
-  if (!parsed.error.empty()) {
-    err += parsed.error + "\n";
-    return 2;
-  }
-  if (parsed.opts.help) {
-    out += usage_text;
-    return 0;
-  }
+/// Run the tool on argv[1..]: what to print and the exit status.
+[[nodiscard]] inline tools::cli::outcome run(std::span<const std::string_view> args) {
+  tools::cli::outcome out;
+  tools::cli::command_line line;
+  if (tools::cli::start(tool, args, option_table, usage_text, line, out)) return out;
+  const bool json = tools::cli::scan(args).json;
+  const auto parsed = interpret(line);
+  if (!parsed.error.empty()) return out.usage(tool, parsed.error, json);
   const auto r = evaluate(parsed.opts);
-  if (r.error != nvgrace::errc{}) {
-    err += error_line(r) + "\n";
-    return 1;
-  }
-  out += parsed.opts.json ? render_json(r) : render_text(r);
-  return 0;
+  if (r.error != nvgrace::errc{}) return out.fail(tool, {tools::cli::exit_failure, r.error, error_sentence(r)}, json);
+  out.out += parsed.opts.json ? render_json(r) : render_text(r);
+  return out;
 }
 
 }  // namespace nvgrace::layout_tool

@@ -2,17 +2,7 @@
 // BARs (see docs/layout-explorer.md). The logic lives in layout_tool.hpp.
 #include "layout_tool.hpp"
 
-#include <cstdio>
-#include <string>
-#include <string_view>
-#include <vector>
-
 int main(int argc, char** argv) {
-  std::vector<std::string_view> args;
-  for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
-  std::string out, err;
-  const int status = nvgrace::layout_tool::run(args, out, err);
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fwrite(err.data(), 1, err.size(), stderr);
-  return status;
+  const auto args = nvgrace::tools::cli::arguments(argc, argv);
+  return nvgrace::tools::cli::finish(nvgrace::layout_tool::tool, nvgrace::layout_tool::run(args));
 }

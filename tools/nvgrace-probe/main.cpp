@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <string>
@@ -17,9 +18,8 @@
 namespace {
 
 namespace lv = nvgrace::linux_vfio;
-
-constexpr int exit_usage = 2;
-constexpr int exit_device = 3;
+namespace cli = nvgrace::tools::cli;
+using nvgrace::tools::probe::tool;
 
 constexpr std::string_view usage_text =
     R"(Usage: nvgrace-probe [OPTIONS] TARGET
@@ -34,8 +34,8 @@ TARGET is one of
   /dev/vfio/N             a VFIO group node (or /dev/vfio/noiommu-N)
   /dev/vfio/devices/vfioX a VFIO device cdev (Linux 6.6+), bound to /dev/iommu
 
-Options
-  --json             print one JSON object (schema nvgrace-probe/1) instead of text
+Options:
+  --json             print one JSON document (schema nvgrace-probe/1)
   --device BDF       with a group node: the device to open (needed when the
                      group holds several)
   --no-bar-sizing    do not size BARs through config space (no config writes;
@@ -44,22 +44,31 @@ Options
   --container PATH   VFIO container (default /dev/vfio/vfio)
   --iommufd PATH     iommufd for a cdev (default /dev/iommu)
   --sysfs PATH       sysfs mount (default /sys)
-  -h, --help         this text
+  -h, --help         print this help and exit
+  --version          print the version and exit
 
 BAR sizing turns I/O and memory decode off, writes all-ones to each BAR
 register, reads it back and restores register and command word. The padding
 rule writes 16 zero bytes past the real memory end (the driver must drop them).
 
-Exit status: 0 no rule failed (or the rules do not apply); 1 a rule failed;
-2 bad usage; 3 the device could not be opened or queried.
+Exit status:
+  0  no rule failed (or the rules do not apply)
+  1  a rule failed
+  2  bad usage (unknown option, bad value, a TARGET that is not one)
+  3  the device could not be opened or queried
 )";
 
-/// The one-line error: "nvgrace-probe: ENOENT: sentence".
-int fail(int status, nvgrace::errc e, const std::string& sentence) {
-  std::fprintf(stderr, "nvgrace-probe: %s: %s\n", nvgrace::tools::probe::detail::errno_symbol(e).c_str(),
-               sentence.c_str());
-  return status;
-}
+constexpr std::array<cli::option, 9> option_table{{
+    {"--json"},
+    {"--device", 0, "BDF"},
+    {"--no-bar-sizing"},
+    {"--no-rules"},
+    {"--container", 0, "PATH"},
+    {"--iommufd", 0, "PATH"},
+    {"--sysfs", 0, "PATH"},
+    {"--help", 'h'},
+    {"--version"},
+}};
 
 std::string message_of(nvgrace::errc e) { return std::string(nvgrace::errno_message(e)); }
 
@@ -78,70 +87,76 @@ struct arguments {
   std::string sysfs = "/sys";
 };
 
-/// Parse argv; returns -1 to go on, else the exit status.
-int parse(int argc, char** argv, arguments& args) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const auto value = [&](std::string& out) {
-      if (i + 1 >= argc) return false;
-      out = argv[++i];
-      return true;
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::fwrite(usage_text.data(), 1, usage_text.size(), stdout);
-      return 0;
-    } else if (arg == "--json") {
+/// A failure of this run (the json flag says whether stdout gets the document too).
+struct context {
+  const arguments& args;
+  cli::outcome& out;
+  cli::outcome& fail(int status, nvgrace::errc e, std::string sentence) {
+    return out.fail(tool, {status, e, std::move(sentence)}, args.json);
+  }
+  cli::outcome& usage(std::string sentence) { return out.usage(tool, sentence, args.json); }
+};
+
+/// Interpret the command line; false (with the usage error in `out`) when it is wrong.
+bool interpret(const cli::command_line& line, arguments& args, cli::outcome& out) {
+  for (const auto& item : line.items) {
+    const std::string_view name = item.opt != nullptr ? item.opt->name : std::string_view{};
+    if (item.opt == nullptr) {
+      if (!args.target.empty()) {
+        out.usage(tool, "more than one target ('" + args.target + "', '" + std::string(item.value) + "')", args.json);
+        return false;
+      }
+      args.target = item.value;
+    } else if (name == "--json") {
       args.json = true;
-    } else if (arg == "--no-bar-sizing") {
+    } else if (name == "--no-bar-sizing") {
       args.probe.size_bars = false;
-    } else if (arg == "--no-rules") {
+    } else if (name == "--no-rules") {
       args.probe.check_rules = false;
-    } else if (arg == "--device" || arg == "--container" || arg == "--iommufd" || arg == "--sysfs") {
-      std::string& out = arg == "--device" ? args.device
-                         : arg == "--container" ? args.container
-                         : arg == "--iommufd"   ? args.iommufd
-                                                : args.sysfs;
-      if (!value(out))
-        return fail(exit_usage, nvgrace::errc::invalid_argument, std::string(arg) + " needs a value (see --help)");
-    } else if (arg.starts_with("-") && arg != "-") {
-      return fail(exit_usage, nvgrace::errc::invalid_argument, "unknown option '" + std::string(arg) + "' (see --help)");
-    } else if (!args.target.empty()) {
-      return fail(exit_usage, nvgrace::errc::invalid_argument,
-                  "more than one target ('" + args.target + "', '" + std::string(arg) + "')");
-    } else {
-      args.target = arg;
+    } else if (name == "--device") {
+      args.device = item.value;
+    } else if (name == "--container") {
+      args.container = item.value;
+    } else if (name == "--iommufd") {
+      args.iommufd = item.value;
+    } else if (name == "--sysfs") {
+      args.sysfs = item.value;
     }
   }
-  if (args.target.empty())
-    return fail(exit_usage, nvgrace::errc::invalid_argument, "no target given: name a PCI address or a /dev/vfio path (see --help)");
-  return -1;
+  if (args.target.empty()) {
+    out.usage(tool, "no target given: name a PCI address or a /dev/vfio path", args.json);
+    return false;
+  }
+  return true;
 }
 
 /// Explain a failed open by PCI address.
-int pci_open_failure(const arguments& args, const std::string& bdf, nvgrace::errc e) {
+cli::outcome& pci_open_failure(context& ctx, const std::string& bdf, nvgrace::errc e) {
+  const arguments& args = ctx.args;
   const std::string device_dir = args.sysfs + "/bus/pci/devices/" + bdf;
   if (e == nvgrace::errc::no_such_file_or_directory && !exists(device_dir))
-    return fail(exit_device, e, "no PCI device " + bdf + " (" + device_dir + " does not exist)");
+    return ctx.fail(cli::exit_cannot_open, e, "no PCI device " + bdf + " (" + device_dir + " does not exist)");
   if (e == nvgrace::errc::no_such_file_or_directory)
-    return fail(exit_device, e,
+    return ctx.fail(cli::exit_cannot_open, e,
                 "PCI device " + bdf + " has an IOMMU group but no /dev/vfio node for it: bind the device to vfio-pci");
   if (e == nvgrace::errc::no_such_device)
-    return fail(exit_device, e,
+    return ctx.fail(cli::exit_cannot_open, e,
                 "PCI device " + bdf + " has no IOMMU group (no IOMMU, and vfio's no-IOMMU mode is off)");
-  return fail(exit_device, e, "cannot open PCI device " + bdf + " through VFIO: " + message_of(e));
+  return ctx.fail(cli::exit_cannot_open, e, "cannot open PCI device " + bdf + " through VFIO: " + message_of(e));
 }
 
-int group_open_failure(const std::string& node, const std::string& bdf, nvgrace::errc e) {
+cli::outcome& group_open_failure(context& ctx, const std::string& node, const std::string& bdf, nvgrace::errc e) {
   if (e == nvgrace::errc::device_or_resource_busy)
-    return fail(exit_device, e,
+    return ctx.fail(cli::exit_cannot_open, e,
                 "group " + node + " is busy or not viable: every device in it must be bound to vfio-pci and no "
                 "other process (a VM) may hold it");
   if (e == nvgrace::errc::permission_denied || e == nvgrace::errc::operation_not_permitted)
-    return fail(exit_device, e, "not allowed to open " + node + " (run as root, or own the group node)");
-  return fail(exit_device, e, "opening " + bdf + " through " + node + " failed: " + message_of(e));
+    return ctx.fail(cli::exit_cannot_open, e, "not allowed to open " + node + " (run as root, or own the group node)");
+  return ctx.fail(cli::exit_cannot_open, e, "opening " + bdf + " through " + node + " failed: " + message_of(e));
 }
 
-int run(const arguments& args) {
+cli::outcome& run(context& ctx) {
+  const arguments& args = ctx.args;
   nvgrace::tools::probe::target_info target;
   target.target = args.target;
   const lv::system_paths paths{args.sysfs, "/dev"};
@@ -150,21 +165,21 @@ int run(const arguments& args) {
   if (!args.target.starts_with("/") && !args.target.starts_with(".")) {
     const auto address = lv::parse_pci_address(args.target);
     if (!address)
-      return fail(exit_usage, address.error(),
+      return ctx.fail(cli::exit_usage, address.error(),
                   "'" + args.target + "' is neither a PCI address (DDDD:BB:DD.F) nor a path under /dev/vfio");
     target.bdf = std::string(lv::to_string(*address).view());
     const auto node = lv::group_node_for(*address, paths);
-    if (!node) return pci_open_failure(args, target.bdf, node.error());
+    if (!node) return pci_open_failure(ctx, target.bdf, node.error());
     target.node = std::string(node->view());
     auto opened = lv::device::open_group(node->view(), *address, args.container);
-    if (!opened) return group_open_failure(target.node, target.bdf, opened.error());
+    if (!opened) return group_open_failure(ctx, target.node, target.bdf, opened.error());
     dev = std::move(*opened);
     target.mode = "group";
   } else if (args.target.find("/devices/vfio") != std::string::npos) {
     target.node = args.target;
     auto opened = lv::device::open_cdev(args.target, args.iommufd);
     if (!opened)
-      return fail(exit_device, opened.error(),
+      return ctx.fail(cli::exit_cannot_open, opened.error(),
                   "cannot open the VFIO device cdev " + args.target + " bound to " + args.iommufd + ": " +
                       message_of(opened.error()));
     dev = std::move(*opened);
@@ -179,46 +194,54 @@ int run(const arguments& args) {
   } else {
     target.node = args.target;
     if (!lv::group_number_of(args.target))
-      return fail(exit_usage, nvgrace::errc::invalid_argument,
+      return ctx.fail(cli::exit_usage, nvgrace::errc::invalid_argument,
                   "'" + args.target + "' is neither a group node (/dev/vfio/N, /dev/vfio/noiommu-N) nor a cdev "
                   "(/dev/vfio/devices/vfioX)");
     nvgrace::result<lv::pci_address> address = nvgrace::errc::invalid_argument;
     if (!args.device.empty()) {
       address = lv::parse_pci_address(args.device);
       if (!address)
-        return fail(exit_usage, address.error(), "--device '" + args.device + "' is not a PCI address (DDDD:BB:DD.F)");
+        return ctx.fail(cli::exit_usage, address.error(), "--device '" + args.device + "' is not a PCI address (DDDD:BB:DD.F)");
     } else {
       address = lv::sole_device_of_group(args.target, paths);
       if (!address && address.error() == nvgrace::errc::invalid_argument)
-        return fail(exit_usage, address.error(),
+        return ctx.fail(cli::exit_usage, address.error(),
                     "group " + args.target + " holds several devices: name one with --device");
       if (!address)
-        return fail(exit_device, address.error(),
+        return ctx.fail(cli::exit_cannot_open, address.error(),
                     "cannot find the device of group " + args.target + " in " + args.sysfs +
                         "/kernel/iommu_groups: " + message_of(address.error()));
     }
     target.bdf = std::string(lv::to_string(*address).view());
     auto opened = lv::device::open_group(args.target, *address, args.container);
-    if (!opened) return group_open_failure(target.node, target.bdf, opened.error());
+    if (!opened) return group_open_failure(ctx, target.node, target.bdf, opened.error());
     dev = std::move(*opened);
     target.mode = "group";
   }
   target.iommu_type = dev.iommu_type();
 
   const auto report = nvgrace::tools::probe::run(dev, args.probe);
-  const std::string text = args.json ? nvgrace::tools::probe::to_json(target, report) + "\n"
-                                     : nvgrace::tools::probe::to_text(target, report);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-  if (report.info_error != nvgrace::errc{})
-    return fail(exit_device, report.info_error, "VFIO_DEVICE_GET_INFO failed: " + message_of(report.info_error));
-  return nvgrace::tools::probe::exit_status(report);
+  if (report.info_error != nvgrace::errc{}) {
+    if (!args.json) ctx.out.out += nvgrace::tools::probe::to_text(target, report);
+    return ctx.fail(cli::exit_cannot_open, report.info_error,
+                    "VFIO_DEVICE_GET_INFO failed: " + message_of(report.info_error));
+  }
+  ctx.out.out += args.json ? nvgrace::tools::probe::to_json(target, report) + "\n"
+                           : nvgrace::tools::probe::to_text(target, report);
+  ctx.out.status = nvgrace::tools::probe::exit_status(report);
+  return ctx.out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  const auto argv_views = cli::arguments(argc, argv);
+  cli::outcome out;
+  cli::command_line line;
+  if (cli::start(tool, argv_views, option_table, usage_text, line, out)) return cli::finish(tool, out);
   arguments args;
-  if (const int status = parse(argc, argv, args); status >= 0) return status;
-  return run(args);
+  args.json = cli::scan(argv_views).json;
+  if (!interpret(line, args, out)) return cli::finish(tool, out);
+  context ctx{args, out};
+  return cli::finish(tool, run(ctx));
 }

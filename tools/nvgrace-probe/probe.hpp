@@ -90,7 +90,7 @@ enum class verdict : std::uint8_t { pass, fail, skip };
 /// One nvgrace rule checked on one region.
 struct rule_result {
   std::string id;        ///< stable name, e.g. "size_pow2"
-  std::string spec;      ///< spec section, e.g. "§2.3"
+  std::string spec;      ///< the section of docs/semantics.md, e.g. "§2.3"
   std::uint32_t region = 0;
   verdict outcome = verdict::skip;
   std::string detail;    ///< what was seen
@@ -117,8 +117,8 @@ struct report {
   nvgrace::errc bar_error{};  ///< sizing failed (a config access failed or was short)
   std::vector<bar_fact> bars;
 
-  std::optional<grace::device_id> grace;        ///< the Grace id-table entry, if the device is one
-  std::optional<grace::generation> generation;    ///< from the config space DVSEC (§2.2)
+  std::optional<grace::device_id> grace;          ///< the Grace id-table entry, if the device is one
+  std::optional<grace::generation> generation;    ///< from the NVIDIA DVSEC in config space
   std::vector<rule_result> rules;
 
   [[nodiscard]] std::size_t count(verdict v) const noexcept {
@@ -258,7 +258,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
   const std::uint64_t base = region.info.offset;
   F& dev = acc.file();
 
-  // §2.3 / §4.3: the region is the power-of-two BAR around the real memory.
+  // size_pow2: the region is the power-of-two BAR around the real memory.
   const auto pow2 = next_pow2(memlength);
   if (pow2 && *pow2 == size)
     add("size_pow2", "§2.3", verdict::pass, "size " + hex(size) + " = next power of two of " + hex(memlength));
@@ -266,7 +266,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
     add("size_pow2", "§2.3", verdict::fail,
         "size " + hex(size) + ", sparse area " + hex(memlength) + " (expected " + (pow2 ? hex(*pow2) : "none") + ")");
 
-  // §4.3: READ|WRITE|MMAP plus CAPS, and a 64-byte reply (32 info + 32 cap).
+  // region_info: READ|WRITE|MMAP plus CAPS, and a 64-byte reply (32 info + 32 cap).
   if (region.info.flags == 0xF && region.needed_argsz == 64)
     add("region_info", "§4.3", verdict::pass, "flags 0xf, reply needs argsz 64");
   else
@@ -274,7 +274,8 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
         "flags " + hex(region.info.flags) + ", reply needs argsz " + std::to_string(region.needed_argsz) +
             " (expected 0xf and 64)");
 
-  // §3: the emulated BAR register reads its flag bits as 0xC; sizing gives the region size.
+  // bar_flags, bar_sizing: the emulated BAR register reads its flag bits as 0xC;
+  // sizing gives the region size.
   if (const bar_fact* bar = facts.bar(region.index); bar == nullptr) {
     const std::string why =
         facts.bar_error != nvgrace::errc{} ? errno_text(facts.bar_error) : std::string("BAR sizing did not run");
@@ -289,7 +290,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
             (bar->restored ? ", register restored" : ", register NOT restored"));
   }
 
-  // §5.1 / §5.2: the padding between memlength and the BAR end.
+  // read_padding, write_padding: the padding between memlength and the BAR end.
   if (memlength >= size) {
     add("read_padding", "§5.1", verdict::skip, "no padding: the memory fills the BAR");
     add("write_padding", "§5.2", verdict::skip, "no padding: the memory fills the BAR");
@@ -325,7 +326,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
     }
   }
 
-  // §6.1: mmap is bounded by memlength, not by the BAR size. The host's page
+  // mmap_bound: mmap is bounded by memlength, not by the BAR size. The host's page
   // size matters: Grace hosts often run 64 KiB pages.
   const std::uint64_t page = posix::page_size();
   const std::uint64_t last_inside = align_down(memlength, page);
@@ -370,7 +371,7 @@ void check_grace_rules(access::accessor<F>& acc, report& facts) {
     if (!emulated) {
       add(verdict::fail,
           "expected one sparse-mmap area at offset 0 describing the real memory; without it the driver runs its "
-          "fallback ops (the ACPI GPU memory properties are missing or zero, §2.1)");
+          "fallback ops (the ACPI GPU memory properties are missing or zero)");
       continue;
     }
     add(verdict::pass, "one sparse-mmap area: memory length " + hex((*region->sparse)[0].size));

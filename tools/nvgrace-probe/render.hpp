@@ -1,9 +1,10 @@
 #pragma once
 /// \file
-/// nvgrace-probe's two outputs: the human report and the --json object
+/// nvgrace-probe's two outputs: the human report and the --json document
 /// (schema "nvgrace-probe/1", documented in docs/probe.md).
 
-#include "json.hpp"
+#include "../common/cli.hpp"
+#include "../common/json.hpp"
 #include "probe.hpp"
 
 #include <cstdint>
@@ -11,6 +12,12 @@
 #include <string_view>
 
 namespace nvgrace::tools::probe {
+
+inline constexpr cli::tool tool{"nvgrace-probe", "nvgrace-probe/1"};
+
+/// Where a rule is explained: its heading in docs/probe.md (which links the
+/// rule's section of docs/semantics.md, the one `spec` names).
+[[nodiscard]] inline std::string rule_doc(std::string_view id) { return "docs/probe.md#" + std::string(id); }
 
 /// How the device was reached (printed as given; empty fields are omitted / null).
 struct target_info {
@@ -156,7 +163,7 @@ namespace detail {
   return out;
 }
 
-/// The --json object (schema "nvgrace-probe/1").
+/// The --json document (schema "nvgrace-probe/1"); every 64-bit value also as a "_hex" string.
 [[nodiscard]] inline std::string to_json(const target_info& target, const report& r) {
   json::writer w;
   const auto errc_or_null = [&](std::string_view key, nvgrace::errc e) {
@@ -166,8 +173,7 @@ namespace detail {
     else
       w.string(detail::errno_symbol(e));
   };
-  w.begin_object();
-  w.member("schema", "nvgrace-probe/1");
+  cli::begin_document(w, tool);
   w.member("target", target.target);
   w.member("mode", target.mode);
   w.member("node", target.node);
@@ -209,8 +215,8 @@ namespace detail {
     w.member("name", region_name(region.index));
     errc_or_null("error", region.error);
     if (region.present()) {
-      w.member("size", region.info.size);
-      w.member("offset", region.info.offset);
+      w.member_u64("size", region.info.size);
+      w.member_u64("offset", region.info.offset);
       w.member("flags", region.info.flags);
       w.member("argsz", region.needed_argsz);
       errc_or_null("caps_error", region.caps_error);
@@ -224,8 +230,8 @@ namespace detail {
         w.begin_array();
         for (const auto& area : *region.sparse) {
           w.begin_object();
-          w.member("offset", area.offset);
-          w.member("size", area.size);
+          w.member_u64("offset", area.offset);
+          w.member_u64("size", area.size);
           w.end_object();
         }
         w.end_array();
@@ -277,7 +283,7 @@ namespace detail {
     w.member("index", std::uint32_t{bar.index});
     w.member("kind", to_string(bar.kind));
     w.member("prefetchable", bar.prefetchable);
-    w.member("size", bar.size);
+    w.member_u64("size", bar.size);
     w.member("register", bar.original);
     w.member("restored", bar.restored);
     w.end_object();
@@ -301,6 +307,7 @@ namespace detail {
     w.begin_object();
     w.member("id", rule.id);
     w.member("spec", rule.spec);
+    w.member("doc", rule_doc(rule.id));
     w.member("region", rule.region);
     w.member("result", to_string(rule.outcome));
     w.member("detail", rule.detail);

@@ -54,13 +54,20 @@ public:
   [[nodiscard]] constexpr const char* begin() const noexcept { return data_; }
   [[nodiscard]] constexpr const char* end() const noexcept { return data_ + size_; }
   [[nodiscard]] constexpr char operator[](std::size_t i) const noexcept { return data_[i]; }
+  /// The last character. Precondition: not empty.
+  [[nodiscard]] constexpr char back() const noexcept { return data_[size_ - 1]; }
+  /// Drop the last `n` characters. Precondition: n <= size().
+  constexpr void remove_suffix(std::size_t n) noexcept { size_ -= n; }
 
   [[nodiscard]] constexpr bool starts_with(text_view prefix) const noexcept {
     return prefix.size_ <= size_ && text_view(data_, prefix.size_) == prefix;
   }
-  /// The characters from `pos` on (all of them past the end: empty).
-  [[nodiscard]] constexpr text_view substr(std::size_t pos) const noexcept {
-    return pos >= size_ ? text_view(data_ + size_, 0) : text_view(data_ + pos, size_ - pos);
+  /// At most `n` characters from `pos` on; empty when `pos` is past the end
+  /// (where std::string_view would throw).
+  [[nodiscard]] constexpr text_view substr(std::size_t pos, std::size_t n = ~std::size_t{0}) const noexcept {
+    if (pos >= size_) return text_view(data_ + size_, 0);
+    const std::size_t rest = size_ - pos;
+    return text_view(data_ + pos, n < rest ? n : rest);
   }
 
   /// Converts to any string type built from (pointer, length): std::string_view,

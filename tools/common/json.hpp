@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// A minimal JSON writer for nvgrace-probe --json: one object, built in a
+/// The JSON writer of the tools' --json output: one object, built in a
 /// std::string, with commas placed by the writer. Strings are escaped so that
 /// any input bytes (paths, device names) give valid JSON: quote, backslash
 /// and control characters are escaped, and bytes that are not well-formed
@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-namespace nvgrace::tools::probe::json {
+namespace nvgrace::tools::json {
 
 namespace detail {
 
@@ -128,6 +128,29 @@ public:
   void member(std::string_view name, std::int64_t value) { key(name), number(value); }
   void member(std::string_view name, int value) { key(name), number(std::int64_t{value}); }
   void member(std::string_view name, bool value) { key(name), boolean(value); }
+  /// A 64-bit value twice: `name` as a JSON number and `name_hex` as a string
+  /// ("0x1800000000"), because many JSON readers (jq, JavaScript) keep only
+  /// 53 bits of a number.
+  void member_u64(std::string_view name, std::uint64_t value) {
+    key(name), number(value);
+    key(std::string(name) + "_hex"), string(hex(value));
+  }
+  /// The same for a value that may be absent (null, twice).
+  void member_u64_or_null(std::string_view name, const std::uint64_t* value) {
+    if (value != nullptr) return member_u64(name, *value);
+    key(name), null();
+    key(std::string(name) + "_hex"), null();
+  }
+
+  /// Lower-case hex with a 0x prefix ("0x0", "0xffffffffffffffff").
+  [[nodiscard]] static std::string hex(std::uint64_t value) {
+    constexpr std::string_view digits = "0123456789abcdef";
+    std::string out = "0x";
+    int shift = 60;
+    while (shift > 0 && ((value >> shift) & 0xF) == 0) shift -= 4;
+    for (; shift >= 0; shift -= 4) out += digits[(value >> shift) & 0xF];
+    return out;
+  }
 
   [[nodiscard]] const std::string& str() const noexcept { return out_; }
 
@@ -159,4 +182,4 @@ private:
   bool after_key_ = false;
 };
 
-}  // namespace nvgrace::tools::probe::json
+}  // namespace nvgrace::tools::json
