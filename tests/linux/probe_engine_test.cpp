@@ -12,6 +12,7 @@
 
 #include <sys/mman.h>
 
+#include <array>
 #include <map>
 #include <string>
 #include <utility>
@@ -64,8 +65,9 @@ struct faulty_device {
     if (!n) return n;
     const std::uint32_t index = vfio::region_index_of(pos);
     const std::uint64_t offset = vfio::offset_in_region(pos);
-    if (what == fault::zero_padding && index == 4 && offset >= usemem_length)
-      for (std::size_t i = 0; i < *n; ++i) buffer[i] = std::byte{0};
+    if (what == fault::zero_padding && index == 4)  // the padding bytes of the read read 0
+      for (std::size_t i = 0; i < *n; ++i)
+        if (offset + i >= usemem_length) buffer[i] = std::byte{0};
     if (what == fault::bar4_flags && index == 7 && offset <= 0x20 && offset + *n > 0x20)
       buffer[0x20 - offset] &= std::byte{0xF7};  // prefetchable bit gone: low bits 0x4
     if (what == fault::short_config && index == 7 && *n > 1) return *n - 1;
@@ -157,6 +159,81 @@ TEST_CASE("probe: padding rules are skipped when the memory fills the BAR") {
   CHECK(np::exit_status(r) == 0);
 }
 
+TEST_CASE("probe §10 E1: the usemem BAR is sized before the round-down, judged by the kernel's rule") {
+  // 65 GiB + 100 MiB: 64 GiB of usemem behind a 128 GiB BAR since 6.14 (64 GiB before).
+  auto dev = make(shim::hopper(65 * GiB + 100 * MiB));
+  const auto current = np::run(dev);
+  CHECK(current.rule == nvgrace::grace::kernel_rule::current);
+  CHECK(current.region(4)->info.size == 128 * GiB);
+  CHECK((*current.region(4)->sparse)[0].size == 64 * GiB);
+  CHECK(verdicts(current).at("4:size_pow2") == np::verdict::pass);
+  CHECK(verdicts(current).at("2:size_pow2") == np::verdict::pass);
+  CHECK(np::exit_status(current) == 0);
+  for (const auto& rule : current.rules)
+    if (rule.id == "size_pow2" && rule.region == 4)
+      CHECK(rule.detail ==
+            "size 0x2000000000 = next power of two of 0x1006400000 (memory length 0x1046400000 less the 1 GiB "
+            "carve-out, before the 512 MiB round-down), kernel rule current");
+
+  // The same device judged by the 6.13 driver: its usemem BAR would be 64 GiB.
+  np::options old;
+  old.rule = nvgrace::grace::kernel_rule::v6_13;
+  const auto judged_old = np::run(dev, old);
+  CHECK(verdicts(judged_old).at("4:size_pow2") == np::verdict::fail);
+  CHECK(verdicts(judged_old).at("2:size_pow2") == np::verdict::pass);
+  for (const auto& rule : judged_old.rules)
+    if (rule.id == "size_pow2" && rule.region == 4)
+      CHECK(rule.detail == "size 0x2000000000, sparse area 0x1000000000; memory length 0x1046400000 gives size "
+                           "0x1000000000, area 0x1000000000 (kernel rule 6.13)");
+
+  // A 6.13 device passes under the 6.13 rule.
+  auto options = shim::hopper(65 * GiB + 100 * MiB);
+  options.rule = nvgrace::grace::kernel_rule::v6_13;
+  auto dev613 = make(options);
+  CHECK(dev613.layout()->usemem.reported_size == 64 * GiB);
+  CHECK(np::exit_status(np::run(dev613, old)) == 0);
+}
+
+TEST_CASE("probe §10 E7: the padding accesses straddle the real end, so resmem's short return shows") {
+  auto options = shim::hopper(hopper_memlength);
+  options.resmem_quirk = nvgrace::grace::resmem_return::upstream_short;
+  auto dev = make(options);
+  const std::uint64_t resmem_length = hopper_memlength - hopper_usemem;
+  // The 8 memory bytes below the end of resmem, which write_padding writes back as read.
+  const auto pattern = std::array{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4},
+                                  std::byte{5}, std::byte{6}, std::byte{7}, std::byte{8}};
+  const std::uint64_t last8 = nvgrace::vfio::region_offset(2) + resmem_length - 8;
+  REQUIRE(dev.pwrite(pattern, last8).value() == 8);
+
+  const auto r = np::run(dev);
+  const auto v = verdicts(r);
+  CHECK(v.at("2:read_padding") == np::verdict::pass);
+  CHECK(v.at("2:write_padding") == np::verdict::pass);
+  CHECK(np::exit_status(r) == 0);
+  for (const auto& rule : r.rules) {
+    if (rule.region != 2) continue;
+    if (rule.id == "read_padding")
+      CHECK(rule.detail == "pread of 24 bytes at 0x52bffff8 (8 of memory, 16 of padding) returned 8 (the memory "
+                           "part: E7)");
+    if (rule.id == "write_padding")
+      CHECK(rule.detail == "pwrite of 24 bytes at 0x52bffff8 (8 of memory, 16 of padding) (memory bytes as read, "
+                           "zeros) returned 8 (the memory part: E7); padding still reads 0xff");
+  }
+  std::array<std::byte, 8> after{};
+  REQUIRE(dev.pread(after, last8).value() == 8);
+  CHECK(after == pattern);
+
+  // With the documented full count the same accesses return 24, and usemem always does.
+  auto full = make(shim::hopper(hopper_memlength));
+  const auto rf = np::run(full);
+  for (const auto& rule : rf.rules) {
+    if (rule.id == "read_padding")
+      CHECK(rule.detail == "pread of 24 bytes at " + std::string(rule.region == 2 ? "0x52bffff8" : "0x17bffffff8") +
+                               " (8 of memory, 16 of padding) returned 24; padding all 0xff");
+  }
+  CHECK(np::exit_status(rf) == 0);
+}
+
 TEST_CASE("probe: a Grace id without emulated regions (fallback ops) fails the layout rule") {
   auto dev = make(shim::plain());
   const auto r = np::run(dev);
@@ -213,7 +290,7 @@ TEST_CASE("probe: text and JSON outputs carry the verdicts and the facts") {
   CHECK(text.rfind("nvgrace-probe: 0000:01:00.0 via /dev/vfio/7 [group, IOMMU type1v2]\n", 0) == 0);
   CHECK(text.find("  4   BAR4     0x2000000000         0x40000000000        0xf RWMC  64\n") != std::string::npos);
   CHECK(text.find("        area 0: offset 0x0 size 0x17c0000000\n") != std::string::npos);
-  CHECK(text.find("grace rules: GH200 120GB, hopper\n") != std::string::npos);
+  CHECK(text.find("grace rules: GH200 120GB, hopper, judged by kernel rule current\n") != std::string::npos);
   CHECK(text.find("  FAIL  region 4  bar_flags     §3   BAR4 register 0x4, low bits 0x4 (expected 0xc)\n") !=
         std::string::npos);
   CHECK(text.find("summary: 15 passed, 1 failed, 0 skipped\n") != std::string::npos);
@@ -232,7 +309,7 @@ TEST_CASE("probe: text and JSON outputs carry the verdicts and the facts") {
         std::string::npos);
   CHECK(json.find(R"({"id":"bar_flags","spec":"§3","doc":"docs/probe.md#bar_flags","region":4,"result":"FAIL",)") !=
         std::string::npos);
-  CHECK(json.find(R"("grace":{"applies":true,"model":"GH200 120GB","generation":"hopper","rules":[)") !=
+  CHECK(json.find(R"("grace":{"applies":true,"model":"GH200 120GB","generation":"hopper","kernel_rule":"current","rules":[)") !=
         std::string::npos);
   const std::string_view tail = R"(,"summary":{"passed":15,"failed":1,"skipped":0},"exit_status":1})";
   CHECK(std::string_view(json).ends_with(tail));

@@ -2,6 +2,7 @@
 // and the ACPI step for memory size 0 (§2.1, §10 E13), as static_asserts.
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/grace/acpi.hpp>
+#include <nvgrace/grace/kernel_rule.hpp>
 #include <nvgrace/grace/layout.hpp>
 
 #include <cstdint>
@@ -80,3 +81,32 @@ static_assert(!hopper.region(0) && !hopper.region(3) && !hopper.region(7));
 static_assert(hopper.usemem.padding() == 0x20'0000'0000 - 0x17'C000'0000 && hopper.resmem.padding() == 0);
 
 }  // namespace
+
+// The driver's rule by kernel version and by uname release text.
+namespace kernel_rules {
+using nvgrace::grace::kernel_rule;
+constexpr kernel_rule of(nvgrace::text_view release) {
+  kernel_rule r = kernel_rule::v7_1;
+  return nvgrace::grace::parse_kernel_release(release, r) ? r : static_cast<kernel_rule>(0xFF);
+}
+static_assert(nvgrace::grace::kernel_rule_of(6, 10) == kernel_rule::v6_13);
+static_assert(nvgrace::grace::kernel_rule_of(6, 13) == kernel_rule::v6_13);
+static_assert(nvgrace::grace::kernel_rule_of(6, 14) == kernel_rule::v6_18);
+static_assert(nvgrace::grace::kernel_rule_of(6, 18) == kernel_rule::v6_18);
+static_assert(nvgrace::grace::kernel_rule_of(6, 19) == kernel_rule::v7_1);
+static_assert(nvgrace::grace::kernel_rule_of(7, 1) == kernel_rule::v7_1);
+static_assert(nvgrace::grace::kernel_rule_of(7, 2) == kernel_rule::current);
+static_assert(nvgrace::grace::kernel_rule_of(8, 0) == kernel_rule::current);
+static_assert(nvgrace::grace::kernel_rule_of(5, 15) == kernel_rule::v6_13);
+static_assert(of("7.2.13-amd64") == kernel_rule::current);
+static_assert(of("6.12.0") == kernel_rule::v6_13);
+static_assert(of("6.14") == kernel_rule::v6_18);
+static_assert(of("6.19-rc1") == kernel_rule::v7_1);
+static_assert(of("7.1.0+") == kernel_rule::v7_1);
+static_assert(of("") == static_cast<kernel_rule>(0xFF));
+static_assert(of("7") == static_cast<kernel_rule>(0xFF));
+static_assert(of("7.") == static_cast<kernel_rule>(0xFF));
+static_assert(of("x7.2") == static_cast<kernel_rule>(0xFF));
+static_assert(of("7.12345") == static_cast<kernel_rule>(0xFF));
+static_assert(of("99999.1") == static_cast<kernel_rule>(0xFF));
+}  // namespace kernel_rules

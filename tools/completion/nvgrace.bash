@@ -6,7 +6,7 @@
 # checks that they stay the same).
 
 _nvgrace_options_nvgrace_layout="--base --generation --kernel-rule --json --help --version"
-_nvgrace_options_nvgrace_probe="--json --device --no-bar-sizing --no-rules --container --iommufd --sysfs --help --version"
+_nvgrace_options_nvgrace_probe="--json --kernel-rule --device --no-bar-sizing --no-rules --container --iommufd --sysfs --help --version"
 _nvgrace_options_nvgrace_vfio_user_server="--socket-path --socket --fd --socket-mode --socket-group --size --generation --memory-file --verbose --quiet --help --version"
 
 # PCI addresses of devices bound to vfio-pci (or a variant driver built on it).
@@ -50,7 +50,7 @@ _nvgrace_complete() {
   local values=
   case $tool:$prev in
     *:--generation) values="hopper blackwell" ;;
-    nvgrace-layout:--kernel-rule) values="current 7.1 6.18 6.13" ;;
+    *:--kernel-rule) values="current 7.1 6.18 6.13" ;;
     nvgrace-layout:--base | nvgrace-vfio-user-server:--size) values= ;;
     nvgrace-probe:--device) values=$(_nvgrace_vfio_devices) ;;
     nvgrace-probe:--container | nvgrace-probe:--iommufd | nvgrace-vfio-user-server:--memory-file | \

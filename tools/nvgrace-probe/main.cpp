@@ -7,6 +7,7 @@
 #include <nvgrace/backend/linux/device.hpp>
 
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <array>
@@ -41,6 +42,9 @@ Options:
   --no-bar-sizing    do not size BARs through config space (no config writes;
                      the BAR rules then fail)
   --no-rules         only print the facts, skip the Grace rules
+  --kernel-rule RULE whose driver the device is judged by: current (Linux
+                     7.2), 7.1 (6.19 to 7.1), 6.18 (6.14 to 6.18) or 6.13
+                     (6.10 to 6.13); default: the running kernel's
   --container PATH   VFIO container (default /dev/vfio/vfio)
   --iommufd PATH     iommufd for a cdev (default /dev/iommu)
   --sysfs PATH       sysfs mount (default /sys)
@@ -49,7 +53,8 @@ Options:
 
 BAR sizing turns I/O and memory decode off, writes all-ones to each BAR
 register, reads it back and restores register and command word. The padding
-rule writes 16 zero bytes past the real memory end (the driver must drop them).
+rules read and write across the real memory end: 8 bytes of memory (written
+back as read) and up to 16 zero bytes of padding (the driver must drop them).
 
 Exit status:
   0  no rule failed (or the rules do not apply)
@@ -58,8 +63,9 @@ Exit status:
   3  the device could not be opened or queried
 )";
 
-constexpr std::array<cli::option, 9> option_table{{
+constexpr std::array<cli::option, 10> option_table{{
     {"--json"},
+    {"--kernel-rule", 0, "RULE"},
     {"--device", 0, "BDF"},
     {"--no-bar-sizing"},
     {"--no-rules"},
@@ -85,6 +91,7 @@ struct arguments {
   std::string container{lv::device::default_container};
   std::string iommufd{lv::device::default_iommufd};
   std::string sysfs = "/sys";
+  bool rule_given = false;
 };
 
 /// A failure of this run (the json flag says whether stdout gets the document too).
@@ -113,6 +120,13 @@ bool interpret(const cli::command_line& line, arguments& args, cli::outcome& out
       args.probe.size_bars = false;
     } else if (name == "--no-rules") {
       args.probe.check_rules = false;
+    } else if (name == "--kernel-rule") {
+      if (!nvgrace::grace::parse_kernel_rule(item.value, args.probe.rule)) {
+        out.usage(tool, "bad kernel rule '" + std::string(item.value) + "': expected current, 7.1, 6.18 or 6.13",
+                  args.json);
+        return false;
+      }
+      args.rule_given = true;
     } else if (name == "--device") {
       args.device = item.value;
     } else if (name == "--container") {
@@ -242,6 +256,10 @@ int main(int argc, char** argv) {
   arguments args;
   args.json = cli::scan(argv_views).json;
   if (!interpret(line, args, out)) return cli::finish(tool, out);
+  // Judge the device by the driver of the kernel it runs under, unless told.
+  if (struct ::utsname host{}; !args.rule_given && ::uname(&host) == 0)
+    if (!nvgrace::grace::parse_kernel_release(host.release, args.probe.rule))
+      args.probe.rule = nvgrace::grace::kernel_rule::current;
   context ctx{args, out};
   return cli::finish(tool, run(ctx));
 }

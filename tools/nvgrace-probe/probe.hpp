@@ -11,6 +11,8 @@
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/grace/ids.hpp>
+#include <nvgrace/grace/kernel_rule.hpp>
+#include <nvgrace/grace/layout.hpp>
 #include <nvgrace/pci/config.hpp>
 #include <nvgrace/posix/mapping.hpp>
 #include <nvgrace/vfio/abi.hpp>
@@ -119,6 +121,7 @@ struct report {
 
   std::optional<grace::device_id> grace;          ///< the Grace id-table entry, if the device is one
   std::optional<grace::generation> generation;    ///< from the NVIDIA DVSEC in config space
+  grace::kernel_rule rule = grace::kernel_rule::current;  ///< the driver the rules were judged by
   std::vector<rule_result> rules;
 
   [[nodiscard]] std::size_t count(verdict v) const noexcept {
@@ -142,6 +145,9 @@ struct report {
 struct options {
   bool size_bars = true;    ///< config-space BAR sizing (writes the BAR registers, restores them)
   bool check_rules = true;  ///< the Grace rules (for Grace devices only)
+  /// Whose driver the device is judged by (the tool takes it from the
+  /// running kernel's release unless told otherwise).
+  grace::kernel_rule rule = grace::kernel_rule::current;
 };
 
 [[nodiscard]] constexpr std::string_view region_name(std::uint32_t index) noexcept {
@@ -258,13 +264,54 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
   const std::uint64_t base = region.info.offset;
   F& dev = acc.file();
 
-  // size_pow2: the region is the power-of-two BAR around the real memory.
-  const auto pow2 = next_pow2(memlength);
-  if (pow2 && *pow2 == size)
-    add("size_pow2", "§2.3", verdict::pass, "size " + hex(size) + " = next power of two of " + hex(memlength));
-  else
-    add("size_pow2", "§2.3", verdict::fail,
-        "size " + hex(size) + ", sparse area " + hex(memlength) + " (expected " + (pow2 ? hex(*pow2) : "none") + ")");
+  // size_pow2: the region is the power-of-two BAR the driver derives from the
+  // ACPI memory length. The length is not visible, but the regions imply it:
+  // usemem + resmem on Hopper (resmem is the rest after usemem's 512 MiB
+  // round-down), usemem alone on Blackwell. The model's layout of that length
+  // under the probe's kernel rule gives each region's BAR and real length.
+  {
+    const grace::generation gen =
+        grace::knows_blackwell(facts.rule) ? facts.generation.value_or(grace::generation::hopper)
+                                           : grace::generation::hopper;
+    const region_fact* other = facts.region(region.index == grace::usemem_index ? grace::resmem_index
+                                                                                 : grace::usemem_index);
+    const bool other_has_area = other != nullptr && other->sparse && other->sparse->size() == 1;
+    std::optional<std::uint64_t> length = memlength;
+    if (gen == grace::generation::hopper) {
+      const auto sum = other_has_area ? checked_add(memlength, (*other->sparse)[0].size)
+                                      : result<std::uint64_t>(errc::invalid_argument);
+      length = sum ? std::optional<std::uint64_t>(*sum) : std::nullopt;
+    }
+    const std::string rule_text = "kernel rule " + std::string(grace::to_string(facts.rule));
+    if (!length) {
+      add("size_pow2", "§2.3", verdict::fail,
+          "size " + hex(size) + ": the memory length cannot be reconstructed (Hopper needs both regions' areas)");
+    } else {
+      // The base does not change any size; 0 keeps every address in range.
+      const auto decided = grace::decide_layout(0, *length, gen, facts.rule);
+      const auto expected = decided.ok() ? decided.value.region(region.index) : std::nullopt;
+      if (!expected) {
+        add("size_pow2", "§2.3", verdict::fail,
+            "size " + hex(size) + ": memory length " + hex(*length) + " has no layout (" +
+                std::string(grace::describe(decided.failure)) + ", " + rule_text + ")");
+      } else if (expected->reported_size != size || expected->real_length != memlength) {
+        add("size_pow2", "§2.3", verdict::fail,
+            "size " + hex(size) + ", sparse area " + hex(memlength) + "; memory length " + hex(*length) +
+                " gives size " + hex(expected->reported_size) + ", area " + hex(expected->real_length) + " (" +
+                rule_text + ")");
+      } else {
+        const bool sized_before_round_down = gen == grace::generation::hopper &&
+                                             region.index == grace::usemem_index &&
+                                             grace::sizes_bar_before_round_down(facts.rule);
+        add("size_pow2", "§2.3", verdict::pass,
+            "size " + hex(size) + " = next power of two of " +
+                (sized_before_round_down ? hex(*length - grace::carve_out_size) + " (memory length " + hex(*length) +
+                                               " less the 1 GiB carve-out, before the 512 MiB round-down)"
+                                         : hex(expected->real_length)) +
+                ", " + rule_text);
+      }
+    }
+  }
 
   // region_info: READ|WRITE|MMAP plus CAPS, and a 64-byte reply (32 info + 32 cap).
   if (region.info.flags == 0xF && region.needed_argsz == 64)
@@ -290,39 +337,69 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
             (bar->restored ? ", register restored" : ", register NOT restored"));
   }
 
-  // read_padding, write_padding: the padding between memlength and the BAR end.
+  // read_padding, write_padding: accesses that cross memlength into the
+  // padding. Each starts 8 bytes inside the memory, so that resmem's short
+  // return (the driver returns the memory part only, §10 E7) shows.
   if (memlength >= size) {
     add("read_padding", "§5.1", verdict::skip, "no padding: the memory fills the BAR");
     add("write_padding", "§5.2", verdict::skip, "no padding: the memory fills the BAR");
   } else {
-    constexpr std::size_t probe_bytes = 16;
-    const std::size_t count = static_cast<std::size_t>(size - memlength < probe_bytes ? size - memlength : probe_bytes);
-    std::array<std::byte, probe_bytes> buffer{};
+    constexpr std::size_t lead_max = 8;
+    constexpr std::size_t padding_max = 16;
+    const std::size_t lead = static_cast<std::size_t>(memlength < lead_max ? memlength : lead_max);
+    const std::size_t padding = static_cast<std::size_t>(size - memlength < padding_max ? size - memlength : padding_max);
+    const std::size_t count = lead + padding;
+    const std::uint64_t at = memlength - lead;
+    const bool resmem = region.index == grace::resmem_index;
+    std::array<std::byte, lead_max + padding_max> buffer{};
     const auto span = std::span<std::byte>(buffer).first(count);
-    const auto all_ff = [&] {
-      for (auto b : span)
+    const auto padding_all_ff = [&] {
+      for (auto b : span.subspan(lead))
         if (b != std::byte{0xFF}) return false;
       return true;
     };
-    const auto read = acc.read(region.index, memlength, span);
-    if (!read)
-      add("read_padding", "§5.1", verdict::fail, "pread at " + hex(memlength) + ": " + errno_text(read.error()));
-    else
-      add("read_padding", "§5.1", *read == count && all_ff() ? verdict::pass : verdict::fail,
-          "pread of " + std::to_string(count) + " bytes at " + hex(memlength) + " returned " + std::to_string(*read) +
-              (all_ff() ? ", all 0xff" : ", not all 0xff"));
+    // A count is right when it is the whole access, or (resmem only) the memory part.
+    const auto count_text = [&](std::size_t n) {
+      return n == count ? std::to_string(n) : n == lead && resmem ? std::to_string(n) + " (the memory part: E7)"
+                                                                   : std::to_string(n) + " (expected " +
+                                                                         std::to_string(count) + ")";
+    };
+    const auto counts = [&](std::size_t n) { return n == count || (resmem && n == lead); };
+    const std::string where = std::to_string(count) + " bytes at " + hex(at) + " (" + std::to_string(lead) +
+                              " of memory, " + std::to_string(padding) + " of padding)";
 
-    std::array<std::byte, probe_bytes> zeros{};
-    const auto wrote = acc.write(region.index, memlength, std::span<const std::byte>(zeros).first(count));
-    if (!wrote) {
-      add("write_padding", "§5.2", verdict::fail, "pwrite at " + hex(memlength) + ": " + errno_text(wrote.error()));
+    const auto read = acc.read(region.index, at, span);
+    if (!read) {
+      add("read_padding", "§5.1", verdict::fail, "pread of " + where + ": " + errno_text(read.error()));
     } else {
-      buffer.fill(std::byte{0});
-      const auto again = acc.read(region.index, memlength, span);
-      const bool dropped = again && *again == count && all_ff();
-      add("write_padding", "§5.2", *wrote == count && dropped ? verdict::pass : verdict::fail,
-          "pwrite of " + std::to_string(count) + " zero bytes returned " + std::to_string(*wrote) +
-              (dropped ? "; padding still reads 0xff" : "; padding no longer reads 0xff"));
+      const bool short_return = *read == lead && resmem;
+      const bool ok = counts(*read) && (short_return || padding_all_ff());
+      add("read_padding", "§5.1", ok ? verdict::pass : verdict::fail,
+          "pread of " + where + " returned " + count_text(*read) +
+              (short_return ? std::string() : padding_all_ff() ? "; padding all 0xff" : "; padding not all 0xff"));
+    }
+
+    // The write carries the memory bytes just read, so the memory keeps its
+    // contents, and zeros for the padding, which the driver must drop.
+    std::array<std::byte, lead_max + padding_max> data{};
+    const auto memory = acc.read(region.index, at, std::span<std::byte>(data).first(lead));
+    if (!memory || *memory != lead) {
+      add("write_padding", "§5.2", verdict::fail,
+          "reading the " + std::to_string(lead) + " memory bytes at " + hex(at) + " failed: " +
+              (memory ? "returned " + std::to_string(*memory) : errno_text(memory.error())));
+    } else {
+      const auto wrote = acc.write(region.index, at, std::span<const std::byte>(data).first(count));
+      if (!wrote) {
+        add("write_padding", "§5.2", verdict::fail, "pwrite of " + where + ": " + errno_text(wrote.error()));
+      } else {
+        buffer.fill(std::byte{0});
+        const auto again = acc.read(region.index, memlength, span.subspan(lead));
+        bool dropped = again && *again == padding;
+        for (std::size_t i = lead; dropped && i < count; ++i) dropped = buffer[i] == std::byte{0xFF};
+        add("write_padding", "§5.2", counts(*wrote) && dropped ? verdict::pass : verdict::fail,
+            "pwrite of " + where + " (memory bytes as read, zeros) returned " + count_text(*wrote) +
+                (dropped ? "; padding still reads 0xff" : "; padding no longer reads 0xff"));
+      }
     }
   }
 
@@ -434,6 +511,7 @@ template <vfio::device_file F>
   if (opts.size_bars) {
     if (auto s = detail::size_bars(*acc, facts.bars); !s) facts.bar_error = s.error();
   }
+  facts.rule = opts.rule;
   if (opts.check_rules && facts.grace.has_value()) detail::check_grace_rules(*acc, facts);
   return facts;
 }

@@ -154,7 +154,7 @@ namespace detail {
   }
   out += "grace rules: " + std::string(r.grace->name);
   if (r.generation) out += ", " + std::string(grace::to_string(*r.generation));
-  out += "\n";
+  out += ", judged by kernel rule " + std::string(grace::to_string(r.rule)) + "\n";
   for (const auto& rule : r.rules)
     out += "  " + std::string(to_string(rule.outcome)) + "  region " + std::to_string(rule.region) + "  " +
            detail::pad(rule.id, 14) + detail::pad(rule.spec, 6) + rule.detail + "\n";
@@ -300,6 +300,7 @@ namespace detail {
     w.member("model", r.grace->name);
     w.key("generation");
     r.generation ? w.string(grace::to_string(*r.generation)) : w.null();
+    w.member("kernel_rule", grace::to_string(r.rule));
   }
   w.key("rules");
   w.begin_array();

@@ -18,6 +18,7 @@
 
 #include <nvgrace/core/text_view.hpp>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace nvgrace::grace {
@@ -49,6 +50,36 @@ enum class kernel_rule : std::uint8_t {
     }
   }
   return false;
+}
+
+/// The rule of the driver in Linux `major.minor`. The driver first shipped in
+/// 6.10; an older version gets v6_13, the oldest rule there is.
+[[nodiscard]] constexpr kernel_rule kernel_rule_of(unsigned major, unsigned minor) noexcept {
+  const unsigned version = major * 1000 + minor;
+  if (version <= 6013) return kernel_rule::v6_13;
+  if (version <= 6018) return kernel_rule::v6_18;
+  if (version <= 7001) return kernel_rule::v7_1;
+  return kernel_rule::current;
+}
+
+/// The rule from a kernel release as uname(2) reports it ("7.2.13-amd64",
+/// "6.12.0"): false unless it starts with MAJOR.MINOR (decimal, at most four
+/// digits each).
+[[nodiscard]] constexpr bool parse_kernel_release(text_view release, kernel_rule& out) noexcept {
+  std::size_t at = 0;
+  const auto number = [&](unsigned& value) {
+    const std::size_t start = at;
+    value = 0;
+    while (at < release.size() && at - start < 5 && release[at] >= '0' && release[at] <= '9')
+      value = value * 10 + static_cast<unsigned>(release[at++] - '0');
+    return at > start && at - start <= 4;
+  };
+  unsigned major = 0;
+  unsigned minor = 0;
+  if (!number(major) || at >= release.size() || release[at++] != '.' || !number(minor)) return false;
+  if (at < release.size() && release[at] >= '0' && release[at] <= '9') return false;
+  out = kernel_rule_of(major, minor);
+  return true;
 }
 
 /// The usemem BAR is sized before the 512 MiB round-down, and the NVIDIA
