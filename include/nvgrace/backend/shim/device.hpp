@@ -20,7 +20,8 @@
 ///   carved from one memory of `memlength` bytes at phys `memphys`;
 ///   Blackwell: region 4 = all memory, region 2 = a real 64-bit BAR;
 ///   plain: regions 2 and 4 are real 64-bit BARs; region 0 is always a 64-bit
-///   16 MiB BAR holding the readiness registers (0x1498, 0x200BC = 0xFF);
+///   16 MiB BAR holding the readiness registers (0x1498, 0x200BC = 0xFF),
+///   read-only like the hardware status they model (writes skip their bytes);
 /// - read/write (§3, §5), GET_REGION_INFO (§4), mmap (§6.1), reset,
 ///   readiness and runtime PM (§7), DMA-buf (§8), the intercepted ioctls (§9).
 ///
@@ -327,15 +328,18 @@ public:
 
   /// Where region `index`'s memory (its sparse area starting at region
   /// offset 0) can be mapped from: fd + offset. nullopt for regions without
-  /// memory or a memory type without an fd. The fd stays owned by the device.
+  /// memory, a memory type without an fd, and BAR0 (its readiness registers
+  /// must stay read-only to whoever gets the fd). The fd stays owned by the device.
   [[nodiscard]] std::optional<mem::map_source> region_source(std::uint32_t index) const noexcept {
     if constexpr (!mem::mappable_memory<Memory>) {
       static_cast<void>(index);
       return std::nullopt;
     } else {
       if (index >= vfio::pci_num_regions || regions_[index].backing == nullptr) return std::nullopt;
-      // Registers that change with time must be read through the device.
-      if (index == 0 && readiness_dynamic_) return std::nullopt;
+      // BAR0 holds the emulated readiness registers: a mapping in another
+      // process could write them (and would miss registers that change with
+      // time), so its memory is never handed out.
+      if (index == 0) return std::nullopt;
       const slot& r = regions_[index];
       const mem::map_source source = r.backing->source();
       return mem::map_source{source.fd, source.offset + r.backing_offset};
@@ -1042,7 +1046,39 @@ private:
     const std::uint64_t state = state_.load(mo::acquire);
     if ((state & pm_failed_bit) != 0) return detail::negative(errc::io_error);
     if (r.kind != region_kind::memory_bar) return detail::negative(errc::invalid_argument);
+    if (index == 0 && touches_readiness(offset, count)) [[unlikely]]
+      return bar0_write_sparing_readiness(r, state, offset, buf, count, ppos);
     return memory_bar_access<grace::direction::write>(r, state, offset, buf, count, ppos);
+  }
+
+  /// The BAR0 offsets of the emulated readiness registers (§7.1), 4 bytes each.
+  static constexpr std::array<std::uint64_t, 2> readiness_registers{c2c_link_register, hbm_training_register};
+
+  [[nodiscard]] static bool touches_readiness(std::uint64_t offset, std::size_t count) noexcept {
+    for (const std::uint64_t reg : readiness_registers)
+      if (offset < reg + 4 && reg < offset + count) return true;  // offset < 2^40, count < 2^31: no overflow
+    return false;
+  }
+
+  /// A BAR0 write that covers readiness register bytes: on hardware they are
+  /// status a VM can only read, so those bytes are dropped and the rest is
+  /// written; the count is the whole write's, as for any register.
+  [[gnu::noinline]] static ssize_t bar0_write_sparing_readiness(const slot& r, std::uint64_t state, std::uint64_t offset,
+                                                                const std::byte* buf, std::size_t count,
+                                                                std::uint64_t* ppos) noexcept {
+    if (offset >= r.size) return detail::negative(errc::invalid_argument);
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
+    if ((state & memory_enabled_bit) == 0) return detail::negative(errc::io_error);
+    std::uint64_t at = offset;
+    const std::uint64_t end = offset + n;
+    for (const std::uint64_t reg : readiness_registers) {  // in increasing order
+      if (reg + 4 <= at || reg >= end) continue;
+      if (reg > at) copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(reg - at));
+      at = std::max(at, reg + 4);
+    }
+    if (at < end) copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(end - at));
+    *ppos += n;
+    return static_cast<ssize_t>(n);
   }
 
   /// GET_REGION_INFO into a buffer of at least 32 bytes and at least argsz.
@@ -1358,7 +1394,8 @@ public:
 
   // ---- memory and state, for servers and tests ----------------------------------------
 
-  /// Where region `index`'s memory can be mapped from (fd + offset), if it can.
+  /// Where region `index`'s memory can be mapped from (fd + offset), if it can
+  /// (never BAR0: its readiness registers stay read-only to other processes).
   [[nodiscard]] std::optional<mem::map_source> region_source(std::uint32_t index) const noexcept {
     return core_->region_source(index);
   }
