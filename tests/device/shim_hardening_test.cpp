@@ -1,5 +1,6 @@
-// The in-process device against what a VM can get wrong: the readiness
-// registers a VM may only read (§7.1).
+// The in-process device against what a VM or an operator can get wrong: the
+// readiness registers a VM may only read (§7.1), and options the driver's
+// rules make nonsensical, refused before anything is allocated.
 
 #include "shim_fixtures.hpp"
 
@@ -80,6 +81,30 @@ TEST_CASE("§6 BAR0's memory is not offered to other processes (region_source), 
   CHECK_FALSE(d.region_source(0).has_value());
   CHECK(d.region_source(4).has_value());
   CHECK(d.plan_mmap(at(0, 0), 4096).has_value());  // the in-process mmap still works
+}
+
+TEST_CASE("§2.1 check_options: a BAR beyond the 2^40-byte region window is EOVERFLOW, emulated memory below 4 KiB EINVAL") {
+  using nvgrace::errc;
+  // Blackwell: usemem's BAR is next_pow2(memory); 1 TiB fits the window exactly.
+  CHECK(shim_device::check_options(shim::blackwell(1 * TiB)).has_value());
+  CHECK(shim_device::check_options(shim::blackwell(1 * TiB + 1)).error() == errc::value_too_large);
+  CHECK(shim_device::check_options(shim::blackwell(64 * TiB)).error() == errc::value_too_large);
+  // Hopper: usemem = memory - 1 GiB; 1 TiB + 1 GiB is the largest that fits.
+  CHECK(shim_device::check_options(shim::hopper(1 * TiB + 1 * GiB)).has_value());
+  CHECK(shim_device::check_options(shim::hopper(1 * TiB + 1 * GiB + 4096)).error() == errc::value_too_large);
+  CHECK(shim_device::check_options(shim::hopper(64 * TiB)).error() == errc::value_too_large);
+  // Real BARs: a power of two from 4 KiB to 1 TiB.
+  CHECK(shim_device::check_options(shim::plain(1 * TiB, 4 * KiB)).has_value());
+  CHECK(shim_device::check_options(shim::plain(2 * TiB)).error() == errc::value_too_large);
+  CHECK(shim_device::check_options(shim::blackwell(64 * MiB, 2 * TiB)).error() == errc::value_too_large);
+  // Blackwell memory below one 4 KiB page: nothing of it could be mapped.
+  CHECK(shim_device::check_options(shim::blackwell(4 * KiB)).has_value());
+  for (const std::uint64_t tiny : {std::uint64_t{1}, std::uint64_t{100}, std::uint64_t{2048}, 4 * KiB - 1}) {
+    CAPTURE(tiny);
+    CHECK(shim_device::check_options(shim::blackwell(tiny)).error() == errc::invalid_argument);
+    CHECK(shim_device::create(shim::blackwell(tiny)).error() == errc::invalid_argument);
+  }
+  CHECK(shim_device::create(shim::blackwell(64 * TiB)).error() == errc::value_too_large);
 }
 
 TEST_CASE("a failed create's value() traps at run time (SIGILL), never hands out an empty device") {

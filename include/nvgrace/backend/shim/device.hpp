@@ -174,7 +174,13 @@ public:
   /// The checks create() makes before it allocates anything: ENODEV for a
   /// device id outside the driver's table; EINVAL for a BAR size that is not 0
   /// or a power of two ≥ 4 KiB; the layout's errno when the ACPI memory
-  /// cannot be carved up (EINVAL/EOVERFLOW on Hopper with < 1.5 GiB, §2.3).
+  /// cannot be carved up (EINVAL/EOVERFLOW on Hopper with < 1.5 GiB, §2.3);
+  /// EOVERFLOW for a BAR (real or emulated) larger than a region's 2^40-byte
+  /// offset window (VFIO puts region N at N << 40, so its bytes would spill
+  /// into the next region: Hopper above 1 TiB + 1 GiB, Blackwell above 1 TiB);
+  /// EINVAL for an emulated region with less than 4 KiB of memory (Blackwell
+  /// below 4 KiB: its sparse area could not hold one mappable page, and its
+  /// BAR would be smaller than any real BAR may be).
   /// Lets a caller validate options before it prepares memory for them.
   [[nodiscard]] static status check_options(const device_options& options) noexcept {
     const auto probed = probe_options(options);
@@ -520,12 +526,16 @@ private:
   /// driver checks readiness first).
   [[nodiscard]] static result<probe_result> probe_options(const device_options& options,
                                                           grace::layout_failure* failure = nullptr) noexcept {
+    constexpr std::uint64_t region_window = vfio::offset_mask + 1;  // VFIO puts region N at N << 40
+    constexpr std::uint64_t smallest_bar = 4 * KiB;
     probe_result p;
     p.device_id = options.device_id.value_or(
         options.generation == grace::generation::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941});
     if (!grace::find_device(grace::nvidia_vendor_id, p.device_id)) return errc::no_such_device;
-    for (const std::uint64_t s : {options.bar2_size, options.bar4_size})
-      if (s != 0 && (!std::has_single_bit(s) || s < 4 * KiB)) return errc::invalid_argument;
+    for (const std::uint64_t s : {options.bar2_size, options.bar4_size}) {
+      if (s != 0 && (!std::has_single_bit(s) || s < smallest_bar)) return errc::invalid_argument;
+      if (s > region_window) return errc::value_too_large;
+    }
     if (options.bare_function) return p;
     if (const auto memory = grace::fetch_memory(options.acpi)) {
       const auto decision = grace::decide_layout(memory->phys_base, memory->length, options.driver_generation(),
@@ -534,6 +544,13 @@ private:
         if (failure == nullptr) return grace::to_errc(decision.failure);
         *failure = decision.failure;
         return p;
+      }
+      // Beyond the driver's rules, what a VFIO file cannot carry: an emulated
+      // BAR past the region window, or memory too small to map one page of.
+      for (const grace::memregion* m : {&decision.value.usemem, &decision.value.resmem}) {
+        if (m->real_length == 0) continue;  // no resmem on Blackwell
+        if (m->reported_size > region_window) return errc::value_too_large;
+        if (m->real_length < smallest_bar) return errc::invalid_argument;
       }
       p.memory = *memory;
       p.layout = decision.value;
@@ -1325,7 +1342,9 @@ public:
   /// The checks create() makes before it allocates anything: ENODEV for a
   /// device id outside the driver's table; EINVAL for a BAR size that is not 0
   /// or a power of two ≥ 4 KiB; the layout's errno when the ACPI memory
-  /// cannot be carved up.
+  /// cannot be carved up; EOVERFLOW for a BAR beyond the 2^40-byte region
+  /// window (Blackwell memory above 1 TiB, Hopper above 1 TiB + 1 GiB);
+  /// EINVAL for emulated memory below 4 KiB (Blackwell).
   [[nodiscard]] static status check_options(const device_options& options) noexcept {
     return core::check_options(options);
   }
