@@ -224,6 +224,20 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
                    line.c_str());
       break;
     }
+    case kind::timed_out:
+      std::fprintf(stderr, "%s: connection %llu: %s, closing\n", program,
+                   static_cast<unsigned long long>(log.connection), e.detail != nullptr ? e.detail : "timed out");
+      break;
+    case kind::irq_signal_failed:
+      std::fprintf(stderr, "%s: connection %llu: IRQ eventfd not signalled: %s\n", program,
+                   static_cast<unsigned long long>(log.connection), name_of(e.error).c_str());
+      break;
+    case kind::memory_fault:
+      std::fprintf(stderr, "%s: connection %llu: %s (id %u) touched GPU memory past the end of its file: %s\n",
+                   program, static_cast<unsigned long long>(log.connection),
+                   std::string(vfio_user::command_name(e.request.command)).c_str(), e.request.id,
+                   name_of(e.error).c_str());
+      break;
     case kind::negotiated:
       break;
   }
