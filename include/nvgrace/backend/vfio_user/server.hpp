@@ -150,18 +150,21 @@ private:
     return s;
   }
 
-  /// The reply to a stream that must end (framing error, fds over budget,
-  /// end of stream or a deadline inside a message): an error echoing the
-  /// pending header, sent without waiting (the peer may not be reading).
+  /// The last reply of a stream that must end (it cannot be framed, its fds
+  /// are over budget, it ended or stalled inside a message): an error echoing
+  /// `h`, sent without waiting (the peer may not be reading).
   void send_final(int socket, const header& h, errc error) noexcept {
-    if (error == errc::invalid_argument) {
-      const auto o = session_.framing_error(h);
-      static_cast<void>(send_bytes(socket, o.reply, posix::monotonic_now_ms()));
-      return;
-    }
     std::array<std::byte, header_size> reply{};
     store_header(reply, error_header(h, error));
     static_cast<void>(send_bytes(socket, reply, posix::monotonic_now_ms()));
+  }
+
+  /// The stream cannot be framed further: a `framing_error` event, EINVAL, and the caller closes.
+  errc end_framing(int socket, const header& h, const char* why) noexcept {
+    session_.report(
+        event{event::kind::framing_error, h, errc::invalid_argument, true, session_.messages(), -1, 0, nullptr, why});
+    send_final(socket, h, errc::invalid_argument);
+    return errc::invalid_argument;
   }
 
   /// The deadline that has passed at `now`, if any (its log sentence).
@@ -196,7 +199,7 @@ private:
         if (stream_.pending() > 0) {
           header h{};
           static_cast<void>(stream_.pending_header(h));
-          send_final(socket, h, errc::invalid_argument);
+          static_cast<void>(end_framing(socket, h, "end of stream inside a message"));
         }
         return {};
       }
@@ -204,19 +207,10 @@ private:
       while (got) {
         const auto state = stream_.next(message_);
         if (state == message_stream::state::need_more) break;
-        if (state == message_stream::state::framing_error) {
-          send_final(socket, message_.header, errc::invalid_argument);
-          return errc::invalid_argument;
-        }
-        if (state == message_stream::state::fd_budget_exceeded) {
-          session_.report(event{event::kind::framing_error, message_.header, errc::invalid_argument, true,
-                                session_.messages(), -1, 0, nullptr,
-                                "more fds arrived than a connection may hold while framing"});
-          std::array<std::byte, header_size> reply{};
-          store_header(reply, error_header(message_.header, errc::invalid_argument));
-          static_cast<void>(send_bytes(socket, reply, now));
-          return errc::invalid_argument;
-        }
+        if (state == message_stream::state::framing_error)
+          return end_framing(socket, message_.header, "a size below 16 or above the largest message");
+        if (state == message_stream::state::fd_budget_exceeded)
+          return end_framing(socket, message_.header, "more fds arrived than a connection may hold while framing");
         completed = true;
         const auto o = session_.handle(message_);
         if (auto s = send(socket, o); !s) return s.error();

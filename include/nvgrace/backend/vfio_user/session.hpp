@@ -22,7 +22,10 @@
 /// Device memory a peer can reach by fd may be a file the peer truncates (a
 /// regular file cannot be sealed): every REGION_READ/WRITE runs under
 /// posix::guard_faults, so an access past the file's new end is refused with
-/// EIO (and reported) instead of killing the process with SIGBUS.
+/// EIO (and reported) instead of killing the process with SIGBUS. (A fault
+/// abandons the device's pread/pwrite where it stood: a device must not hold a
+/// lock or an allocation across its memory copy. The shim's copy path holds
+/// neither; a device whose memory is reached by system calls never faults.)
 ///
 /// If `Device` has `region_source(index) -> std::optional<mem::map_source>`,
 /// regions with the MMAP flag are offered with that fd (SCM_RIGHTS, first byte
