@@ -3,7 +3,8 @@
 
 fuzz/vfio_user_server/corpus: one valid message stream per command (options
 byte 0x01 = the harness prepends VERSION; seed byte 0 = one receive), plus a
-VERSION with JSON, a pipelined mix and a split delivery.
+VERSION with JSON, a pipelined mix, a split delivery, writes to the readiness
+registers before a reset, and a trigger of an eventfd whose counter is full.
 fuzz/cap_chain/corpus: valid region-info replies (Grace's 64-byte reply, the
 argsz-too-small reply, a chain of two caps, no caps) and round-trip seeds.
 
@@ -57,6 +58,14 @@ def server_corpus():
     write(d, "pipelined_mix", bytes([0x01, 0]) + mix)
     write(d, "pipelined_mix_split", bytes([0x03, 0x5A]) + mix)
     write(d, "map_then_unmap", bytes([0x01, 0]) + msgs["dma_map"][1] + msgs["dma_unmap"][1])
+    # A peer zeroes both readiness registers, resets, then reads usemem: the read must not wait.
+    zero_c2c = header(20, 10, struct.pack("<QII", 0x1498, 0, 4) + bytes(4))
+    zero_hbm = header(21, 10, struct.pack("<QII", 0x200BC, 0, 4) + bytes(4))
+    write(d, "readiness_then_reset", bytes([0x01, 0]) + zero_c2c + zero_hbm + msgs["reset"][1] + msgs["read_8"][1])
+    # An eventfd whose counter is full (options bit 2), assigned, then triggered: must not block.
+    trigger = header(22, 8, struct.pack("<IIIII", 21, 0x22, 3, 0, 1) + b"\x01")
+    # Seed 48 cuts the stream so that the one eventfd rides with the SET_IRQS(EVENTFD) message.
+    write(d, "full_eventfd_trigger", bytes([0x07, 48]) + msgs["set_irqs_eventfd"][1] + trigger)
 
 
 def region_info(argsz, flags, index, cap_offset, size, offset):

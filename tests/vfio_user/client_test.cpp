@@ -344,3 +344,100 @@ TEST_CASE("vu §1.12 client: an fd on a reply that takes none is never received 
   CHECK(pipe_write_end_closed(rd.get()));
   CHECK(c->connected());
 }
+
+// ---- replies that lie about the region-info chain, and sizes that must be bounded -------
+
+TEST_CASE("vu §1.6 client: a short region-info reply in the kernel form (CAPS, cap_offset 0) and in the wire form (no CAPS) read the same") {
+  for (const std::uint32_t flags : {0xFu, 0x7u}) {
+    CAPTURE(flags);
+    auto s = scripted::start();
+    s.handshake();
+    auto c = s.pending.get();
+    REQUIRE(c);
+    auto b = info_buffer(32, bar, 40);
+    auto fut = std::async(std::launch::async, [&] { return c->get_region_info(b); });
+    auto req = s.server_end.receive();
+    CHECK(req.payload == region_info_req(32, bar));
+    s.server_end.send(make_message(req.h.id, command::device_get_region_info,
+                                   bytes_builder().u32(64).u32(flags).u32(bar).u32(0).u64(bar_size).u64(0).bytes(), 1));
+    REQUIRE(fut.get());
+    // What the kernel writes for argsz 32: argsz = needed, CAPS set, cap_offset 0, offset index << 40.
+    CHECK(std::vector<std::byte>(b.begin(), b.begin() + 32) ==
+          bytes_builder().u32(64).u32(0xF).u32(bar).u32(0).u64(bar_size).u64(bar_pos).bytes());
+    CHECK(std::all_of(b.begin() + 32, b.end(), [](std::byte x) { return x == std::byte{0xAA}; }));
+    CHECK(c->connected());
+  }
+}
+
+TEST_CASE("vu §1.6 client: a CAPS reply without its chain is EPROTO, the caller's buffer untouched") {
+  struct lie {
+    const char* what;
+    std::uint32_t request_argsz;
+    std::vector<std::byte> payload;
+  };
+  const std::vector<lie> lies{
+      // The issue's case: argsz within the request, cap_offset 32, only the 32-byte struct.
+      {"CAPS, cap_offset 32, argsz 64 within the request, 32 bytes", 64,
+       bytes_builder().u32(64).u32(0xF).u32(bar).u32(32).u64(bar_size).u64(0).bytes()},
+      {"CAPS, cap_offset 32, argsz 32 (no room for any chain)", 64,
+       bytes_builder().u32(32).u32(0xF).u32(bar).u32(32).u64(bar_size).u64(0).bytes()},
+      {"CAPS, cap_offset 0, argsz 32 within the request", 64,
+       bytes_builder().u32(32).u32(0xF).u32(bar).u32(0).u64(bar_size).u64(0).bytes()},
+      {"short reply (argsz 64 > 32) claiming a chain at 32", 32,
+       bytes_builder().u32(64).u32(0xF).u32(bar).u32(32).u64(bar_size).u64(0).bytes()},
+      {"no CAPS but argsz 48 within the request and 32 bytes", 64,
+       bytes_builder().u32(48).u32(0x7).u32(bar).u32(0).u64(bar_size).u64(0).bytes()},
+  };
+  for (const auto& l : lies) {
+    CAPTURE(l.what);
+    auto s = scripted::start();
+    s.handshake();
+    auto c = s.pending.get();
+    REQUIRE(c);
+    auto b = info_buffer(l.request_argsz, bar, 64);
+    const auto before = b;
+    auto fut = std::async(std::launch::async, [&] { return c->get_region_info(b); });
+    auto req = s.server_end.receive();
+    s.server_end.send(make_message(req.h.id, command::device_get_region_info, l.payload, 1));
+    CHECK(fut.get().error() == nvgrace::errc::protocol_error);
+    CHECK(b == before);
+    CHECK_FALSE(c->connected());  // a lying server cannot be trusted further
+  }
+}
+
+TEST_CASE("vu §1.6 client mmap: the size a server says region info needs is bounded before it sizes anything") {
+  auto s = scripted::start();
+  s.handshake();
+  auto c = s.pending.get();
+  REQUIRE(c);
+  const auto short_reply = [&](std::uint16_t id, std::uint32_t needed) {
+    s.server_end.send(make_message(id, command::device_get_region_info,
+                                   bytes_builder().u32(needed).u32(0x7).u32(bar).u32(0).u64(bar_size).u64(0).bytes(), 1));
+  };
+  // argsz 0xFFFFFFFF: EMSGSIZE at once: no second request, no 4 GiB buffer, the connection kept.
+  auto fut = std::async(std::launch::async, [&] { return c->mmap(nullptr, 4096, PROT_READ, bar_pos); });
+  auto req = s.server_end.receive();
+  CHECK(req.payload == region_info_req(32, bar));
+  short_reply(req.h.id, 0xFFFFFFFF);
+  CHECK(fut.get().error() == nvgrace::errc::message_size);
+  CHECK(s.server_end.silent(200));
+  CHECK(c->connected());
+  // The bound itself (64 KiB) is asked for, exactly.
+  fut = std::async(std::launch::async, [&] { return c->mmap(nullptr, 4096, PROT_READ, bar_pos); });
+  req = s.server_end.receive();
+  short_reply(req.h.id, client_max_region_info_size);
+  req = s.server_end.receive();
+  CHECK(req.payload == region_info_req(client_max_region_info_size, bar));
+  s.server_end.send(make_message(req.h.id, static_cast<std::uint16_t>(command::device_get_region_info), {}, 0x21,
+                                 computed_size, EINVAL));
+  CHECK(fut.get().error() == nvgrace::errc::invalid_argument);
+  // A server that needs more again on the second ask: EPROTO (and the connection closes).
+  fut = std::async(std::launch::async, [&] { return c->mmap(nullptr, 4096, PROT_READ, bar_pos); });
+  req = s.server_end.receive();
+  short_reply(req.h.id, 64);
+  req = s.server_end.receive();
+  CHECK(req.payload == region_info_req(64, bar));
+  short_reply(req.h.id, 128);
+  CHECK(fut.get().error() == nvgrace::errc::protocol_error);
+  CHECK_FALSE(c->connected());
+}

@@ -68,6 +68,14 @@ std::unique_ptr<remote_device> serve_in_child(const shim::device_options& option
   return std::make_unique<remote_device>(std::move(*c), child);
 }
 
+/// The shim's expectations as a vfio-user client sees them: BAR0 without MMAP
+/// (the server never hands out BAR0's memory, whose readiness registers must
+/// stay read-only to a peer), everything else the same.
+nvgrace::conformance::expectations over_vfio_user(nvgrace::conformance::expectations e) {
+  e.regions[0].flags &= ~vfio::region_flags::mmap;
+  return e;
+}
+
 shim::device_options hopper(grace::resmem_return quirk) {
   auto options = shim::hopper(shapes::hopper_length);
   options.resmem_quirk = quirk;
@@ -80,22 +88,22 @@ static_assert(vfio::device_file<remote_device>);
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper 1.5 GiB + 4 KiB, upstream resmem return") {
   const auto options = hopper(grace::resmem_return::upstream_short);
-  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, shapes::hopper(true));
+  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, over_vfio_user(shapes::hopper(true)));
 }
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper, documented resmem return") {
   const auto options = hopper(grace::resmem_return::documented);
-  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, shapes::hopper(false));
+  nvgrace::conformance::run_conformance([&] { return serve_in_child(options); }, over_vfio_user(shapes::hopper(false)));
 }
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Hopper without function reset") {
   auto options = hopper(grace::resmem_return::upstream_short);
   options.reset_supported = false;
   nvgrace::conformance::run_conformance([&] { return serve_in_child(options); },
-                                        shapes::hopper(true, /*reset_supported=*/false));
+                                        over_vfio_user(shapes::hopper(true, /*reset_supported=*/false)));
 }
 
 TEST_CASE("conformance: vfio-user client ↔ server (forked), Grace Blackwell 64 MiB + 4 KiB") {
   nvgrace::conformance::run_conformance([] { return serve_in_child(shim::blackwell(shapes::blackwell_length)); },
-                                        shapes::blackwell());
+                                        over_vfio_user(shapes::blackwell()));
 }

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -89,6 +90,22 @@ struct reply {
   std::vector<unique_fd> fds;
 };
 
+/// One recvmsg(2) into `out` with room for 8 fds, each handed to `take` (owned):
+/// its count, 0 at end of stream, or -1 with errno.
+template <class Take>
+ssize_t receive_some(int socket, std::span<std::byte> out, Take&& take) {
+  iovec iov{out.data(), out.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+  if (n > 0) detail::take_received_fds(msg, [&take](std::size_t, unique_fd fd) { take(std::move(fd)); });
+  return n;
+}
+
 /// The client end of a connection, speaking raw bytes.
 class raw_peer {
 public:
@@ -107,12 +124,14 @@ public:
     REQUIRE(send_message(fd_.get(), std::span<const iovec>(&part, 1), list));
   }
 
-  /// True when the server closed the connection (EOF) within `ms`.
+  /// True when the server closed the connection (EOF) within `ms`; ECONNRESET
+  /// too: a UNIX socket closed with bytes of ours still unread says so.
   bool closed(int ms = 2000) {
     pollfd p{fd_.get(), POLLIN, 0};
     if (::poll(&p, 1, ms) <= 0) return false;
     char c;
-    return ::recv(fd_.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+    const ssize_t n = ::recv(fd_.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
   }
 
   /// True when nothing arrives within `ms`.
@@ -153,23 +172,8 @@ private:
     while (got < out.size()) {
       pollfd p{fd_.get(), POLLIN, 0};
       REQUIRE(::poll(&p, 1, ms) == 1);
-      iovec iov{out.data() + got, out.size() - got};
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
-      msghdr msg{};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      const ssize_t n = ::recvmsg(fd_.get(), &msg, MSG_CMSG_CLOEXEC);
+      const ssize_t n = receive_some(fd_.get(), out.subspan(got), [fds](unique_fd fd) { fds->push_back(std::move(fd)); });
       REQUIRE(n > 0);
-      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-        const std::size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t i = 0; i < k; ++i) {
-          int fd;
-          std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-          fds->emplace_back(fd);
-        }
-      }
       got += static_cast<std::size_t>(n);
     }
   }
@@ -177,17 +181,21 @@ private:
   unique_fd fd_;
 };
 
-/// A temporary socket path, removed on destruction.
+/// A temporary path (a socket's by default), removed with its directory on destruction.
 struct socket_path {
-  std::string path;
-  socket_path() {
-    char dir[] = "/tmp/nvgrace-vu-XXXXXX";
-    Expects(::mkdtemp(dir) != nullptr);
-    path = std::string(dir) + "/sock";
+  std::string dir, path;
+  /// `dir`/`name` in a fresh temporary directory (for a socket, or a file).
+  explicit socket_path(const char* name = "sock") {
+    char d[] = "/tmp/nvgrace-vu-XXXXXX";
+    Expects(::mkdtemp(d) != nullptr);
+    dir = d;
+    path = dir + "/" + name;
   }
+  socket_path(const socket_path&) = delete;
+  socket_path& operator=(const socket_path&) = delete;
   ~socket_path() {
     ::unlink(path.c_str());
-    ::rmdir(path.substr(0, path.size() - 5).c_str());
+    ::rmdir(dir.c_str());
   }
 };
 

@@ -544,6 +544,17 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
       log_line(1, connection_name(log) + " closed after " + std::to_string(e.messages) + " messages" + line);
       break;
     }
+    case kind::timed_out:
+      log_line(0, connection_name(log) + ": " + std::string(e.detail != nullptr ? e.detail : "timed out") + ", closing");
+      break;
+    case kind::irq_signal_failed:
+      log_line(0, connection_name(log) + ": IRQ eventfd not signalled: " + name_of(e.error));
+      break;
+    case kind::memory_fault:
+      log_line(0, connection_name(log) + ": " + std::string(vfio_user::command_name(e.request.command)) + " (id " +
+                      std::to_string(e.request.id) + ") touched GPU memory past the end of its file: " +
+                      name_of(e.error));
+      break;
   }
 }
 

@@ -20,7 +20,8 @@
 ///   carved from one memory of `memlength` bytes at phys `memphys`;
 ///   Blackwell: region 4 = all memory, region 2 = a real 64-bit BAR;
 ///   plain: regions 2 and 4 are real 64-bit BARs; region 0 is always a 64-bit
-///   16 MiB BAR holding the readiness registers (0x1498, 0x200BC = 0xFF);
+///   16 MiB BAR holding the readiness registers (0x1498, 0x200BC = 0xFF),
+///   read-only like the hardware status they model (writes skip their bytes);
 /// - read/write (§3, §5), GET_REGION_INFO (§4), mmap (§6.1), reset,
 ///   readiness and runtime PM (§7), DMA-buf (§8), the intercepted ioctls (§9).
 ///
@@ -173,7 +174,13 @@ public:
   /// The checks create() makes before it allocates anything: ENODEV for a
   /// device id outside the driver's table; EINVAL for a BAR size that is not 0
   /// or a power of two ≥ 4 KiB; the layout's errno when the ACPI memory
-  /// cannot be carved up (EINVAL/EOVERFLOW on Hopper with < 1.5 GiB, §2.3).
+  /// cannot be carved up (EINVAL/EOVERFLOW on Hopper with < 1.5 GiB, §2.3);
+  /// EOVERFLOW for a BAR (real or emulated) larger than a region's 2^40-byte
+  /// offset window (VFIO puts region N at N << 40, so its bytes would spill
+  /// into the next region: Hopper above 1 TiB + 1 GiB, Blackwell above 1 TiB);
+  /// EINVAL for an emulated region with less than 4 KiB of memory (Blackwell
+  /// below 4 KiB: its sparse area could not hold one mappable page, and its
+  /// BAR would be smaller than any real BAR may be).
   /// Lets a caller validate options before it prepares memory for them.
   [[nodiscard]] static status check_options(const device_options& options) noexcept {
     const auto probed = probe_options(options);
@@ -327,15 +334,18 @@ public:
 
   /// Where region `index`'s memory (its sparse area starting at region
   /// offset 0) can be mapped from: fd + offset. nullopt for regions without
-  /// memory or a memory type without an fd. The fd stays owned by the device.
+  /// memory, a memory type without an fd, and BAR0 (its readiness registers
+  /// must stay read-only to whoever gets the fd). The fd stays owned by the device.
   [[nodiscard]] std::optional<mem::map_source> region_source(std::uint32_t index) const noexcept {
     if constexpr (!mem::mappable_memory<Memory>) {
       static_cast<void>(index);
       return std::nullopt;
     } else {
       if (index >= vfio::pci_num_regions || regions_[index].backing == nullptr) return std::nullopt;
-      // Registers that change with time must be read through the device.
-      if (index == 0 && readiness_dynamic_) return std::nullopt;
+      // BAR0 holds the emulated readiness registers: a mapping in another
+      // process could write them (and would miss registers that change with
+      // time), so its memory is never handed out.
+      if (index == 0) return std::nullopt;
       const slot& r = regions_[index];
       const mem::map_source source = r.backing->source();
       return mem::map_source{source.fd, source.offset + r.backing_offset};
@@ -516,12 +526,16 @@ private:
   /// driver checks readiness first).
   [[nodiscard]] static result<probe_result> probe_options(const device_options& options,
                                                           grace::layout_failure* failure = nullptr) noexcept {
+    constexpr std::uint64_t region_window = vfio::offset_mask + 1;  // VFIO puts region N at N << 40
+    constexpr std::uint64_t smallest_bar = 4 * KiB;
     probe_result p;
     p.device_id = options.device_id.value_or(
         options.generation == grace::generation::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941});
     if (!grace::find_device(grace::nvidia_vendor_id, p.device_id)) return errc::no_such_device;
-    for (const std::uint64_t s : {options.bar2_size, options.bar4_size})
-      if (s != 0 && (!std::has_single_bit(s) || s < 4 * KiB)) return errc::invalid_argument;
+    for (const std::uint64_t s : {options.bar2_size, options.bar4_size}) {
+      if (s != 0 && (!std::has_single_bit(s) || s < smallest_bar)) return errc::invalid_argument;
+      if (s > region_window) return errc::value_too_large;
+    }
     if (options.bare_function) return p;
     if (const auto memory = grace::fetch_memory(options.acpi)) {
       const auto decision = grace::decide_layout(memory->phys_base, memory->length, options.driver_generation(),
@@ -530,6 +544,13 @@ private:
         if (failure == nullptr) return grace::to_errc(decision.failure);
         *failure = decision.failure;
         return p;
+      }
+      // Beyond the driver's rules, what a VFIO file cannot carry: an emulated
+      // BAR past the region window, or memory too small to map one page of.
+      for (const grace::memregion* m : {&decision.value.usemem, &decision.value.resmem}) {
+        if (m->real_length == 0) continue;  // no resmem on Blackwell
+        if (m->reported_size > region_window) return errc::value_too_large;
+        if (m->real_length < smallest_bar) return errc::invalid_argument;
       }
       p.memory = *memory;
       p.layout = decision.value;
@@ -1042,7 +1063,39 @@ private:
     const std::uint64_t state = state_.load(mo::acquire);
     if ((state & pm_failed_bit) != 0) return detail::negative(errc::io_error);
     if (r.kind != region_kind::memory_bar) return detail::negative(errc::invalid_argument);
+    if (index == 0 && touches_readiness(offset, count)) [[unlikely]]
+      return bar0_write_sparing_readiness(r, state, offset, buf, count, ppos);
     return memory_bar_access<grace::direction::write>(r, state, offset, buf, count, ppos);
+  }
+
+  /// The BAR0 offsets of the emulated readiness registers (§7.1), 4 bytes each.
+  static constexpr std::array<std::uint64_t, 2> readiness_registers{c2c_link_register, hbm_training_register};
+
+  [[nodiscard]] static bool touches_readiness(std::uint64_t offset, std::size_t count) noexcept {
+    for (const std::uint64_t reg : readiness_registers)
+      if (offset < reg + 4 && reg < offset + count) return true;  // offset < 2^40, count < 2^31: no overflow
+    return false;
+  }
+
+  /// A BAR0 write that covers readiness register bytes: on hardware they are
+  /// status a VM can only read, so those bytes are dropped and the rest is
+  /// written; the count is the whole write's, as for any register.
+  [[gnu::noinline]] static ssize_t bar0_write_sparing_readiness(const slot& r, std::uint64_t state, std::uint64_t offset,
+                                                                const std::byte* buf, std::size_t count,
+                                                                std::uint64_t* ppos) noexcept {
+    if (offset >= r.size) return detail::negative(errc::invalid_argument);
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
+    if ((state & memory_enabled_bit) == 0) return detail::negative(errc::io_error);
+    std::uint64_t at = offset;
+    const std::uint64_t end = offset + n;
+    for (const std::uint64_t reg : readiness_registers) {  // in increasing order
+      if (reg + 4 <= at || reg >= end) continue;
+      if (reg > at) copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(reg - at));
+      at = std::max(at, reg + 4);
+    }
+    if (at < end) copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(end - at));
+    *ppos += n;
+    return static_cast<ssize_t>(n);
   }
 
   /// GET_REGION_INFO into a buffer of at least 32 bytes and at least argsz.
@@ -1289,7 +1342,9 @@ public:
   /// The checks create() makes before it allocates anything: ENODEV for a
   /// device id outside the driver's table; EINVAL for a BAR size that is not 0
   /// or a power of two ≥ 4 KiB; the layout's errno when the ACPI memory
-  /// cannot be carved up.
+  /// cannot be carved up; EOVERFLOW for a BAR beyond the 2^40-byte region
+  /// window (Blackwell memory above 1 TiB, Hopper above 1 TiB + 1 GiB);
+  /// EINVAL for emulated memory below 4 KiB (Blackwell).
   [[nodiscard]] static status check_options(const device_options& options) noexcept {
     return core::check_options(options);
   }
@@ -1358,7 +1413,8 @@ public:
 
   // ---- memory and state, for servers and tests ----------------------------------------
 
-  /// Where region `index`'s memory can be mapped from (fd + offset), if it can.
+  /// Where region `index`'s memory can be mapped from (fd + offset), if it can
+  /// (never BAR0: its readiness registers stay read-only to other processes).
   [[nodiscard]] std::optional<mem::map_source> region_source(std::uint32_t index) const noexcept {
     return core_->region_source(index);
   }

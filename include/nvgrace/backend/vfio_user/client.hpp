@@ -80,6 +80,9 @@ struct client_options {
 /// Defensive bounds on what a server may announce (QEMU's values).
 inline constexpr std::uint32_t client_max_regions = 100;
 inline constexpr std::uint32_t client_max_irqs = 50;
+/// The largest region info (struct + capability chain) `mmap` fetches on its
+/// own: room for ~4000 sparse areas. A server needing more is EMSGSIZE.
+inline constexpr std::uint32_t client_max_region_info_size = 64 * 1024;
 
 /// A vfio-user device seen through the device-file concept.
 class client {
@@ -154,13 +157,21 @@ public:
     auto info = vfio::load_region_info(reply);
     if (info.index != index || info.argsz < vfio::region_info_size) return fail(errc::protocol_error);
     const bool caps_fit = info.argsz <= argsz;
-    if (!caps_fit && payload != vfio::region_info_size) return fail(errc::protocol_error);
+    const bool has_caps = (info.flags & vfio::region_flags::caps) != 0;
     std::optional<vfio::region_caps> caps;
-    if (caps_fit && payload > vfio::region_info_size) {
-      if ((info.flags & vfio::region_flags::caps) == 0 || info.argsz != payload) return fail(errc::protocol_error);
+    if (!caps_fit) {
+      // "Ask again with argsz = needed": the bare struct, without CAPS (the wire
+      // form) or with CAPS and cap_offset 0 (the kernel's form); never a chain.
+      if (payload != vfio::region_info_size || (has_caps && info.cap_offset != 0)) return fail(errc::protocol_error);
+    } else if (has_caps) {
+      // The chain fits, so it must be here, whole: a CAPS reply without it would
+      // leave the caller decoding its own stale bytes as the chain.
+      if (payload != info.argsz || payload == vfio::region_info_size) return fail(errc::protocol_error);
       auto decoded = vfio::decode_region_caps(reply);
       if (!decoded) return fail(errc::protocol_error);
       caps = *decoded;
+    } else if (payload != vfio::region_info_size || info.argsz != vfio::region_info_size) {
+      return fail(errc::protocol_error);  // no caps: the bare struct, needing no more
     }
     const std::uint64_t source_offset = info.offset;
     // What the kernel would have written.
@@ -369,17 +380,22 @@ private:
   }
 
   /// Ask for region `index` with room for its caps, to learn its fd and areas.
+  /// The size the server says it needs is bounded before it sizes a buffer
+  /// (EMSGSIZE above client_max_region_info_size; the connection stays); a
+  /// server that needs more again on the second ask is EPROTO.
   status refresh_region(std::uint32_t index) {
-    std::vector<std::byte> info(vfio::region_info_size);
+    std::size_t size = vfio::region_info_size;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      store_le<std::uint32_t>(info, 0, static_cast<std::uint32_t>(info.size()));
+      std::vector<std::byte> info(size);
+      store_le<std::uint32_t>(info, 0, static_cast<std::uint32_t>(size));
       store_le<std::uint32_t>(info, 8, index);
       if (auto s = get_region_info(info); !s) return s;
       const auto needed = load_le<std::uint32_t>(info, 0);
-      if (needed <= info.size()) return {};
-      info.assign(needed, std::byte{0});
+      if (needed <= size) return {};
+      if (needed > client_max_region_info_size) return errc::message_size;
+      size = needed;
     }
-    return {};
+    return fail(errc::protocol_error);
   }
 
   /// Split [pos, pos + size) into REGION_READ/WRITE chunks; `one` moves one

@@ -2,10 +2,10 @@
 /// \file
 /// The server side of one vfio-user connection (docs/vfio-user.md):
 /// `session<Device>` holds a client's protocol state and turns one complete
-/// message (from `message_stream`) into at most one reply. It makes no system
-/// call except the device's own and closing or signalling fds, so the fuzzer
-/// drives it directly; `server<Device>` (vfio_user/server.hpp) runs it on a
-/// socket.
+/// message (from `message_stream`) into at most one reply. Its only system
+/// calls are the device's own and those on the fds a peer hands over
+/// (checking, closing and signalling them), so the fuzzer drives it directly;
+/// `server<Device>` (vfio_user/server.hpp) runs it on a socket.
 ///
 /// Malformed input never terminates the process and never reaches device
 /// memory: every command is validated before the device sees it, and refused
@@ -19,10 +19,24 @@
 /// at or past it is EINVAL, and a short count from the device (§5.1 E7) is
 /// passed on, never retried.
 ///
+/// Device memory a peer can reach by fd may be a file the peer truncates (a
+/// regular file cannot be sealed): every REGION_READ/WRITE runs under
+/// posix::guard_faults, so an access past the file's new end is refused with
+/// EIO (and reported) instead of killing the process with SIGBUS. (A fault
+/// abandons the device's pread/pwrite where it stood: a device must not hold a
+/// lock or an allocation across its memory copy. The shim's copy path holds
+/// neither; a device whose memory is reached by system calls never faults.)
+///
 /// If `Device` has `region_source(index) -> std::optional<mem::map_source>`,
 /// regions with the MMAP flag are offered with that fd (SCM_RIGHTS, first byte
 /// of the GET_REGION_INFO reply) and the reply's `offset` is the source offset;
-/// without it, MMAP is cleared and every access goes through REGION_READ/WRITE.
+/// without it (or with `server_options::share_region_fds` false), MMAP is
+/// cleared and every access goes through REGION_READ/WRITE.
+///
+/// IRQ eventfds: SET_IRQS(EVENTFD) takes only eventfds (anything else is
+/// EINVAL and nothing is assigned) and makes them non-blocking; a trigger
+/// never blocks (posix::signal_eventfd): an eventfd whose counter is full is
+/// an EAGAIN reply and an `irq_signal_failed` event.
 
 #include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/backend/vfio_user/capabilities.hpp>
@@ -31,9 +45,11 @@
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
-#include <nvgrace/posix/error.hpp>
-#include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/mem/device_memory.hpp>
+#include <nvgrace/posix/error.hpp>
+#include <nvgrace/posix/eventfd.hpp>
+#include <nvgrace/posix/fault_guard.hpp>
+#include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/region_info.hpp>
 
@@ -70,8 +86,11 @@ struct event {
     disconnected,   ///< the client went away or was dropped (`messages` handled)
     negotiated,     ///< VERSION succeeded (`minor` = the reply's minor)
     error_reply,    ///< a command was refused (`request`, `error`; `replied` false under NO_REPLY)
-    framing_error,  ///< the stream could not be framed; the connection is closed
+    framing_error,  ///< the stream could not be framed (or its peer sent fds beyond the budget); closed
     socket_error,   ///< a receive or send failed (`error`)
+    timed_out,      ///< a deadline passed (`detail` says which); the connection is closed
+    irq_signal_failed,  ///< an IRQ eventfd could not be signalled (`error`: EAGAIN when its counter is full)
+    memory_fault,   ///< a REGION_READ/WRITE faulted: the memory's file shrank (`request`; replied EIO)
   };
   event::kind what = kind::connected;
   header request{};
@@ -82,12 +101,15 @@ struct event {
   std::uint16_t minor = 0;
   /// disconnected: the messages of the connection, by command.
   const command_counts* counts = nullptr;
+  /// A fixed sentence for the log (timed_out, framing_error, irq_signal_failed), or nullptr.
+  const char* detail = nullptr;
 };
 
 /// Called for every event; `context` is `server_options::event_context`.
 using event_callback = void (*)(void* context, const event& e) noexcept;
 
-/// Server limits and what VERSION advertises.
+/// Server limits, deadlines and what VERSION advertises. A deadline of 0
+/// means "no limit". docs/vfio-user.md, "Limits", explains the defaults.
 struct server_options {
   /// Largest REGION_READ/WRITE count accepted (advertised as max_data_xfer_size).
   std::uint32_t max_data_xfer_size = default_max_data_xfer_size;
@@ -97,6 +119,24 @@ struct server_options {
   std::uint32_t max_dma_maps = 65535;
   /// The highest minor version spoken; the reply carries min(client's, this).
   std::uint16_t minor = 0;
+  /// From accept to a successful VERSION, in ms: a client that connects and
+  /// says nothing is dropped, so it cannot hold the device from the next one.
+  std::uint32_t handshake_timeout_ms = 10'000;
+  /// From a message's first byte to its last, in ms: a peer that stops (or
+  /// trickles) inside a message is dropped.
+  std::uint32_t message_timeout_ms = 10'000;
+  /// Between messages once negotiated, in ms. Off by default: an attached VMM
+  /// whose guest touches only mapped memory is silent for hours, legitimately.
+  std::uint32_t idle_timeout_ms = 0;
+  /// For one reply to be taken by the socket, in ms: a peer that stops
+  /// reading its replies is dropped.
+  std::uint32_t send_timeout_ms = 10'000;
+  /// listen(2) backlog of `server::listen`.
+  int backlog = default_listen_backlog;
+  /// Offer region fds (MMAP) to peers at all. False keeps every byte of
+  /// device memory behind REGION_READ/WRITE, e.g. for a memory file no peer
+  /// may be able to truncate.
+  bool share_region_fds = true;
   event_callback on_event = nullptr;
   void* event_context = nullptr;
 };
@@ -127,6 +167,9 @@ public:
         reply_(header_size + region_access_size + std::size_t{options.max_data_xfer_size}) {
     NVGRACE_EXPECTS(options.max_msg_fds <= max_fds_per_message);
     NVGRACE_EXPECTS(options.max_data_xfer_size >= vfio::region_info_size + 4096);
+    // Now rather than at the first access: a program that installs its own
+    // SIGBUS handler later knowingly replaces it.
+    static_cast<void>(posix::install_fault_handler());
   }
 
   /// Forget the client: its DMA windows, IRQ eventfds (closed) and negotiation.
@@ -191,14 +234,10 @@ public:
     return n;
   }
 
-  /// Signal the eventfd the client assigned to vector `vector` of IRQ `index`.
-  /// ENOENT when none is assigned.
-  status trigger_irq(std::uint32_t index, std::uint32_t vector) noexcept {
-    if (index >= irq_triggers_.size() || vector >= irq_triggers_[index].size() ||
-        !irq_triggers_[index][vector].valid())
-      return errc::no_such_file_or_directory;
-    return signal(irq_triggers_[index][vector].get());
-  }
+  /// Signal the eventfd the client assigned to vector `vector` of IRQ `index`,
+  /// never blocking. ENOENT when none is assigned; EAGAIN when its counter is
+  /// full (reported as `irq_signal_failed`), or the errno of the write.
+  status trigger_irq(std::uint32_t index, std::uint32_t vector) noexcept { return signal_vector(index, vector, {}); }
 
   void report(const event& e) const noexcept {
     if (options_.on_event != nullptr) options_.on_event(options_.event_context, e);
@@ -317,7 +356,7 @@ private:
   /// The fd behind region `index`, when the device can name one and the client can receive it.
   std::optional<mem::map_source> source_of(std::uint32_t index) {
     if constexpr (region_source_provider<Device>) {
-      if (client_max_msg_fds_ == 0) return std::nullopt;
+      if (client_max_msg_fds_ == 0 || !options_.share_region_fds) return std::nullopt;
       auto source = device_.region_source(index);
       if (source && source->fd >= 0) return source;
     }
@@ -384,9 +423,40 @@ private:
     return irq_info_size;
   }
 
-  static status signal(int eventfd) noexcept {
-    const std::uint64_t one = 1;
-    if (::write(eventfd, &one, sizeof one) != static_cast<ssize_t>(sizeof one)) return posix::last_error();
+  status signal_vector(std::uint32_t index, std::uint32_t vector, const header& request) noexcept {
+    if (index >= irq_triggers_.size() || vector >= irq_triggers_[index].size() ||
+        !irq_triggers_[index][vector].valid())
+      return errc::no_such_file_or_directory;
+    auto s = posix::signal_eventfd(irq_triggers_[index][vector].get());
+    if (!s)
+      report(event{event::kind::irq_signal_failed, request, s.error(), false, messages_, -1, 0, nullptr,
+                   "the IRQ eventfd cannot be signalled without blocking (its counter is full)"});
+    return s;
+  }
+
+  /// Signal vectors [start, start + count) of `index` where `wanted(v)`:
+  /// every one is tried; the result is the last failure other than "none assigned".
+  template <class Wanted>
+  status trigger_range(std::uint32_t index, std::uint32_t start, std::uint32_t count, const header& request,
+                       Wanted&& wanted) noexcept {
+    status outcome;
+    for (std::uint32_t v = 0; v < count; ++v) {
+      if (!wanted(v)) continue;
+      if (auto s = signal_vector(index, start + v, request); !s && s.error() != errc::no_such_file_or_directory)
+        outcome = s;
+    }
+    return outcome;
+  }
+
+  /// Every fd of a SET_IRQS(EVENTFD) must be an eventfd, made non-blocking
+  /// before anything is assigned (EINVAL otherwise).
+  static status check_eventfds(std::span<const unique_fd> fds) noexcept {
+    for (const auto& fd : fds) {
+      const auto is = posix::is_eventfd(fd.get());
+      if (!is || !*is) return einval;
+    }
+    for (const auto& fd : fds)
+      if (auto s = posix::set_nonblocking(fd.get()); !s) return s;
     return {};
   }
 
@@ -419,16 +489,19 @@ private:
     if (action != f::action_trigger && (irq.flags & vfio::irq_flags::maskable) == 0) return einval;
     const std::size_t fds = m.fds.size();
     switch (data) {
-      case f::data_none:
+      case f::data_none: {
         if (payload.size() != irq_set_size || fds != 0) return einval;
-        if (action == f::action_trigger)
-          for (std::uint32_t v = start; v < start + count; ++v) static_cast<void>(trigger_irq(index, v));
+        if (action != f::action_trigger) return 0;
+        auto s = trigger_range(index, start, count, m.header, [](std::uint32_t) { return true; });
+        if (!s) return s.error();
         return 0;
+      }
       case f::data_bool: {
         if (payload.size() != irq_set_size + std::size_t{count} || fds != 0) return einval;
-        if (action == f::action_trigger)
-          for (std::uint32_t v = 0; v < count; ++v)
-            if (payload[irq_set_size + v] != std::byte{0}) static_cast<void>(trigger_irq(index, start + v));
+        if (action != f::action_trigger) return 0;
+        auto s = trigger_range(index, start, count, m.header,
+                               [&](std::uint32_t v) { return payload[irq_set_size + v] != std::byte{0}; });
+        if (!s) return s.error();
         return 0;
       }
       default: {  // eventfds, in SCM_RIGHTS; none de-assigns the range
@@ -436,6 +509,7 @@ private:
         if (payload.size() != irq_set_size && payload.size() != irq_set_size + 4 * std::size_t{count}) return einval;
         if (fds != 0 && fds != count) return einval;
         if (fds > options_.max_msg_fds) return einval;
+        if (auto s = check_eventfds(m.fds); !s) return s.error();
         if (irq_triggers_.size() <= index) irq_triggers_.resize(std::size_t{index} + 1);
         auto& vectors = irq_triggers_[index];
         if (vectors.size() < std::size_t{start} + count) vectors.resize(std::size_t{start} + count);
@@ -495,6 +569,17 @@ private:
     return 0;
   }
 
+  /// A device access that may touch memory a peer can truncate: a fault is
+  /// EIO and a `memory_fault` event (the bytes before the fault may be written).
+  template <class Access>
+  result<std::size_t> guarded(const header& request, Access&& access) noexcept {
+    auto done = posix::guard_faults(access);
+    if (done) return *done;
+    report(event{event::kind::memory_fault, request, errc::io_error, true, messages_, -1, 0, nullptr,
+                 "the access touched memory past the end of its file (truncated by someone holding its fd)"});
+    return errc::io_error;
+  }
+
   /// Shared checks of REGION_READ/WRITE; the result is the device file offset.
   result<std::uint64_t> access_position(const region_access& a) noexcept {
     if (a.count > options_.max_data_xfer_size) return einval;
@@ -513,7 +598,7 @@ private:
     if (!pos) return pos.error();
     auto o = out();
     // The device copies straight into the reply; one call, its count is the reply's (short at the BAR end).
-    auto done = device_.pread(o.subspan(region_access_size, a.count), *pos);
+    auto done = guarded(m.header, [&] { return device_.pread(o.subspan(region_access_size, a.count), *pos); });
     if (!done) return done.error();
     if (*done > a.count) return errc::io_error;
     a.count = static_cast<std::uint32_t>(*done);
@@ -528,7 +613,7 @@ private:
     if (payload.size() - region_access_size != a.count) return einval;
     auto pos = access_position(a);
     if (!pos) return pos.error();
-    auto done = device_.pwrite(payload.subspan(region_access_size), *pos);
+    auto done = guarded(m.header, [&] { return device_.pwrite(payload.subspan(region_access_size), *pos); });
     if (!done) return done.error();
     if (*done > a.count) return errc::io_error;
     a.count = static_cast<std::uint32_t>(*done);

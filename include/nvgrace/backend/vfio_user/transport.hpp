@@ -15,21 +15,24 @@
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/contracts.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/posix/clock.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/unique_fd.hpp>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <span>
-#include <nvgrace/core/errc.hpp>
 #include <utility>
 #include <vector>
 
@@ -41,30 +44,74 @@ using unique_fd = posix::unique_fd;
 /// Most fds one message may carry (the SCM_MAX_FD of Linux is 253; the
 /// protocol's peers ask for at most 16).
 inline constexpr std::size_t max_fds_per_message = 64;
+/// Most received fds one connection may hold while messages are still being
+/// framed. A well-behaved peer needs at most two messages' worth: one receive
+/// can end the pending message and start the next, whose fds it carries.
+inline constexpr std::size_t max_fds_while_framing = 2 * max_fds_per_message;
+/// The listen(2) backlog of `listen_unix`: room for many clients to queue
+/// while one is served (the kernel caps it at net.core.somaxconn).
+inline constexpr int default_listen_backlog = 128;
+
+/// The deadline of a send that must not wait forever: CLOCK_MONOTONIC
+/// milliseconds (posix/clock.hpp). nullopt: wait as long as the socket does.
+using send_deadline = std::optional<std::uint64_t>;
+
+namespace detail {
+
+/// After a send that returned EAGAIN or moved only part of the bytes: wait
+/// until the socket can take more, or ETIMEDOUT once `deadline` has passed.
+[[nodiscard]] inline status wait_writable(int socket, std::uint64_t deadline) noexcept {
+  while (true) {
+    const std::uint64_t now = posix::monotonic_now_ms();
+    if (now >= deadline) return errc::timed_out;
+    pollfd p{socket, POLLOUT, 0};
+    const int n = ::poll(&p, 1, static_cast<int>(std::min<std::uint64_t>(deadline - now, 1u << 30)));
+    if (n > 0) return {};
+    if (n < 0 && errno != EINTR) return posix::last_error();
+  }
+}
+
+/// One send(2)/sendmsg(2) result: how to go on. EINTR is retried; with a
+/// deadline every call is MSG_DONTWAIT and EAGAIN waits for POLLOUT.
+[[nodiscard]] inline result<std::size_t> sent_or_wait(ssize_t sent, int socket, const send_deadline& deadline) noexcept {
+  if (sent >= 0) return static_cast<std::size_t>(sent);
+  if (errno == EINTR) return std::size_t{0};
+  if (deadline && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (auto s = wait_writable(socket, *deadline); !s) return s.error();
+    return std::size_t{0};
+  }
+  return posix::last_error();
+}
+
+}  // namespace detail
 
 /// Send `bytes` with send(2) (no msghdr: the cheapest call for the common
 /// case); short sends are completed, EINTR retried, SIGPIPE never raised.
-[[nodiscard]] inline status send_bytes(int socket, std::span<const std::byte> bytes) noexcept {
+/// With a `deadline`, no call blocks: ETIMEDOUT when the bytes are not all
+/// taken by then (the stream is then cut inside a message: close it).
+[[nodiscard]] inline status send_bytes(int socket, std::span<const std::byte> bytes,
+                                       const send_deadline& deadline = std::nullopt) noexcept {
+  const int flags = MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0);
   while (!bytes.empty()) {
-    const ssize_t sent = ::send(socket, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (sent < 0) {
-      if (errno == EINTR) continue;
-      return posix::last_error();
-    }
-    bytes = bytes.subspan(static_cast<std::size_t>(sent));
+    auto done = detail::sent_or_wait(::send(socket, bytes.data(), bytes.size(), flags), socket, deadline);
+    if (!done) return done.error();
+    bytes = bytes.subspan(*done);
+    if (deadline && !bytes.empty() && *done > 0)
+      if (auto s = detail::wait_writable(socket, *deadline); !s) return s;
   }
   return {};
 }
 
 /// Send `parts` as one message with `fds` (may be empty) attached to its first
 /// byte. A short send is completed without fds; EINTR is retried. SIGPIPE is
-/// never raised (EPIPE is returned instead).
-[[nodiscard]] inline status send_message(int socket, std::span<const iovec> parts,
-                                         std::span<const int> fds = {}) noexcept {
+/// never raised (EPIPE is returned instead). `deadline` as for send_bytes.
+[[nodiscard]] inline status send_message(int socket, std::span<const iovec> parts, std::span<const int> fds = {},
+                                         const send_deadline& deadline = std::nullopt) noexcept {
   NVGRACE_EXPECTS(parts.size() <= 8 && fds.size() <= max_fds_per_message);
   if (fds.empty() && parts.size() == 1)
     return send_bytes(socket,
-                      std::span<const std::byte>(static_cast<const std::byte*>(parts[0].iov_base), parts[0].iov_len));
+                      std::span<const std::byte>(static_cast<const std::byte*>(parts[0].iov_base), parts[0].iov_len),
+                      deadline);
   iovec iov[8];
   std::size_t count = 0;
   for (const auto& p : parts)
@@ -83,23 +130,24 @@ inline constexpr std::size_t max_fds_per_message = 64;
     c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
     std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
   }
+  const int flags = MSG_NOSIGNAL | (deadline ? MSG_DONTWAIT : 0);
   std::size_t first = 0;
   while (first < count) {
     msg.msg_iov = iov + first;
     msg.msg_iovlen = count - first;
-    const ssize_t sent = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
-    if (sent < 0) {
-      if (errno == EINTR) continue;
-      return posix::last_error();
-    }
+    auto sent = detail::sent_or_wait(::sendmsg(socket, &msg, flags), socket, deadline);
+    if (!sent) return sent.error();
+    if (*sent == 0) continue;  // interrupted or waited: nothing went, try again (fds included)
     // The fds went with the first byte; never send them twice.
     msg.msg_control = nullptr;
     msg.msg_controllen = 0;
-    auto done = static_cast<std::size_t>(sent);
+    auto done = *sent;
     while (first < count && done >= iov[first].iov_len) done -= iov[first++].iov_len;
     if (first < count) {
       iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + done;
       iov[first].iov_len -= done;
+      if (deadline)
+        if (auto s = detail::wait_writable(socket, *deadline); !s) return s;
     }
   }
   return {};
@@ -142,10 +190,11 @@ std::size_t take_received_fds(msghdr& msg, Take&& take) {
 
 }  // namespace detail
 
-/// A listening UNIX stream socket bound at `path` (close-on-exec). An existing
-/// socket file at `path` is not removed: EADDRINUSE. ENAMETOOLONG for a path
-/// that does not fit sockaddr_un.
-[[nodiscard]] inline result<unique_fd> listen_unix(const char* path, int backlog = 4) noexcept {
+/// A listening UNIX stream socket bound at `path` (close-on-exec), with room
+/// for `backlog` pending connections. An existing socket file at `path` is
+/// not removed: EADDRINUSE. ENAMETOOLONG for a path that does not fit
+/// sockaddr_un.
+[[nodiscard]] inline result<unique_fd> listen_unix(const char* path, int backlog = default_listen_backlog) noexcept {
   auto socket = detail::unix_socket_for(path);
   if (!socket) return socket.error();
   auto& [fd, addr] = *socket;
@@ -183,18 +232,26 @@ struct message {
 /// into (as much as the socket has, so small messages arrive whole and
 /// pipelined ones several per call), split into messages by the header's size.
 /// Allocates its buffer once; receiving fd-less messages allocates nothing.
+/// Received fds are held until their message is complete, never more than
+/// the fd budget of the stream (`max_fds_while_framing` by default): a peer
+/// that sends more while messages are being framed (fds spread over the
+/// receives of one long message, say) gets them closed at once and the stream
+/// stops (`state::fd_budget_exceeded`).
 class message_stream {
 public:
   /// What `next()` found.
   enum class state : std::uint8_t {
-    need_more,      ///< no complete message buffered
-    ready,          ///< `message` holds one
-    framing_error,  ///< the header's size is < 16 or > the limit: the stream cannot be trusted further
+    need_more,           ///< no complete message buffered
+    ready,               ///< `message` holds one
+    framing_error,       ///< the header's size is < 16 or > the limit: the stream cannot be trusted further
+    fd_budget_exceeded,  ///< more fds arrived than the budget allows while framing: the stream stops
   };
 
-  /// `max_message_size`: the largest message accepted (header included, ≥ 16).
-  explicit message_stream(std::size_t max_message_size) : limit_(max_message_size), buffer_(max_message_size) {
-    NVGRACE_EXPECTS(max_message_size >= header_size);
+  /// `max_message_size`: the largest message accepted (header included, ≥ 16);
+  /// `fd_budget`: the most received fds held at once (≥ 1).
+  explicit message_stream(std::size_t max_message_size, std::size_t fd_budget = max_fds_while_framing)
+      : limit_(max_message_size), fd_budget_(fd_budget), buffer_(max_message_size) {
+    NVGRACE_EXPECTS(max_message_size >= header_size && fd_budget >= 1);
   }
 
   /// Where the next receive may write (never empty while no message is ready
@@ -205,17 +262,30 @@ public:
   }
 
   /// Record that `count` bytes were written at the start of `receive_space()`,
-  /// with `fds` (taken) arriving with them; `truncated` when MSG_CTRUNC dropped some.
+  /// with `fds` (taken) arriving with them; `truncated` when MSG_CTRUNC dropped
+  /// some. Fds over the budget are closed here.
   void commit(std::size_t count, std::vector<unique_fd> fds = {}, bool truncated = false) {
     NVGRACE_EXPECTS(count <= buffer_.size() - tail_);
     const std::uint64_t start = stream_position(tail_);
     tail_ += count;
-    if ((!fds.empty() || truncated) && count > 0) groups_.push_back({start, start + count, std::move(fds), truncated});
+    if ((fds.empty() && !truncated) || count == 0) return;
+    // Every group holds at least one fd or marks a truncation; bound both.
+    if (held_fds_ + fds.size() > fd_budget_ || groups_.size() >= fd_budget_) {
+      over_budget_ = true;  // `fds` is closed on return
+      return;
+    }
+    held_fds_ += fds.size();
+    groups_.push_back({start, start + count, std::move(fds), truncated});
   }
 
   /// The next complete message, if any.
   state next(message& out) {
     const std::size_t available = tail_ - head_;
+    if (over_budget_) {
+      out.header = available >= header_size ? load_header(std::span<const std::byte>(buffer_).subspan(head_)) : header{};
+      out.bytes = {};
+      return state::fd_budget_exceeded;
+    }
     if (available < header_size) return state::need_more;
     const auto bytes = std::span<const std::byte>(buffer_).subspan(head_);
     const header h = load_header(bytes);
@@ -234,6 +304,7 @@ public:
     while (!groups_.empty() && groups_.front().end - 1 < end) {
       auto& g = groups_.front();
       if (g.start > begin || g.end - 1 < begin || g.truncated) out.fds_misplaced = true;
+      held_fds_ -= g.fds.size();
       for (auto& fd : g.fds) out.fds.push_back(std::move(fd));
       groups_.pop_front();
     }
@@ -249,15 +320,20 @@ public:
     out = load_header(std::span<const std::byte>(buffer_).subspan(head_));
     return true;
   }
+  /// Received fds held for messages not yet complete.
+  [[nodiscard]] std::size_t held_fds() const noexcept { return held_fds_; }
 
   /// Forget everything (a new connection).
   void clear() noexcept {
     head_ = tail_ = 0;
     consumed_ = 0;
     groups_.clear();
+    held_fds_ = 0;
+    over_budget_ = false;
   }
 
   [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+  [[nodiscard]] std::size_t fd_budget() const noexcept { return fd_budget_; }
 
 private:
   struct fd_group {
@@ -291,11 +367,14 @@ private:
   }
 
   std::size_t limit_;
+  std::size_t fd_budget_;
   std::vector<std::byte> buffer_;
   std::size_t head_ = 0;
   std::size_t tail_ = 0;
   std::uint64_t consumed_ = 0;  // stream position of buffer_[0]
   std::deque<fd_group> groups_;
+  std::size_t held_fds_ = 0;
+  bool over_budget_ = false;
 };
 
 /// One buffered receive on `socket` into `stream`: as many bytes as are
