@@ -113,8 +113,8 @@ struct expectations {
   }
 };
 
-/// A real ivshmem-plain device under vfio-pci (Linux 6.1, see
-/// shared/tools/vfio-guest/README.md): BAR0 256 B of 32-bit registers, BAR2
+/// A real ivshmem-plain device under vfio-pci (Linux 6.1, the guest of
+/// tests/guest/run.sh): BAR0 256 B of 32-bit registers, BAR2
 /// `shm_size` bytes of 64-bit prefetchable shared memory, config 256 bytes,
 /// no VGA, no reset, no capabilities.
 [[nodiscard]] inline expectations ivshmem_expectations(std::uint64_t shm_size = 16 * MiB) {

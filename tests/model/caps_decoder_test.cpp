@@ -1,4 +1,4 @@
-// §4.1–4.2 (issue item 8): the capability-chain decoder on bytes from outside.
+// §4.1–4.2: the capability-chain decoder on bytes from outside.
 // Every truncation and every single-byte corruption of a valid reply is decoded
 // from an exactly-sized heap copy (ASan catches over-reads); crafted chains
 // give exact errnos.

@@ -1,6 +1,6 @@
 // vfio_user::client: the device-file concept over a socket. Against the real
 // server (thread, real memfd device) and against scripted servers that
-// misbehave. "vu §N" = shared/spec/vfio-user.md; "§N" = nvgrace-semantics.md.
+// misbehave. "vfio-user PN" = docs/vfio-user.md's protocol reference; "§N" = docs/semantics.md.
 
 #include <nvgrace/backend/vfio_user/client.hpp>
 #include <nvgrace/backend/vfio_user/server.hpp>
@@ -74,7 +74,7 @@ struct scripted {
 
 }  // namespace
 
-TEST_CASE("vu §1.4 client: connect negotiates 0.0 and the 1 MiB transfer size") {
+TEST_CASE("vfio-user P4 client: connect negotiates 0.0 and the 1 MiB transfer size") {
   fixture f;
   CHECK(f.c.connected());
   CHECK(f.c.minor() == 0);
@@ -178,7 +178,7 @@ TEST_CASE("§5 client pread/pwrite: bytes, 0xFF padding, short count at the BAR 
   CHECK(f.c.connected());
 }
 
-TEST_CASE("vu §1.7 client splits transfers by the server's max_data_xfer_size") {
+TEST_CASE("vfio-user P7 client splits transfers by the server's max_data_xfer_size") {
   test_device device((256u << 10) + 8);
   server_options options;
   options.max_data_xfer_size = 8192;
@@ -198,7 +198,7 @@ TEST_CASE("vu §1.7 client splits transfers by the server's max_data_xfer_size")
   CHECK(c.pread(tail, bar_pos + device.bar_size() - 10000).value() == 10000);
 }
 
-TEST_CASE("vu §1.9 client get_irq_info and reset") {
+TEST_CASE("vfio-user P9 client get_irq_info and reset") {
   fixture f;
   vfio::irq_info irq{16, 0, 0, 0};
   REQUIRE(f.c.get_irq_info(irq));
@@ -215,7 +215,7 @@ TEST_CASE("vu §1.9 client get_irq_info and reset") {
   CHECK(f.device.resets.load() == 1);
 }
 
-TEST_CASE("vu §1.12 client: a server that never answers gives ETIMEDOUT, then ENOTCONN") {
+TEST_CASE("vfio-user P12 client: a server that never answers gives ETIMEDOUT, then ENOTCONN") {
   for (auto mode : {client_options::wait_mode::socket_timeout, client_options::wait_mode::poll}) {
     client_options options;
     options.timeout_ms = 200;
@@ -235,7 +235,7 @@ TEST_CASE("vu §1.12 client: a server that never answers gives ETIMEDOUT, then E
   }
 }
 
-TEST_CASE("vu §1.2 client: an error reply is its errno; the connection stays up") {
+TEST_CASE("vfio-user P2 client: an error reply is its errno; the connection stays up") {
   auto s = scripted::start();
   s.handshake();
   auto c = s.pending.get();
@@ -248,7 +248,7 @@ TEST_CASE("vu §1.2 client: an error reply is its errno; the connection stays up
   CHECK(c->connected());
 }
 
-TEST_CASE("vu §1.12 client: wrong reply id or type, a mismatched or oversized reply are EPROTO/EMSGSIZE and close") {
+TEST_CASE("vfio-user P12 client: wrong reply id or type, a mismatched or oversized reply are EPROTO/EMSGSIZE and close") {
   SUBCASE("wrong id") {
     auto s = scripted::start();
     s.handshake();
@@ -290,13 +290,13 @@ TEST_CASE("vu §1.12 client: wrong reply id or type, a mismatched or oversized r
   }
 }
 
-TEST_CASE("vu §1.4 client: a reply minor above ours fails the connection with EPROTO") {
+TEST_CASE("vfio-user P4 client: a reply minor above ours fails the connection with EPROTO") {
   auto s = scripted::start();
   s.handshake(1);
   CHECK(s.pending.get().error() == nvgrace::errc::protocol_error);
 }
 
-TEST_CASE("vu §1.6 client: a libvfio-user style first reply (no CAPS flag) still reads as the kernel's") {
+TEST_CASE("vfio-user P6 client: a libvfio-user style first reply (no CAPS flag) still reads as the kernel's") {
   auto s = scripted::start();
   s.handshake();
   auto c = s.pending.get();
@@ -310,7 +310,7 @@ TEST_CASE("vu §1.6 client: a libvfio-user style first reply (no CAPS flag) stil
   CHECK(b == bytes_builder().u32(80).u32(0xF).u32(bar).u32(0).u64(0x3000).u64(bar_pos).bytes());
 }
 
-TEST_CASE("vu §1.6 client: a malformed cap chain from the server is EPROTO, the buffer untouched") {
+TEST_CASE("vfio-user P6 client: a malformed cap chain from the server is EPROTO, the buffer untouched") {
   auto s = scripted::start();
   s.handshake();
   auto c = s.pending.get();
@@ -329,7 +329,7 @@ TEST_CASE("vu §1.6 client: a malformed cap chain from the server is EPROTO, the
   CHECK(b == before);
 }
 
-TEST_CASE("vu §1.12 client: an fd on a reply that takes none is never received (the kernel closes it)") {
+TEST_CASE("vfio-user P12 client: an fd on a reply that takes none is never received (the kernel closes it)") {
   auto s = scripted::start();
   s.handshake();
   auto c = s.pending.get();
@@ -347,7 +347,7 @@ TEST_CASE("vu §1.12 client: an fd on a reply that takes none is never received 
 
 // ---- replies that lie about the region-info chain, and sizes that must be bounded -------
 
-TEST_CASE("vu §1.6 client: a short region-info reply in the kernel form (CAPS, cap_offset 0) and in the wire form (no CAPS) read the same") {
+TEST_CASE("vfio-user P6 client: a short region-info reply in the kernel form (CAPS, cap_offset 0) and in the wire form (no CAPS) read the same") {
   for (const std::uint32_t flags : {0xFu, 0x7u}) {
     CAPTURE(flags);
     auto s = scripted::start();
@@ -369,7 +369,7 @@ TEST_CASE("vu §1.6 client: a short region-info reply in the kernel form (CAPS, 
   }
 }
 
-TEST_CASE("vu §1.6 client: a CAPS reply without its chain is EPROTO, the caller's buffer untouched") {
+TEST_CASE("vfio-user P6 client: a CAPS reply without its chain is EPROTO, the caller's buffer untouched") {
   struct lie {
     const char* what;
     std::uint32_t request_argsz;
@@ -405,7 +405,7 @@ TEST_CASE("vu §1.6 client: a CAPS reply without its chain is EPROTO, the caller
   }
 }
 
-TEST_CASE("vu §1.6 client mmap: the size a server says region info needs is bounded before it sizes anything") {
+TEST_CASE("vfio-user P6 client mmap: the size a server says region info needs is bounded before it sizes anything") {
   auto s = scripted::start();
   s.handshake();
   auto c = s.pending.get();

@@ -4,7 +4,7 @@
 // hoarded while a message is framed, and the listen backlog. Every case runs
 // against the real Grace device (backend/shim) on a server thread, over a
 // real socket, and ends with the server serving a new client.
-// "vu §N" = shared/spec/vfio-user.md; "§N" = nvgrace-semantics.md.
+// "vfio-user PN" = docs/vfio-user.md's protocol reference; "§N" = docs/semantics.md.
 
 #include <nvgrace/backend/vfio_user/server.hpp>
 

@@ -2,7 +2,7 @@
 // every class gets its exact error reply (flags 0x21, errno), the server keeps
 // serving or closes exactly when it must and then accepts a new client, fds
 // sent where none belong are closed, and device memory never changes.
-// "vu §N" = shared/spec/vfio-user.md.
+// "vfio-user PN" = docs/vfio-user.md's protocol reference.
 
 #include <nvgrace/backend/vfio_user/server.hpp>
 
@@ -255,7 +255,7 @@ void check_serving(raw_peer& peer, const std::vector<std::byte>& memory) {
 
 }  // namespace
 
-TEST_CASE("vu §1.12 malformed messages: exact error replies, fds closed, memory unchanged, server survives") {
+TEST_CASE("vfio-user P12 malformed messages: exact error replies, fds closed, memory unchanged, server survives") {
   auto device = make_shim(shim::blackwell(memlength));
   const auto initial = pattern(memlength, 0x17);
   gpu_poke(device, 0, initial);
@@ -328,7 +328,7 @@ TEST_CASE("vu §1.12 malformed messages: exact error replies, fds closed, memory
   CHECK(closes == 8);
 }
 
-TEST_CASE("vu §1.12 a reply-typed REGION_WRITE body is drained: the next message frames correctly") {
+TEST_CASE("vfio-user P12 a reply-typed REGION_WRITE body is drained: the next message frames correctly") {
   auto device = make_shim(shim::blackwell(memlength));
   threaded_server<shim_device> server(device);
   auto peer = server.connect();

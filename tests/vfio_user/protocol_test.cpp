@@ -1,5 +1,5 @@
 // vfio-user wire format: header codec, JSON capabilities, the framing decoder.
-// Spec references: shared/spec/vfio-user.md (cited "vu §N").
+// Citations: "vfio-user PN" = docs/vfio-user.md's protocol reference; "§N" = docs/semantics.md.
 
 #include <nvgrace/backend/vfio_user/capabilities.hpp>
 #include <nvgrace/backend/vfio_user/protocol.hpp>
@@ -45,7 +45,7 @@ std::vector<unique_fd> eventfds(int n) {
 
 }  // namespace
 
-TEST_CASE("vu §1.2 header layout: id, command, size, flags, error little-endian") {
+TEST_CASE("vfio-user P2 header layout: id, command, size, flags, error little-endian") {
   std::array<std::byte, 16> out{};
   store_header(out, header{0x1234, 9, 0x28, 0x21, 22});
   CHECK(std::vector<std::byte>(out.begin(), out.end()) ==
@@ -53,20 +53,20 @@ TEST_CASE("vu §1.2 header layout: id, command, size, flags, error little-endian
   CHECK(load_header(out) == header{0x1234, 9, 0x28, 0x21, 22});
 }
 
-TEST_CASE("vu §1.2 error reply is header-only with flags 0x21 and the positive errno") {
+TEST_CASE("vfio-user P2 error reply is header-only with flags 0x21 and the positive errno") {
   const header request{7, 5, 48, 0, 0};
   const auto e = error_header(request, nvgrace::errc::invalid_argument);
   CHECK(e == header{7, 5, 16, 0x21, 22});
   CHECK(reply_header(request, 32) == header{7, 5, 48, 0x1, 0});
 }
 
-TEST_CASE("vu §1.2 an error reply with errno 0 or out of range reads as EINVAL") {
+TEST_CASE("vfio-user P2 an error reply with errno 0 or out of range reads as EINVAL") {
   CHECK(reply_errno(header{0, 0, 16, 0x21, 0}) == nvgrace::errc::invalid_argument);
   CHECK(reply_errno(header{0, 0, 16, 0x21, 5000}) == nvgrace::errc::invalid_argument);
   CHECK(reply_errno(header{0, 0, 16, 0x21, 17}) == nvgrace::errc::file_exists);
 }
 
-TEST_CASE("vu §1.7 region access payload: offset u64, region u32, count u32") {
+TEST_CASE("vfio-user P7 region access payload: offset u64, region u32, count u32") {
   std::array<std::byte, 16> out{};
   store_region_access(out, region_access{0x1122334455667788, 4, 0x1000});
   CHECK(std::vector<std::byte>(out.begin(), out.end()) ==
@@ -75,7 +75,7 @@ TEST_CASE("vu §1.7 region access payload: offset u64, region u32, count u32") {
   CHECK(max_message_size_for(1u << 20) == 16 + 16 + (1u << 20));
 }
 
-TEST_CASE("vu §1.4 capabilities: QEMU's offer parses, every key read") {
+TEST_CASE("vfio-user P4 capabilities: QEMU's offer parses, every key read") {
   constexpr std::string_view qemu =
       R"({"capabilities":{"max_msg_fds":16,"max_data_xfer_size":1048576,"pgsizes":4096,"max_dma_maps":65535,)"
       R"("migration":{"pgsize":4096,"max_bitmap_size":268435456},"write_multiple":true}})";
@@ -91,7 +91,7 @@ TEST_CASE("vu §1.4 capabilities: QEMU's offer parses, every key read") {
   CHECK_FALSE(caps->twin_socket);
 }
 
-TEST_CASE("vu §1.4 capabilities: libvfio-user's reply with spaces, unknown keys skipped") {
+TEST_CASE("vfio-user P4 capabilities: libvfio-user's reply with spaces, unknown keys skipped") {
   auto caps = parse_capabilities(
       R"( { "capabilities": { "max_msg_fds": 8, "max_data_xfer_size": 1048576,)"
       R"( "x": [1, -2.5e3, "s\"\u00e9", null, {}],)"
@@ -103,13 +103,13 @@ TEST_CASE("vu §1.4 capabilities: libvfio-user's reply with spaces, unknown keys
   CHECK_FALSE(caps->write_multiple);
 }
 
-TEST_CASE("vu §1.4 capabilities: an empty text and an empty object name nothing") {
+TEST_CASE("vfio-user P4 capabilities: an empty text and an empty object name nothing") {
   CHECK(parse_capabilities("").has_value());
   CHECK(parse_capabilities("{}").has_value());
   CHECK_FALSE(parse_capabilities("{}")->max_msg_fds.has_value());
 }
 
-TEST_CASE("vu §1.4 capabilities: malformed JSON and wrong types are EINVAL") {
+TEST_CASE("vfio-user P4 capabilities: malformed JSON and wrong types are EINVAL") {
   constexpr std::string_view bad[] = {
       "[]",
       "{",
@@ -139,7 +139,7 @@ TEST_CASE("vu §1.4 capabilities: malformed JSON and wrong types are EINVAL") {
         UINT64_MAX);
 }
 
-TEST_CASE("vu §1.4 capabilities: nesting deeper than the limit is refused, not recursed") {
+TEST_CASE("vfio-user P4 capabilities: nesting deeper than the limit is refused, not recursed") {
   std::string deep = "{\"a\":";
   for (int i = 0; i < 10000; ++i) deep += "[";
   CHECK(parse_capabilities(deep).error() == nvgrace::errc::invalid_argument);
@@ -150,7 +150,7 @@ TEST_CASE("vu §1.4 capabilities: nesting deeper than the limit is refused, not 
   CHECK(parse_capabilities(ok).has_value());
 }
 
-TEST_CASE("vu §1.4 capabilities are written NUL-terminated and read back") {
+TEST_CASE("vfio-user P4 capabilities are written NUL-terminated and read back") {
   capabilities caps;
   caps.max_msg_fds = 16;
   caps.max_data_xfer_size = 1048576;

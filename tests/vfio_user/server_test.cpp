@@ -1,6 +1,6 @@
 // The vfio-user server, command by command, over a real UNIX socket with a
 // server thread and a real memfd-backed device. Byte-exact replies.
-// "vu §N" = shared/spec/vfio-user.md; "§N" = nvgrace-semantics.md.
+// "vfio-user PN" = docs/vfio-user.md's protocol reference; "§N" = docs/semantics.md.
 
 #include <nvgrace/backend/vfio_user/server.hpp>
 
@@ -47,7 +47,7 @@ bool same_file(int a, int b) {
 
 }  // namespace
 
-TEST_CASE("vu §1.4 VERSION: major 0, minor min(client, ours), our capabilities NUL-terminated") {
+TEST_CASE("vfio-user P4 VERSION: major 0, minor min(client, ours), our capabilities NUL-terminated") {
   test_device device(memlength);
   server_options options;
   options.minor = 2;
@@ -66,7 +66,7 @@ TEST_CASE("vu §1.4 VERSION: major 0, minor min(client, ours), our capabilities 
   }
 }
 
-TEST_CASE("vu §1.4 VERSION with no JSON (SPDK's client) is accepted") {
+TEST_CASE("vfio-user P4 VERSION with no JSON (SPDK's client) is accepted") {
   test_device device(memlength);
   threaded_server<test_device> server(device);
   auto peer = server.connect();
@@ -77,21 +77,21 @@ TEST_CASE("vu §1.4 VERSION with no JSON (SPDK's client) is accepted") {
   CHECK_REPLY(peer.call(make_message(2, command::device_get_info, device_info_req())), 2, command::device_get_info, 16);
 }
 
-TEST_CASE("vu §1.5 DEVICE_GET_INFO: argsz 16, flags RESET|PCI, 9 regions, 5 irqs") {
+TEST_CASE("vfio-user P5 DEVICE_GET_INFO: argsz 16, flags RESET|PCI, 9 regions, 5 irqs") {
   fixture f;
   auto r = f.peer.call(make_message(3, command::device_get_info, device_info_req()));
   CHECK_REPLY(r, 3, command::device_get_info, 16);
   CHECK(r.payload == bytes_builder().u32(16).u32(3).u32(9).u32(5).bytes());
 }
 
-TEST_CASE("vu §1.5 DEVICE_GET_INFO is tolerant: 20-byte payload, argsz 32 (rust-vmm)") {
+TEST_CASE("vfio-user P5 DEVICE_GET_INFO is tolerant: 20-byte payload, argsz 32 (rust-vmm)") {
   fixture f;
   auto r = f.peer.call(make_message(4, command::device_get_info, device_info_req(32, 20)));
   CHECK_REPLY(r, 4, command::device_get_info, 16);
   CHECK(r.payload == bytes_builder().u32(16).u32(3).u32(9).u32(5).bytes());
 }
 
-TEST_CASE("vu §1.6 §4.3 GET_REGION_INFO argsz 32: the bare struct with argsz 64, no CAPS, no fd") {
+TEST_CASE("vfio-user P6 §4.3 GET_REGION_INFO argsz 32: the bare struct with argsz 64, no CAPS, no fd") {
   fixture f;
   auto r = f.peer.call(make_message(5, command::device_get_region_info, region_info_req(32, bar)));
   CHECK_REPLY(r, 5, command::device_get_region_info, 32);
@@ -102,7 +102,7 @@ TEST_CASE("vu §1.6 §4.3 GET_REGION_INFO argsz 32: the bare struct with argsz 6
   CHECK(r.fds.empty());
 }
 
-TEST_CASE("vu §1.6 the device behind the server answers the short query in the kernel form: CAPS set, cap_offset 0") {
+TEST_CASE("vfio-user P6 the device behind the server answers the short query in the kernel form: CAPS set, cap_offset 0") {
   fixture f;
   std::array<std::byte, 32> buffer{};
   store_le<std::uint32_t>(buffer, 0, 32);
@@ -112,7 +112,7 @@ TEST_CASE("vu §1.6 the device behind the server answers the short query in the 
         bytes_builder().u32(64).u32(0xF).u32(bar).u32(0).u64(bar_size).u64(vfio::region_offset(bar)).bytes());
 }
 
-TEST_CASE("vu §1.6 wire_region_info: CAPS and cap_offset only with the chain") {
+TEST_CASE("vfio-user P6 wire_region_info: CAPS and cap_offset only with the chain") {
   constexpr vfio::region_info kernel_short{64, 0xF, 4, 0, 1u << 30, 0};
   constexpr auto shortened = wire_region_info(kernel_short, 64, false);
   static_assert(shortened.argsz == 64 && shortened.flags == 0x7 && shortened.cap_offset == 0);
@@ -124,7 +124,7 @@ TEST_CASE("vu §1.6 wire_region_info: CAPS and cap_offset only with the chain") 
   CHECK(shortened.flags == 0x7);
 }
 
-TEST_CASE("vu §1.6 §4.3 GET_REGION_INFO argsz 64: struct + sparse cap {0, memlength} + the memfd") {
+TEST_CASE("vfio-user P6 §4.3 GET_REGION_INFO argsz 64: struct + sparse cap {0, memlength} + the memfd") {
   fixture f;
   auto r = f.peer.call(make_message(6, command::device_get_region_info, region_info_req(64, bar)));
   CHECK_REPLY(r, 6, command::device_get_region_info, 64);
@@ -137,7 +137,7 @@ TEST_CASE("vu §1.6 §4.3 GET_REGION_INFO argsz 64: struct + sparse cap {0, meml
   CHECK(same_file(r.fds[0].get(), f.device.memory_fd()));
 }
 
-TEST_CASE("vu §1.6 GET_REGION_INFO never returns more than needed, even for a huge argsz") {
+TEST_CASE("vfio-user P6 GET_REGION_INFO never returns more than needed, even for a huge argsz") {
   fixture f;
   auto r = f.peer.call(make_message(7, command::device_get_region_info, region_info_req(4096, bar)));
   CHECK_REPLY(r, 7, command::device_get_region_info, 64);
@@ -145,7 +145,7 @@ TEST_CASE("vu §1.6 GET_REGION_INFO never returns more than needed, even for a h
   CHECK(r.fds.size() == 1);
 }
 
-TEST_CASE("vu §1.6 GET_REGION_INFO between 32 and 64 still gets only the struct") {
+TEST_CASE("vfio-user P6 GET_REGION_INFO between 32 and 64 still gets only the struct") {
   fixture f;
   auto r = f.peer.call(make_message(8, command::device_get_region_info, region_info_req(63, bar)));
   CHECK_REPLY(r, 8, command::device_get_region_info, 32);
@@ -154,7 +154,7 @@ TEST_CASE("vu §1.6 GET_REGION_INFO between 32 and 64 still gets only the struct
   CHECK(r.fds.empty());
 }
 
-TEST_CASE("vu §1.6 GET_REGION_INFO of config and of an unimplemented BAR") {
+TEST_CASE("vfio-user P6 GET_REGION_INFO of config and of an unimplemented BAR") {
   fixture f;
   auto config = f.peer.call(make_message(9, command::device_get_region_info, region_info_req(64, 7)));
   CHECK_REPLY(config, 9, command::device_get_region_info, 32);
@@ -164,7 +164,7 @@ TEST_CASE("vu §1.6 GET_REGION_INFO of config and of an unimplemented BAR") {
   CHECK(bar0.payload == bytes_builder().u32(32).u32(0).u32(0).u32(0).u64(0).u64(0).bytes());
 }
 
-TEST_CASE("vu §1.6 a device without region_source: MMAP cleared, no fd, caps kept") {
+TEST_CASE("vfio-user P6 a device without region_source: MMAP cleared, no fd, caps kept") {
   unmappable_test_device device(memlength);
   threaded_server<unmappable_test_device> server(device);
   auto peer = server.connect();
@@ -175,7 +175,7 @@ TEST_CASE("vu §1.6 a device without region_source: MMAP cleared, no fd, caps ke
   CHECK(r.fds.empty());
 }
 
-TEST_CASE("vu §1.4 a client with max_msg_fds 0 gets no region fd and no MMAP") {
+TEST_CASE("vfio-user P4 a client with max_msg_fds 0 gets no region fd and no MMAP") {
   test_device device(memlength);
   threaded_server<test_device> server(device);
   auto peer = server.connect();
@@ -185,7 +185,7 @@ TEST_CASE("vu §1.4 a client with max_msg_fds 0 gets no region fd and no MMAP") 
   CHECK(r.fds.empty());
 }
 
-TEST_CASE("vu §1.7 §5 REGION_WRITE then REGION_READ round-trips bytes") {
+TEST_CASE("vfio-user P7 §5 REGION_WRITE then REGION_READ round-trips bytes") {
   fixture f;
   const auto data = pattern(4096, 3);
   auto w = f.peer.call(make_message(20, command::region_write, write_req(0x1000, bar, data)));
@@ -198,7 +198,7 @@ TEST_CASE("vu §1.7 §5 REGION_WRITE then REGION_READ round-trips bytes") {
   CHECK(std::equal(data.begin(), data.end(), mem.begin() + 0x1000));
 }
 
-TEST_CASE("vu §1.7 §5.1 E6 a read crossing memlength gets the memory then 0xFF") {
+TEST_CASE("vfio-user P7 §5.1 E6 a read crossing memlength gets the memory then 0xFF") {
   fixture f;
   f.device.poke(memlength - 4, bytes_builder().u32(0x04030201).bytes());
   auto r = f.peer.call(make_message(22, command::region_read, read_req(memlength - 4, bar, 8)));
@@ -207,14 +207,14 @@ TEST_CASE("vu §1.7 §5.1 E6 a read crossing memlength gets the memory then 0xFF
         bytes_builder().u32(0x04030201).u32(0xFFFFFFFF).bytes());
 }
 
-TEST_CASE("vu §1.7 §5.1 a read crossing the BAR end is short: count = bytes to the end") {
+TEST_CASE("vfio-user P7 §5.1 a read crossing the BAR end is short: count = bytes to the end") {
   fixture f;
   auto r = f.peer.call(make_message(23, command::region_read, read_req(bar_size - 3, bar, 8)));
   CHECK_REPLY(r, 23, command::region_read, 16 + 3);
   CHECK(r.payload == bytes_builder().u64(bar_size - 3).u32(bar).u32(3).u8(0xFF).u8(0xFF).u8(0xFF).bytes());
 }
 
-TEST_CASE("vu §1.7 §5.2 a write crossing the BAR end is short; padding writes are dropped") {
+TEST_CASE("vfio-user P7 §5.2 a write crossing the BAR end is short; padding writes are dropped") {
   fixture f;
   const auto before = f.device.snapshot();
   auto w = f.peer.call(make_message(24, command::region_write, write_req(bar_size - 2, bar, pattern(8, 1))));
@@ -225,7 +225,7 @@ TEST_CASE("vu §1.7 §5.2 a write crossing the BAR end is short; padding writes 
   CHECK(f.device.snapshot() == before);
 }
 
-TEST_CASE("vu §1.7 §5.1 offset at the BAR end is EINVAL; count 0 is an empty success") {
+TEST_CASE("vfio-user P7 §5.1 offset at the BAR end is EINVAL; count 0 is an empty success") {
   fixture f;
   auto r = f.peer.call(make_message(26, command::region_read, read_req(bar_size, bar, 1)));
   CHECK_ERROR_REPLY(r, 26, command::region_read, EINVAL);
@@ -234,13 +234,13 @@ TEST_CASE("vu §1.7 §5.1 offset at the BAR end is EINVAL; count 0 is an empty s
   CHECK(z.payload == read_req(16, bar, 0));
 }
 
-TEST_CASE("vu §1.7 REGION_READ of exactly max_data_xfer_size (1 MiB) succeeds") {
+TEST_CASE("vfio-user P7 REGION_READ of exactly max_data_xfer_size (1 MiB) succeeds") {
   fixture f;
   auto r = f.peer.call(make_message(28, command::region_read, read_req(0, bar, 1u << 20)));
   CHECK_REPLY(r, 28, command::region_read, 16 + (1u << 20));
 }
 
-TEST_CASE("vu §1.7 config space (region 7) goes through the same messages") {
+TEST_CASE("vfio-user P7 config space (region 7) goes through the same messages") {
   fixture f;
   const auto ones = bytes_builder().u32(0xFFFFFFFF).bytes();
   auto w = f.peer.call(make_message(29, command::region_write, write_req(0x10, 7, ones)));
@@ -249,7 +249,7 @@ TEST_CASE("vu §1.7 config space (region 7) goes through the same messages") {
   CHECK(std::vector<std::byte>(r.payload.begin() + 16, r.payload.end()) == bytes_builder().u32(0xFFFFFFFF).bytes());
 }
 
-TEST_CASE("vu §1.9 DEVICE_GET_IRQ_INFO answers every index") {
+TEST_CASE("vfio-user P9 DEVICE_GET_IRQ_INFO answers every index") {
   fixture f;
   const std::uint32_t counts[] = {1, 0, 0, 1, 1};
   for (std::uint32_t i = 0; i < 5; ++i) {
@@ -260,7 +260,7 @@ TEST_CASE("vu §1.9 DEVICE_GET_IRQ_INFO answers every index") {
   }
 }
 
-TEST_CASE("vu §1.9 SET_IRQS: an eventfd is stored, triggered, replaced and disabled") {
+TEST_CASE("vfio-user P9 SET_IRQS: an eventfd is stored, triggered, replaced and disabled") {
   namespace fl = vfio::irq_set_flags;
   fixture f;
   unique_fd ev(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -288,7 +288,7 @@ TEST_CASE("vu §1.9 SET_IRQS: an eventfd is stored, triggered, replaced and disa
   CHECK(::read(ev.get(), &value, sizeof value) == -1);
 }
 
-TEST_CASE("vu §1.9 SET_IRQS disable is accepted for an index with no vectors (QEMU issues it)") {
+TEST_CASE("vfio-user P9 SET_IRQS disable is accepted for an index with no vectors (QEMU issues it)") {
   namespace fl = vfio::irq_set_flags;
   fixture f;
   const auto disable = set_irqs_req(fl::data_none | fl::action_trigger, 2, 0, 0);
@@ -296,7 +296,7 @@ TEST_CASE("vu §1.9 SET_IRQS disable is accepted for an index with no vectors (Q
   CHECK_REPLY(d, 55, command::device_set_irqs, 0);
 }
 
-TEST_CASE("vu §1.1 disconnect closes the client's IRQ fds; replacing closes the old one") {
+TEST_CASE("vfio-user P1 disconnect closes the client's IRQ fds; replacing closes the old one") {
   namespace fl = vfio::irq_set_flags;
   test_device device(memlength);
   threaded_server<test_device> server(device);
@@ -321,7 +321,7 @@ TEST_CASE("vu §1.1 disconnect closes the client's IRQ fds; replacing closes the
   CHECK(open_eventfd_count() == before);
 }
 
-TEST_CASE("vu §1.8 DMA_MAP: accepted, its fd closed; overlap EEXIST; UNMAP echoes 24 bytes") {
+TEST_CASE("vfio-user P8 DMA_MAP: accepted, its fd closed; overlap EEXIST; UNMAP echoes 24 bytes") {
   fixture f;
   int p[2];
   REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
@@ -349,14 +349,14 @@ TEST_CASE("vu §1.8 DMA_MAP: accepted, its fd closed; overlap EEXIST; UNMAP echo
   CHECK_ERROR_REPLY(gone, 68, command::dma_unmap, ENOENT);
 }
 
-TEST_CASE("vu §1.10 DEVICE_RESET reaches the device and replies header-only") {
+TEST_CASE("vfio-user P10 DEVICE_RESET reaches the device and replies header-only") {
   fixture f;
   auto r = f.peer.call(make_message(70, command::device_reset));
   CHECK_REPLY(r, 70, command::device_reset, 0);
   CHECK(f.device.resets.load() == 1);
 }
 
-TEST_CASE("vu §1.2 NO_REPLY: no reply, even on failure; later replies keep their order") {
+TEST_CASE("vfio-user P2 NO_REPLY: no reply, even on failure; later replies keep their order") {
   fixture f;
   const auto data = pattern(8, 9);
   f.peer.send(make_message(80, command::region_write, write_req(0, bar, data),
@@ -369,7 +369,7 @@ TEST_CASE("vu §1.2 NO_REPLY: no reply, even on failure; later replies keep thei
   CHECK(f.peer.silent());
 }
 
-TEST_CASE("vu §1.1 pipelined commands in one send are answered in order") {
+TEST_CASE("vfio-user P1 pipelined commands in one send are answered in order") {
   fixture f;
   std::vector<std::byte> all;
   for (std::uint16_t id = 90; id < 95; ++id) {
@@ -383,7 +383,7 @@ TEST_CASE("vu §1.1 pipelined commands in one send are answered in order") {
   }
 }
 
-TEST_CASE("vu §1.1 a new client must negotiate again and sees the memory the last one wrote") {
+TEST_CASE("vfio-user P1 a new client must negotiate again and sees the memory the last one wrote") {
   test_device device(memlength);
   threaded_server<test_device> server(device);
   const auto data = pattern(16, 5);
@@ -400,7 +400,7 @@ TEST_CASE("vu §1.1 a new client must negotiate again and sees the memory the la
   CHECK(std::equal(data.begin(), data.end(), r.payload.begin() + 16));
 }
 
-TEST_CASE("vu §1.12 a 1 MiB REGION_WRITE arriving in many pieces is one message") {
+TEST_CASE("vfio-user P12 a 1 MiB REGION_WRITE arriving in many pieces is one message") {
   fixture f;
   const auto data = pattern(1u << 20, 11);
   auto w = f.peer.call(make_message(100, command::region_write, write_req(0, bar, data)));

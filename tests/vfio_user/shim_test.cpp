@@ -51,7 +51,7 @@ bool same_file(int a, int b) {
 
 }  // namespace
 
-TEST_CASE("§4.3 vu §1.6 Hopper usemem (region 4) on the wire: 1 GiB BAR, area {0, 512 MiB}, fd at offset 0") {
+TEST_CASE("§4.3 vfio-user P6 Hopper usemem (region 4) on the wire: 1 GiB BAR, area {0, 512 MiB}, fd at offset 0") {
   fixture f;
   auto first = f.peer.call(make_message(1, command::device_get_region_info, region_info_req(32, 4)));
   CHECK_REPLY(first, 1, command::device_get_region_info, 32);
@@ -68,7 +68,7 @@ TEST_CASE("§4.3 vu §1.6 Hopper usemem (region 4) on the wire: 1 GiB BAR, area 
   CHECK(same_file(full.fds[0].get(), f.device.gpu_memory().source().fd));
 }
 
-TEST_CASE("§4.3 vu §1.6 Hopper resmem (region 2) on the wire: 2 GiB BAR, the fd offset is where resmem starts") {
+TEST_CASE("§4.3 vfio-user P6 Hopper resmem (region 2) on the wire: 2 GiB BAR, the fd offset is where resmem starts") {
   fixture f;
   auto full = f.peer.call(make_message(3, command::device_get_region_info, region_info_req(64, 2)));
   CHECK_REPLY(full, 3, command::device_get_region_info, 64);
@@ -79,7 +79,7 @@ TEST_CASE("§4.3 vu §1.6 Hopper resmem (region 2) on the wire: 2 GiB BAR, the f
   CHECK(full.fds.size() == 1);
 }
 
-TEST_CASE("§5.1 E7 vu §1.7 a resmem read crossing its real length comes back short (upstream's return)") {
+TEST_CASE("§5.1 E7 vfio-user P7 a resmem read crossing its real length comes back short (upstream's return)") {
   fixture f;
   gpu_poke(f.device, memlength - 4, bytes_builder().u32(0xA1B2C3D4).bytes());
   auto r = f.peer.call(make_message(4, command::region_read, read_req(res_len - 4, 2, 16)));
@@ -90,7 +90,7 @@ TEST_CASE("§5.1 E7 vu §1.7 a resmem read crossing its real length comes back s
   CHECK(p.payload == bytes_builder().u64(res_len).u32(2).u32(8).u64(~std::uint64_t{0}).bytes());
 }
 
-TEST_CASE("§5.1 E7 vu §1.7 with the documented resmem return the same read is whole: memory then 0xFF") {
+TEST_CASE("§5.1 E7 vfio-user P7 with the documented resmem return the same read is whole: memory then 0xFF") {
   fixture f(hopper(grace::resmem_return::documented));
   gpu_poke(f.device, memlength - 4, bytes_builder().u32(0xA1B2C3D4).bytes());
   auto r = f.peer.call(make_message(4, command::region_read, read_req(res_len - 4, 2, 16)));
@@ -101,7 +101,7 @@ TEST_CASE("§5.1 E7 vu §1.7 with the documented resmem return the same read is 
                          .bytes());
 }
 
-TEST_CASE("§5.1 vu §1.7 usemem: a read crossing the real length is padded, one crossing the BAR end is short") {
+TEST_CASE("§5.1 vfio-user P7 usemem: a read crossing the real length is padded, one crossing the BAR end is short") {
   fixture f;
   auto r = f.peer.call(make_message(6, command::region_read, read_req(use_len - 2, 4, 4)));
   CHECK_REPLY(r, 6, command::region_read, 16 + 4);

@@ -2,7 +2,7 @@
 /// \file
 /// The vfio-user wire format: the 16-byte message header, command numbers,
 /// and the fixed payloads the nvgrace server and client exchange
-/// (docs/vfio-user.md; facts in shared/spec/vfio-user.md). Every integer is
+/// (docs/vfio-user.md, "Protocol reference"). Every integer is
 /// little-endian; every structure is packed. Nothing here touches a socket.
 
 #include <nvgrace/core/bytes.hpp>
