@@ -80,9 +80,15 @@ TEST_CASE("conformance: Linux nvgrace-gpu driver in the real-driver rig") {
   const lv::pci_address address = bdf_from_env();
   const char* one = std::getenv("NVGRACE_RIG_ONE_OPEN");
   const bool one_open = one != nullptr && std::string(one) == "1";
-  MESSAGE("profile: size " << o.prof.size << " base " << o.prof.base
-                           << (o.prof.generation == rig::gpu::hopper ? " hopper" : " blackwell")
-                           << (one_open ? ", one open for every subcase" : ""));
+  static bool told = false;  // doctest re-enters the test case once per subcase
+  if (!told) {
+    told = true;
+    const std::string what = "profile: GPU memory " + std::to_string(o.prof.size) + " bytes at " +
+                             std::to_string(o.prof.base) +
+                             (o.prof.generation == rig::gpu::hopper ? ", hopper" : ", blackwell") +
+                             (one_open ? ", one open for every subcase" : "");
+    MESSAGE(what);
+  }
   if (one_open) {
     static std::optional<lv::device> shared;
     if (!shared) {

@@ -8,7 +8,8 @@
 //   nvgrace-rig-host windows [profile options] --seed N --ops N
 //       print the seeded windows (relative to the GPU memory base)
 //   nvgrace-rig-host diff --channel CH [--memory-file F --memory-offset O] [--untouched LEN]
-//                         [--device-id ID] [--name NAME] [--details N] [--trace-kind KIND] [--allow-known]
+//                         [--device-id ID] [--name NAME] [--details N] [--trace-kind KIND]
+//                         [--trace-from I --trace-to J] [--allow-known]
 //                         [profile options] --seed N --ops N
 //       build shim::device from the same ACPI inputs, with the same initial memory,
 //       in the driver's return mode (upstream short resmem return); apply the same
@@ -293,6 +294,9 @@ int diff(rig::options o) {
   const std::uint64_t max_details = take_number(o.rest, "--details", 4);
   // --trace-kind K: print every operation of kind K (config_write, config_read, ...) with both records.
   const std::string trace_kind = take(o.rest, "--trace-kind");
+  // --trace-from A --trace-to B: print operations A..B-1 with both records.
+  const std::uint64_t trace_from = take_number(o.rest, "--trace-from", 0);
+  const std::uint64_t trace_to = take_number(o.rest, "--trace-to", 0);
   // --allow-known: exit 0 when every mismatch is a known one (they are still reported).
   bool allow_known = false;
   if (auto it = std::find(o.rest.begin(), o.rest.end(), "--allow-known"); it != o.rest.end()) {
@@ -429,10 +433,11 @@ int diff(rig::options o) {
   std::array<bool, 4096> stale{};    // config bytes written before the last re-open and not since
   bool reopened = false;
   bool command_since_reopen = false;
+  bool faulted_since_reset = false;
   std::map<std::string, std::uint64_t> known_counts;
   const auto classify = [&](const rig::op& op, const rig::record& guest, const std::vector<std::byte>& gp,
                             const rig::record& model, const std::vector<std::byte>& mp,
-                            bool decode_before) -> std::string {
+                            bool decode_before, bool reset_done_before) -> std::string {
     switch (op.k) {
       case rig::kind::reopen:
         if (p.fallback() && guest.result == -EBUSY && model.result == 0) return "fallback-reopen-ebusy";
@@ -446,6 +451,8 @@ int diff(rig::options o) {
       case rig::kind::read_fpos:
         if (guest.result >= 0 && model.result == -EIO && !decode_before && reopened && !command_since_reopen)
           return "reopen-keeps-decode-off";
+        if (guest.result >= 0 && model.result == -EIO && !decode_before && reset_done_before && faulted_since_reset)
+          return "mapping-fault-clears-reset-done";
         return {};
       case rig::kind::config_read: {
         if (guest.result != model.result || guest.aux != model.aux || gp.size() != mp.size()) return {};
@@ -484,6 +491,7 @@ int diff(rig::options o) {
       return 1;
     }
     const bool decode_before = dev.memory_enabled();
+    const bool reset_done_before = dev.reset_done();
     const std::string state_before = std::string("reset_done ") + (dev.reset_done() ? "1" : "0") +
                                      ", memory decode " + (dev.memory_enabled() ? "on" : "off") + ", resets so far " +
                                      std::to_string(dev.reset_count());
@@ -506,7 +514,7 @@ int diff(rig::options o) {
       std::memcpy(touched, before.data(), before.size());
       ++resynced;
     }
-    if (!trace_kind.empty() && trace_kind == trace_name(op.k))
+    if ((!trace_kind.empty() && trace_kind == trace_name(op.k)) || (i >= trace_from && i < trace_to))
       std::printf("   trace #%llu %s\n      driver: %s\n      model:  %s\n", static_cast<unsigned long long>(i),
                   describe(op).c_str(), record_text(guest, guest_payload).c_str(), record_text(model, payload).c_str());
     class_stats& c = stats[static_cast<std::size_t>(op.cls)];
@@ -528,7 +536,19 @@ int diff(rig::options o) {
       }
     }
     std::string known;
-    if (!same) known = classify(op, guest, guest_payload, model, payload, decode_before);
+    if (!same) known = classify(op, guest, guest_payload, model, payload, decode_before, reset_done_before);
+    // The file position: when the two differ after a read(2) (a mismatch, counted here),
+    // the model takes the driver's, so that one difference is not counted again by every
+    // later read(2).
+    if (op.k == rig::kind::read_fpos && guest.aux != model.aux && guest.aux != ~std::uint64_t{0}) {
+      t.fpos = guest.aux;
+      ++resynced;
+    }
+    // The driver's fault handler waits for readiness and clears reset_done; the model's
+    // mappings are plain memory and never fault.
+    if (op.k == rig::kind::mmap && guest.result == 0 && (guest.aux & rig::sigbus_read) == 0 && decode_before)
+      faulted_since_reset = true;
+    if (op.k == rig::kind::reset || op.k == rig::kind::reopen) faulted_since_reset = false;
     if (op.k == rig::kind::reopen) {
       for (std::size_t k = 0; k < written.size(); ++k) stale[k] = stale[k] || written[k];
       written.fill(false);
@@ -636,7 +656,7 @@ int diff(rig::options o) {
               "config reads equal once those are set aside: %llu\n",
               static_cast<unsigned long long>(platform_bytes), static_cast<unsigned long long>(masked_reads));
   if (resynced != 0)
-    std::printf("   mapped writes the driver refused and the model took, undone in the model after counting: %llu\n",
+    std::printf("   model state put back after a counted mismatch (refused mapped writes, file positions): %llu\n",
                 static_cast<unsigned long long>(resynced));
   if (!memory_file.empty() && !p.fallback())
     std::printf("   GPU memory left by the driver: %llu bytes compared (seeded and written extents), %llu differ; "

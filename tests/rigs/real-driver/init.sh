@@ -57,7 +57,7 @@ for step in $RIG_STEPS; do
 		;;
 	conformance)
 		NVGRACE_RIG_BDF=$RIG_BDF NVGRACE_RIG_PROFILE="$RIG_PROFILE" NVGRACE_RIG_ONE_OPEN=$RIG_ONE_OPEN \
-			nvgrace-rig-conformance
+			nvgrace-rig-conformance --no-colors=true
 		rc=$?
 		;;
 	probe)

@@ -14,7 +14,7 @@
 #   - (a second boot) the shared conformance suite and nvgrace-probe.
 #
 # Usage: run.sh [options]
-#   --profiles "P ..."  profiles to run (default: "low big blackwell fallback"):
+#   --profiles "P ..."  profiles to run (default: "low big blackwell fallback notready"):
 #                         low        Hopper, 0x72C00123 bytes at 0x20000000 (resmem not
 #                                    page-aligned), GPU memory reserved with memmap=
 #                         big        Hopper, 65 GiB + 100 MiB + 0x123 at 0x200000000 on a
@@ -23,7 +23,7 @@
 #                         blackwell  Grace Blackwell (no carve-out), 0x52C00123 bytes at 0x20000000
 #                         fallback   no _DSD: the driver's plain vfio-pci variant
 #                         notready   the readiness registers never read ready: the probe
-#                                    must fail with ETIME after its 30 s wait (not in the default)
+#                                    must fail with ETIME after its 30 s wait
 #   --ops N             operations per profile (default 2000; $NVGRACE_RIG_OPS)
 #   --nightly           100000 operations per profile
 #   --seed N            stream seed (default 1; $NVGRACE_RIG_SEED)
@@ -31,6 +31,9 @@
 #   --work DIR          keep every file of the run in DIR (default: a temporary dir, removed)
 #   --timeout S         per boot (default 600)
 #   --verbose           show the guest consoles
+# A mismatch fails the run, known or not. NVGRACE_RIG_ALLOW_KNOWN=1 passes a profile whose
+# every mismatch carries one of the known labels (docs/real-driver.md), e.g. while the
+# model catches up; the labels and counts are reported either way.
 # Environment: NVGRACE_KERNEL_TREE (build and boot your own kernel tree instead of
 # Debian's linux-source-7.2, see docs/real-driver.md), NVGRACE_JOBS (2),
 # NVGRACE_RIG_BUILD_DIR (default <source>/build/rig-real-driver), NVGRACE_CACHE.
@@ -47,7 +50,7 @@ NVG_LOG_PREFIX=rig
 # shellcheck source=../lib/unstable-apt.sh
 source "$LIB/unstable-apt.sh"
 
-PROFILES="low big blackwell fallback"
+PROFILES="low big blackwell fallback notready"
 OPS=${NVGRACE_RIG_OPS:-2000}
 SEED=${NVGRACE_RIG_SEED:-1}
 DO_DIFF=1 DO_CHECKS=1 WORK= TIMEOUT=600 VERBOSE=0
@@ -229,6 +232,7 @@ boot() {
 	BOOT_MS=$((($(date +%s%N) - t0) / 1000000))
 	kill "$server_pid" 2>/dev/null
 	wait "$server_pid" 2>/dev/null
+	[ -f "$log" ] && sed -i 's/\r$//' "$log"
 	[ $VERBOSE = 1 ] && sed "s/^/[$name] /" "$log"
 	if [ $rc -ne 0 ]; then
 		echo "rig: QEMU ($name) exited $rc after $BOOT_MS ms:"
@@ -328,11 +332,16 @@ for P in $PROFILES; do
 				--ops "$OPS")
 			[ "$MEMORY" != none ] && diff_args+=(--memory-file "$MEMFILE" --memory-offset "$(memory_file_offset)")
 			[ "$MEMORY" = ram ] && diff_args+=(--untouched "$RESERVE")
-			"$RIG_HOST" "${diff_args[@]}" | tee "$WORK/$P.report"
+			[ "${NVGRACE_RIG_ALLOW_KNOWN:-0}" = 1 ] && diff_args+=(--allow-known)
+			"$RIG_HOST" "${diff_args[@]}" >"$WORK/$P.report"
+			diff_rc=$?
+			cat "$WORK/$P.report"
 			line=$(grep '^RIG-RESULT' "$WORK/$P.report")
 			SUMMARY+=("$P: ${line#RIG-RESULT $P }, boot+run ${BOOT_MS} ms")
-			if grep -q 'mismatches=0 memory_diffs=0 complete=yes' <<<"$line"; then
+			if [ $diff_rc -eq 0 ] && grep -q ' mismatches=0 ' <<<"$line"; then
 				ok "$P: differential, no mismatch"
+			elif [ $diff_rc -eq 0 ]; then
+				ok "$P: differential, every mismatch a known one (NVGRACE_RIG_ALLOW_KNOWN=1): ${line#RIG-RESULT $P }"
 			else
 				ko "$P: differential: ${line:-no result}"
 			fi
@@ -366,8 +375,18 @@ for P in $PROFILES; do
 			if [[ $steps == *probe* ]]; then
 				sed -n '/^RIG-STEP conformance/,/^RIG-PROBE-TEXT-RC/p' "$WORK/$name.log" | grep -v '^RIG-STEP' | head -n 80
 				rc=$(sed -n 's/^RIG-PROBE-TEXT-RC //p' "$WORK/$name.log")
-				if [ "$rc" = 0 ]; then ok "$P: nvgrace-probe: every rule passes"
-				else ko "$P: nvgrace-probe exit status ${rc:-none}: $(grep -E '^ *FAIL|fail' "$WORK/$name.log" | head -5 | tr -s ' ' | tr '\n' ';')"; fi
+				fails=$(grep -E '^  FAIL ' "$WORK/$name.log" | tr -s ' ')
+				if [ "$SIZE" = 0 ]; then
+					# Without _DSD the probe must diagnose the fallback: the "emulated" rule of
+					# regions 2 and 4 fails (no sparse area), and nothing else.
+					if [ "$rc" = 1 ] && [ "$(grep -c ' emulated ' <<<"$fails")" = 2 ] &&
+						[ "$(grep -c . <<<"$fails")" = 2 ]; then
+						ok "$P: nvgrace-probe diagnoses the fallback (regions 2 and 4 not emulated) and nothing else"
+					else
+						ko "$P: nvgrace-probe exit status ${rc:-none}: $(tr '\n' ';' <<<"$fails")"
+					fi
+				elif [ "$rc" = 0 ]; then ok "$P: nvgrace-probe: every rule passes"
+				else ko "$P: nvgrace-probe exit status ${rc:-none}: $(head -n 5 <<<"$fails" | tr '\n' ';')"; fi
 			fi
 		done
 	fi
