@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -376,19 +377,18 @@ int diff(rig::options o) {
   shim_device& dev = **created;
   shim_target t{dev};
 
-  // Config bytes that are inputs of the platform, not rules of the driver: what the
-  // guest's firmware and QEMU made of the function's config space (BAR addresses,
-  // the interrupt line, QEMU's rewrite of the PCIe capability into an integrated
-  // endpoint's). The guest dumps the function's config before binding; where it
-  // differs from what the server served (the model's own physical config), inside
-  // those ranges, a byte the driver takes from vfio-pci's virtual config is the
-  // platform's and is not compared, until the stream writes it there (the virtual
-  // register then holds what was written, on both sides) and again after a re-open
-  // (the virtual config is rebuilt from the hardware). Bytes the driver's BAR
-  // emulation answers are always compared.
-  std::array<bool, 4096> platform{};
+  // Config bits that are inputs of the platform, not rules of the driver: what the
+  // guest's firmware, kernel and QEMU made of the function's config space (BAR
+  // addresses, COMMAND bits such as I/O decode and SERR, the interrupt line, QEMU's
+  // rewrite of the PCIe capability into an integrated endpoint's). The guest dumps the
+  // function's config before binding; where a bit differs from what the server served
+  // (the model's own physical config), inside those registers, that bit of a byte the
+  // driver takes from vfio-pci's virtual config is the platform's and is not compared,
+  // until the stream writes the byte (the virtual register then holds what was written,
+  // on both sides). Bytes the driver's BAR emulation answers are always compared.
+  std::array<std::uint8_t, 4096> platform{};
   std::array<bool, 4096> written{};
-  std::uint64_t platform_bytes = 0;
+  std::uint64_t platform_bits_total = 0;
   if (const rig::channel_entry* ce = ch.find("config"); ce != nullptr && ce->done != 0) {
     shim::device_options physical = shim::plain(p.bar2_size, p.bar4_size);
     physical.generation = options.generation;
@@ -402,11 +402,12 @@ int diff(rig::options o) {
     const auto image = (*served)->config_snapshot();
     const auto dumped = ch.bytes(*ce);
     for (std::size_t k = 0; k < image.size() && k < dumped.size(); ++k) {
-      const bool platform_owned = (k >= 0x10 && k < 0x28) || k == 0x3C ||
+      const bool platform_owned = (k >= 0x04 && k < 0x06) || (k >= 0x10 && k < 0x28) || k == 0x3C ||
                                   (k >= shim::config_layout::express && k < shim::config_layout::express + 0x3C);
-      if (platform_owned && image[k] != dumped[k]) platform[k] = true;
+      if (platform_owned)
+        platform[k] = static_cast<std::uint8_t>(std::to_integer<unsigned>(image[k] ^ dumped[k]));
+      platform_bits_total += static_cast<std::uint64_t>(std::popcount(platform[k]));
     }
-    for (const bool b : platform) platform_bytes += b ? 1 : 0;
   }
   // The driver's routing of a config access (its BAR2 window is tested first, and a
   // hit there ends the search even when BAR2 is not emulated): the window whose
@@ -417,7 +418,40 @@ int diff(rig::options o) {
     if (hits(0x20)) return stream.regions()[4].emulated ? 4u : 0u;
     return 0u;
   };
+  // The bits of config byte `at` that are the platform's in a read routed to `window`.
+  const auto platform_bits = [&](std::uint64_t at, std::uint32_t window) -> std::uint8_t {
+    if (at >= platform.size() || written[at]) return 0;
+    if (window != 0 && at >= 0x10 + 4 * window && at < 0x18 + 4 * window) return 0;  // the driver's own
+    return platform[at];
+  };
+  const auto differing_bits = [&](std::byte a, std::byte b, std::uint64_t at, std::uint32_t window) {
+    return static_cast<std::uint8_t>(std::to_integer<unsigned>(a ^ b) & ~platform_bits(at, window) & 0xFFu);
+  };
   std::uint64_t masked_reads = 0;
+  // Model state changes that mirror the driver's, through the model's own interface.
+  const auto model_command = [&]() {
+    std::array<std::byte, 2> v{};
+    static_cast<void>(dev.pread(v, vfio::file_offset(7, 0x04)));
+    return load_le<std::uint16_t>(v, 0);
+  };
+  const auto write_model_command = [&](std::uint16_t command) {
+    std::array<std::byte, 2> v{};
+    store_le<std::uint16_t>(v, 0, command);
+    static_cast<void>(dev.pwrite(v, vfio::file_offset(7, 0x04)));
+  };
+  const auto set_model_decode = [&](bool on) {
+    const std::uint16_t command = model_command();
+    write_model_command(on ? static_cast<std::uint16_t>(command | 0x2) : static_cast<std::uint16_t>(command & ~0x2));
+  };
+  // The driver's fault handler waited for readiness and cleared its reset flag; the
+  // model clears its own the only way it has: a read with decode on.
+  const auto clear_model_reset_done = [&]() {
+    const std::uint16_t command = model_command();
+    write_model_command(static_cast<std::uint16_t>(command | 0x2));
+    std::array<std::byte, 1> b{};
+    static_cast<void>(dev.pread(b, vfio::file_offset(4, 0)));
+    write_model_command(command);
+  };
 
   // Operation by operation.
   std::array<class_stats, static_cast<std::size_t>(rig::op_class::count_)> stats{};
@@ -459,9 +493,8 @@ int diff(rig::options o) {
         const std::uint32_t window = route(op.offset, op.length);
         bool bar4 = false, old = false;
         for (std::size_t k = 0; k < gp.size(); ++k) {
-          if (gp[k] == mp[k]) continue;
           const std::uint64_t at = op.offset + k;
-          if (at < platform.size() && platform[at] && !written[at]) continue;  // the platform's
+          if (differing_bits(gp[k], mp[k], at, window) == 0) continue;  // equal, or the platform's
           if (at >= 0x20 && at < 0x28 && window != 4 && stream.regions()[4].emulated) bar4 = true;
           else if (at < stale.size() && stale[at]) old = true;
           else return {};
@@ -508,15 +541,48 @@ int diff(rig::options o) {
         std::memcpy(before.data(), touched, before.size());
       }
     }
+    // Likewise a pwrite the two answer differently: afterwards the model's memory holds
+    // what the driver's holds (the bytes the driver took, nothing more).
+    std::vector<std::byte> write_before;
+    mem::memory_view write_view{};
+    if (op.k == rig::kind::pwrite && op.index < vfio::pci_num_regions) {
+      write_view = dev.region_memory(op.index);
+      if (write_view.base != nullptr && op.offset < write_view.length) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(op.length, write_view.length - op.offset));
+        write_before.assign(write_view.base + op.offset, write_view.base + op.offset + n);
+      }
+    }
     const rig::record model = rig::execute(t, op, i, o.seed, scratch, payload);
-    if (touched != nullptr && model.result == 0 && (model.aux & rig::sigbus_write) == 0 &&
-        (guest.result != 0 || (guest.aux & rig::sigbus_write) != 0)) {
-      std::memcpy(touched, before.data(), before.size());
+    if (op.k == rig::kind::pwrite && guest.result != model.result && write_view.base != nullptr &&
+        op.offset < write_view.length) {
+      std::memcpy(write_view.base + op.offset, write_before.data(), write_before.size());
+      if (guest.result > 0) {
+        const auto n = static_cast<std::size_t>(
+            std::min<std::uint64_t>(static_cast<std::uint64_t>(guest.result), write_view.length - op.offset));
+        std::vector<std::byte> data(static_cast<std::size_t>(op.length));
+        rig::fill_data(data, o.seed, i);
+        std::memcpy(write_view.base + op.offset, data.data(), std::min(n, data.size()));
+      }
       ++resynced;
     }
+    if (touched != nullptr) {
+      const bool driver_wrote = guest.result == 0 && (guest.aux & rig::sigbus_write) == 0;
+      const bool model_wrote = model.result == 0 && (model.aux & rig::sigbus_write) == 0;
+      if (driver_wrote != model_wrote) {
+        if (model_wrote) {
+          std::memcpy(touched, before.data(), before.size());
+        } else {
+          std::array<std::byte, 8> in{};
+          rig::fill_data(in, o.seed, i);
+          std::memcpy(touched, in.data(), in.size());
+        }
+        ++resynced;
+      }
+    }
     if ((!trace_kind.empty() && trace_kind == trace_name(op.k)) || (i >= trace_from && i < trace_to))
-      std::printf("   trace #%llu %s\n      driver: %s\n      model:  %s\n", static_cast<unsigned long long>(i),
-                  describe(op).c_str(), record_text(guest, guest_payload).c_str(), record_text(model, payload).c_str());
+      std::printf("   trace #%llu %s [model before: %s]\n      driver: %s\n      model:  %s\n",
+                  static_cast<unsigned long long>(i), describe(op).c_str(), state_before.c_str(),
+                  record_text(guest, guest_payload).c_str(), record_text(model, payload).c_str());
     class_stats& c = stats[static_cast<std::size_t>(op.cls)];
     ++c.ops;
     bool same = guest.result == model.result && guest.digest == model.digest && guest.aux == model.aux;
@@ -524,12 +590,8 @@ int diff(rig::options o) {
         guest_payload.size() == payload.size()) {
       bool equal_but_platform = true;
       const std::uint32_t window = route(op.offset, op.length);
-      for (std::size_t k = 0; k < payload.size() && equal_but_platform; ++k) {
-        const std::uint64_t at = op.offset + k;
-        const bool emulated = window != 0 && at >= 0x10 + 4 * window && at < 0x18 + 4 * window;
-        const bool masked = !emulated && at < platform.size() && platform[at] && !written[at];
-        if (guest_payload[k] != payload[k] && !masked) equal_but_platform = false;
-      }
+      for (std::size_t k = 0; k < payload.size() && equal_but_platform; ++k)
+        if (differing_bits(guest_payload[k], payload[k], op.offset + k, window) != 0) equal_but_platform = false;
       if (equal_but_platform) {
         same = true;
         ++masked_reads;
@@ -562,6 +624,15 @@ int diff(rig::options o) {
         stale[k] = false;
         if (k == 0x04) command_since_reopen = true;
       }
+    }
+    // After a counted, labelled difference in the device's state, the model takes the
+    // driver's state, so that the one difference does not make every later answer differ.
+    if (known == "reopen-keeps-decode-off") {
+      set_model_decode(true);
+      ++resynced;
+    } else if (known == "mapping-fault-clears-reset-done") {
+      clear_model_reset_done();
+      ++resynced;
     }
     if (!same) {
       ++c.mismatches;
@@ -652,11 +723,11 @@ int diff(rig::options o) {
               static_cast<unsigned long long>(mismatches), static_cast<unsigned long long>(known_total));
   for (const auto& [label, count] : known_counts)
     std::printf("   known: %-50s %llu\n", label.c_str(), static_cast<unsigned long long>(count));
-  std::printf("   config bytes that are platform inputs (differ from the served function): %llu; "
+  std::printf("   config bits that are platform inputs (differ from the served function): %llu; "
               "config reads equal once those are set aside: %llu\n",
-              static_cast<unsigned long long>(platform_bytes), static_cast<unsigned long long>(masked_reads));
+              static_cast<unsigned long long>(platform_bits_total), static_cast<unsigned long long>(masked_reads));
   if (resynced != 0)
-    std::printf("   model state put back after a counted mismatch (refused mapped writes, file positions): %llu\n",
+    std::printf("   model state put back after a counted mismatch (writes, mapped writes, file positions): %llu\n",
                 static_cast<unsigned long long>(resynced));
   if (!memory_file.empty() && !p.fallback())
     std::printf("   GPU memory left by the driver: %llu bytes compared (seeded and written extents), %llu differ; "

@@ -215,6 +215,10 @@ public:
                                      r.real / 2, 2 * MiB_ - 1, 1 * GiB_ - 8})
         if (at < r.bar + 2 * page) pts.push_back(at);
       for (int k = 0; k < 8; ++k) pts.push_back(anchors.below(r.real));  // anchors inside the memory
+      if (i == 0) {  // BAR0's readiness registers (read only: writes never cover them)
+        pts.push_back(c2c_register);
+        pts.push_back(hbm_register);
+      }
       std::sort(pts.begin(), pts.end());
       pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
     }
