@@ -250,7 +250,9 @@ boot() {
 # upgrade (kernel/firmware/acpi/dsdt.aml in an uncompressed cpio placed first).
 dsdt_upgrade() {
 	local key out dir=$WORK/dsdt
-	key=$( (echo "$QEMU"; sha256sum "$QEMU" | cut -c1-16; echo "$RAM $MEMORY $DIMM_SIZE $DIMM_ADDR dsdt-recipe-1") |
+	# The DSDT describes the machine: QEMU, the memory layout and the devices this script
+	# adds (so any change to the script makes a new dump).
+	key=$( (echo "$QEMU"; sha256sum "$QEMU" "$0" | cut -c1-16; echo "$RAM $MEMORY $DIMM_SIZE $DIMM_ADDR dsdt-recipe-2") |
 		sha256sum | cut -c1-12)
 	out=$CACHE/dsdt-$key.cpio
 	if [ ! -f "$out" ]; then
