@@ -4,9 +4,15 @@
 //
 //   nvgrace-vfio-user-server --socket PATH [--size SIZE] [--generation hopper|blackwell]
 //                            [--memory-file PATH]
+//   nvgrace-vfio-user-server --socket PATH --physical [--generation G] [--device-id ID]
+//                            [--bar2-size SIZE] [--bar4-size SIZE] [--ready yes|never]
+//   nvgrace-vfio-user-server --print-ssdt --base ADDR --size SIZE [--slot N] [--function N]
+//                            [--acpi-name NAME]
 //
 // GPU memory is a memfd, or the file given with --memory-file (created or
-// extended to SIZE; its bytes survive restarts). One client at a time; a
+// extended to SIZE; its bytes survive restarts). --physical serves the PCI
+// function as the host sees it before the variant driver binds (the driver then
+// takes the GPU memory from ACPI, see --print-ssdt). One client at a time; a
 // client that disconnects loses its DMA windows and IRQ eventfds, the device
 // and its memory stay. Runs in the foreground; SIGTERM or SIGINT stops it
 // cleanly (exit 0, socket removed). Logs one line per connection and one per
@@ -19,9 +25,12 @@
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/mem/memfd_memory.hpp>
 
+#include "ssdt.hpp"
+
 #include <signal.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -53,6 +62,23 @@ constexpr const char* usage_text =
     "                       instead of a memfd, so it survives restarts\n"
     "  --help               this text\n"
     "\n"
+    "The physical function (for a guest that runs the real nvgrace-gpu driver):\n"
+    "  --physical           serve the PCI function before the variant driver: ids, class 0x0302,\n"
+    "                       BAR0 with the readiness registers, PCIe FLR, the NVIDIA DVSEC (its\n"
+    "                       MIG bit from --generation), small real BARs 2 and 4; no GPU memory\n"
+    "                       (the driver finds that through ACPI: see --print-ssdt)\n"
+    "  --device-id ID       PCI device id (default 0x2342 for hopper, 0x2941 for blackwell)\n"
+    "  --bar2-size SIZE     size of the function's BAR2 (power of two >= 4K; 0: none; default 1M)\n"
+    "  --bar4-size SIZE     size of the function's BAR4 (as --bar2-size; default 1M)\n"
+    "  --ready yes|never    the BAR0 readiness registers (0x1498, 0x200BC) read 0xFF or 0\n"
+    "\n"
+    "The matching firmware table:\n"
+    "  --print-ssdt         print the ASL of an SSDT whose _DSD gives the function at --slot\n"
+    "                       the GPU memory --base/--size, then exit (compile it with iasl)\n"
+    "  --base ADDR          physical base of the GPU memory (nvidia,gpu-mem-base-pa)\n"
+    "  --slot N             PCI slot on the root bus (default 0x10), --function N (default 0)\n"
+    "  --acpi-name NAME     the ACPI device name (default GPU0)\n"
+    "\n"
     "One client at a time. SIGTERM or SIGINT: clean exit 0. Logs go to stderr.\n";
 
 using device = shim::device<mem::memfd_memory>;
@@ -67,8 +93,21 @@ extern "C" void on_stop_signal(int) {
 struct arguments {
   std::string socket;
   std::uint64_t size = 2 * GiB;
+  bool size_given = false;
   grace::generation generation = grace::generation::hopper;
   std::string memory_file;
+  // --physical
+  bool physical = false;
+  std::optional<std::uint16_t> device_id;
+  std::uint64_t bar2_size = 1 * MiB;
+  std::uint64_t bar4_size = 1 * MiB;
+  bool ready = true;
+  // --print-ssdt
+  bool print_ssdt = false;
+  std::optional<std::uint64_t> base;
+  unsigned slot = 0x10;
+  unsigned function = 0;
+  std::string acpi_name = "GPU0";
 };
 
 /// The symbolic name of an errno ("EADDRINUSE").
@@ -117,6 +156,12 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   return *bytes;
 }
 
+/// A number that may be 0 ("0", "0x2342", "1M"); parse_size for the rest.
+std::optional<std::uint64_t> parse_count(std::string_view text) {
+  if (text == "0" || text == "0x0" || text == "0X0") return 0;
+  return parse_size(text);
+}
+
 arguments parse(int argc, char** argv) {
   arguments a;
   bool have_socket = false;
@@ -145,6 +190,7 @@ arguments parse(int argc, char** argv) {
       if (!size) bad_argument("--size must be a positive byte count like 2G, 1536M or 0x80000000, not '" +
                               std::string(text) + "'");
       a.size = *size;
+      a.size_given = true;
     } else if (is("--generation")) {
       const auto text = value("--generation");
       if (text == "hopper") a.generation = grace::generation::hopper;
@@ -153,11 +199,56 @@ arguments parse(int argc, char** argv) {
     } else if (is("--memory-file")) {
       a.memory_file = value("--memory-file");
       if (a.memory_file.empty()) bad_argument("--memory-file needs a non-empty path");
+    } else if (arg == "--physical") {
+      a.physical = true;
+    } else if (is("--device-id")) {
+      const auto text = value("--device-id");
+      const auto id = parse_count(text);
+      if (!id || *id > 0xFFFF) bad_argument("--device-id must be a 16-bit number like 0x2342, not '" + std::string(text) + "'");
+      a.device_id = static_cast<std::uint16_t>(*id);
+    } else if (is("--bar2-size") || is("--bar4-size")) {
+      const bool bar2 = arg.substr(0, 11) == "--bar2-size";
+      const auto text = value(bar2 ? "--bar2-size" : "--bar4-size");
+      const auto size = parse_count(text);
+      if (!size || (*size != 0 && (!std::has_single_bit(*size) || *size < 4 * KiB)))
+        bad_argument(std::string(bar2 ? "--bar2-size" : "--bar4-size") +
+                     " must be 0 or a power of two of at least 4K, not '" + std::string(text) + "'");
+      (bar2 ? a.bar2_size : a.bar4_size) = *size;
+    } else if (is("--ready")) {
+      const auto text = value("--ready");
+      if (text == "yes") a.ready = true;
+      else if (text == "never") a.ready = false;
+      else bad_argument("--ready must be yes or never, not '" + std::string(text) + "'");
+    } else if (arg == "--print-ssdt") {
+      a.print_ssdt = true;
+    } else if (is("--base")) {
+      const auto text = value("--base");
+      const auto base = parse_count(text);
+      if (!base) bad_argument("--base must be an address like 0x200000000, not '" + std::string(text) + "'");
+      a.base = *base;
+    } else if (is("--slot") || is("--function")) {
+      const bool slot = arg.substr(0, 6) == "--slot";
+      const auto text = value(slot ? "--slot" : "--function");
+      const auto n = parse_count(text);
+      if (!n || *n > (slot ? 31u : 7u))
+        bad_argument(std::string(slot ? "--slot must be 0..31" : "--function must be 0..7") + ", not '" +
+                     std::string(text) + "'");
+      (slot ? a.slot : a.function) = static_cast<unsigned>(*n);
+    } else if (is("--acpi-name")) {
+      a.acpi_name = std::string(value("--acpi-name"));
+      if (!tools::ssdt::valid_name(a.acpi_name))
+        bad_argument("--acpi-name must be four characters of A-Z, 0-9 and _, not '" + a.acpi_name + "'");
     } else {
       bad_argument("unknown argument '" + std::string(arg) + "' (see --help)");
     }
   }
+  if (a.print_ssdt) {
+    if (!a.base || !a.size_given) bad_argument("--print-ssdt needs --base and --size");
+    return a;
+  }
   if (!have_socket) bad_argument("--socket PATH is required (see --help)");
+  if (a.physical && !a.memory_file.empty())
+    bad_argument("--physical serves no GPU memory: --memory-file does not apply");
   return a;
 }
 
@@ -241,15 +332,39 @@ result<device> create_device(const arguments& args, const shim::device_options& 
 
 }  // namespace
 
+/// --physical: the bare function before the variant driver (the ids and DVSEC
+/// of the generation, its own small BARs); --ready never: C2C link and HBM
+/// training never report ready, so the driver's probe times out.
+shim::device_options physical_options(const arguments& args) {
+  shim::device_options options = shim::physical(args.generation, args.bar2_size, args.bar4_size);
+  options.device_id = args.device_id;
+  if (!args.ready) options.readiness.ready_after_ms = std::nullopt;
+  return options;
+}
+
 int main(int argc, char** argv) {
   const arguments args = parse(argc, argv);
 
-  const auto options =
-      args.generation == grace::generation::hopper ? shim::hopper(args.size) : shim::blackwell(args.size);
+  if (args.print_ssdt) {
+    tools::ssdt::description d;
+    d.base = *args.base;
+    d.size = args.size;
+    d.slot = args.slot;
+    d.function = args.function;
+    d.name = args.acpi_name;
+    std::fputs(tools::ssdt::asl(d).c_str(), stdout);
+    return 0;
+  }
+
+  const auto options = args.physical                                 ? physical_options(args)
+                       : args.generation == grace::generation::hopper ? shim::hopper(args.size)
+                                                                      : shim::blackwell(args.size);
   auto created = create_device(args, options);
   if (!created) {
     std::string rule = "cannot create the device";
-    if (args.generation == grace::generation::hopper && args.size < 1536 * MiB)
+    if (args.physical)
+      rule += " (--physical: is --device-id in the driver's table?)";
+    else if (args.generation == grace::generation::hopper && args.size < 1536 * MiB)
       rule += ": a Hopper device needs --size of at least 1536M (§2.3)";
     else if (!args.memory_file.empty())
       rule += " with memory file '" + args.memory_file + "'";
@@ -281,8 +396,15 @@ int main(int argc, char** argv) {
                              : args.size % MiB == 0 ? std::to_string(args.size / MiB) + " MiB"
                                                     : std::to_string(args.size) + " bytes";
   const std::string where = args.memory_file.empty() ? "a memfd" : "'" + args.memory_file + "'";
-  std::fprintf(stderr, "%s: listening on %s (%s, %s of GPU memory in %s)\n", program, args.socket.c_str(),
-               args.generation == grace::generation::hopper ? "hopper" : "blackwell", amount.c_str(), where.c_str());
+  if (args.physical)
+    std::fprintf(stderr, "%s: listening on %s (physical function %04x, %s, BAR2 %llu KiB, BAR4 %llu KiB, %s)\n",
+                 program, args.socket.c_str(), dev.device_id(),
+                 args.generation == grace::generation::hopper ? "hopper" : "blackwell",
+                 static_cast<unsigned long long>(args.bar2_size / KiB),
+                 static_cast<unsigned long long>(args.bar4_size / KiB), args.ready ? "ready" : "never ready");
+  else
+    std::fprintf(stderr, "%s: listening on %s (%s, %s of GPU memory in %s)\n", program, args.socket.c_str(),
+                 args.generation == grace::generation::hopper ? "hopper" : "blackwell", amount.c_str(), where.c_str());
   const auto result = srv.run();
   running = nullptr;
   ::unlink(args.socket.c_str());

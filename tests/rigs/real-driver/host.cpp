@@ -1,0 +1,765 @@
+// nvgrace-rig-host: the host half of the real-driver rig.
+//
+//   nvgrace-rig-host seed --file F --offset O [profile options] --seed N --ops N
+//       write the initial GPU memory content (the stream's seeded windows) into the
+//       file that backs the guest's GPU memory, at file offset O
+//   nvgrace-rig-host extract --channel CH NAME FILE
+//       copy the channel blob NAME (e.g. the guest's DSDT) into FILE
+//   nvgrace-rig-host windows [profile options] --seed N --ops N
+//       print the seeded windows (relative to the GPU memory base)
+//   nvgrace-rig-host diff --channel CH [--memory-file F --memory-offset O] [--untouched LEN]
+//                         [--device-id ID] [--name NAME] [--details N] [--trace-kind KIND]
+//                         [--trace-from I --trace-to J] [--allow-known]
+//                         [profile options] --seed N --ops N
+//       build shim::device from the same ACPI inputs, with the same initial memory,
+//       in the driver's return mode (upstream short resmem return); apply the same
+//       stream; compare every record the guest left in the channel with the model's;
+//       then compare the GPU memory the guest's driver left in F with the model's.
+//       Prints a report; exit 0 only when nothing differs.
+
+#include "channel.hpp"
+#include "cli.hpp"
+#include "ops.hpp"
+
+#include <nvgrace/backend/shim.hpp>
+#include <nvgrace/core/result.hpp>
+#include <nvgrace/mem/memfd_memory.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace nvgrace;
+using shim_device = shim::device<mem::memfd_memory>;
+
+std::string take(std::vector<std::string>& rest, const std::string& flag) {
+  for (std::size_t i = 0; i + 1 < rest.size(); ++i)
+    if (rest[i] == flag) {
+      std::string v = rest[i + 1];
+      rest.erase(rest.begin() + static_cast<long>(i), rest.begin() + static_cast<long>(i) + 2);
+      return v;
+    }
+  return {};
+}
+
+std::uint64_t take_number(std::vector<std::string>& rest, const std::string& flag, std::uint64_t fallback) {
+  const std::string v = take(rest, flag);
+  if (v.empty()) return fallback;
+  const auto n = rig::parse_number(v);
+  if (!n) {
+    std::fprintf(stderr, "nvgrace-rig-host: %s: not a number: %s\n", flag.c_str(), v.c_str());
+    std::exit(2);
+  }
+  return *n;
+}
+
+std::string errno_text(std::int64_t code) {
+  if (code >= 0) return std::to_string(code);
+  const auto e = static_cast<std::errc>(-code);
+  const std::string_view known = errno_name(e);
+  if (known != "E?") return "-" + std::string(known);
+  switch (-code) {
+    case ESPIPE: return "-ESPIPE";
+    case ETIME: return "-ETIME";
+    case EBADF: return "-EBADF";
+    case ENXIO: return "-ENXIO";
+    case EAGAIN: return "-EAGAIN";
+    default: return "-errno" + std::to_string(-code);
+  }
+}
+
+std::string hex(std::uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%" PRIx64, v);
+  return b;
+}
+
+std::string kind_name(rig::kind k) {
+  switch (k) {
+    case rig::kind::device_info: return "DEVICE_GET_INFO";
+    case rig::kind::irq_info: return "GET_IRQ_INFO";
+    case rig::kind::region_info: return "GET_REGION_INFO";
+    case rig::kind::pread: return "pread";
+    case rig::kind::pwrite: return "pwrite";
+    case rig::kind::read_fpos: return "read(2)";
+    case rig::kind::config_read: return "config pread";
+    case rig::kind::config_write: return "config pwrite";
+    case rig::kind::mmap: return "mmap";
+    case rig::kind::reset: return "VFIO_DEVICE_RESET";
+    case rig::kind::reopen: return "close + open";
+  }
+  return "?";
+}
+
+std::string trace_name(rig::kind k) {
+  switch (k) {
+    case rig::kind::device_info: return "device_info";
+    case rig::kind::irq_info: return "irq_info";
+    case rig::kind::region_info: return "region_info";
+    case rig::kind::pread: return "pread";
+    case rig::kind::pwrite: return "pwrite";
+    case rig::kind::read_fpos: return "read_fpos";
+    case rig::kind::config_read: return "config_read";
+    case rig::kind::config_write: return "config_write";
+    case rig::kind::mmap: return "mmap";
+    case rig::kind::reset: return "reset";
+    case rig::kind::reopen: return "reopen";
+  }
+  return "?";
+}
+
+std::string describe(const rig::op& o) {
+  std::string s = kind_name(o.k);
+  switch (o.k) {
+    case rig::kind::irq_info:
+    case rig::kind::region_info: s += " index " + std::to_string(o.index) + " argsz " + std::to_string(o.argsz); break;
+    case rig::kind::pread:
+    case rig::kind::pwrite:
+      s += " region " + std::to_string(o.index) + " offset " + hex(o.offset) + " count " + std::to_string(o.length);
+      break;
+    case rig::kind::read_fpos: s += " count " + std::to_string(o.length); break;
+    case rig::kind::config_read: s += " offset " + hex(o.offset) + " count " + std::to_string(o.length); break;
+    case rig::kind::config_write:
+      s += " offset " + hex(o.offset) + " count " + std::to_string(o.length) + " value " + hex(o.value);
+      break;
+    case rig::kind::mmap:
+      s += " region " + std::to_string(o.index) + " offset " + hex(o.offset) + " length " + hex(o.length) +
+           (o.touch_write ? " (+ write through it)" : "");
+      break;
+    default: break;
+  }
+  return s;
+}
+
+std::string head_text(const rig::record& r) {
+  std::string s;
+  char b[4];
+  for (const auto byte : r.head) {
+    std::snprintf(b, sizeof b, "%02x", byte);
+    s += b;
+  }
+  return s;
+}
+
+std::string record_text(const rig::record& r, const std::vector<std::byte>& payload) {
+  std::string s = errno_text(r.result) + ", bytes " + head_text(r) + ", aux " + hex(r.aux) + ", digest " + hex(r.digest);
+  if (!payload.empty() && payload.size() <= 80) {
+    s += ", payload ";
+    char b[4];
+    for (const auto byte : payload) {
+      std::snprintf(b, sizeof b, "%02x", std::to_integer<unsigned>(byte));
+      s += b;
+    }
+  }
+  return s;
+}
+
+/// "+0x3c: 0a/ff, ..." for the bytes that differ (driver/model), at absolute offsets.
+std::string byte_diff(const std::vector<std::byte>& driver, const std::vector<std::byte>& model, std::uint64_t base) {
+  std::string s;
+  int shown = 0;
+  char b[48];
+  for (std::size_t k = 0; k < driver.size() && k < model.size(); ++k) {
+    if (driver[k] == model[k]) continue;
+    if (++shown > 48) {
+      s += " ...";
+      break;
+    }
+    std::snprintf(b, sizeof b, "%s%03llx: %02x/%02x", s.empty() ? "" : ", ", static_cast<unsigned long long>(base + k),
+                  std::to_integer<unsigned>(driver[k]), std::to_integer<unsigned>(model[k]));
+    s += b;
+  }
+  return s;
+}
+
+/// The model, as a target of the executor.
+struct shim_target {
+  shim_device& d;
+  std::uint64_t fpos = 0;  // the device file's position (a fresh file starts at 0)
+
+  shim_device& file() { return d; }
+  result<std::size_t> read_fpos(std::span<std::byte> buf, std::uint64_t& after) {
+    const ssize_t n = d.read(buf.data(), buf.size(), &fpos);
+    after = fpos;
+    if (n < 0) return static_cast<std::errc>(-n);
+    return static_cast<std::size_t>(n);
+  }
+  status reopen() {
+    d.reopen();
+    fpos = 0;
+    return {};
+  }
+};
+static_assert(rig::target<shim_target>);
+
+int seed_file(rig::options o) {
+  const std::string file = take(o.rest, "--file");
+  const std::uint64_t offset = take_number(o.rest, "--offset", 0);
+  if (file.empty() || !o.rest.empty() || o.prof.fallback()) {
+    std::fputs("usage: nvgrace-rig-host seed --file F --offset O [profile options] --seed N --ops N\n", stderr);
+    return 2;
+  }
+  const int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    std::fprintf(stderr, "nvgrace-rig-host: %s: %s\n", file.c_str(), std::strerror(errno));
+    return 3;
+  }
+  const rig::stream stream(o.prof, o.seed, o.ops);
+  std::vector<std::byte> buf(1 << 20);
+  std::uint64_t total = 0;
+  for (const auto& w : stream.seed_windows()) {
+    for (std::uint64_t at = w.first; at < w.second;) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), w.second - at));
+      rig::fill_seed(std::span<std::byte>(buf).first(n), at);
+      if (::pwrite(fd, buf.data(), n, static_cast<off_t>(offset + at)) != static_cast<ssize_t>(n)) {
+        std::fprintf(stderr, "nvgrace-rig-host: writing %s: %s\n", file.c_str(), std::strerror(errno));
+        return 3;
+      }
+      at += n;
+      total += n;
+    }
+  }
+  ::close(fd);
+  std::printf("nvgrace-rig-host: seeded %llu bytes in %zu windows of %s at offset %s\n",
+              static_cast<unsigned long long>(total), stream.seed_windows().size(), file.c_str(), hex(offset).c_str());
+  return 0;
+}
+
+int extract(rig::options o) {
+  const std::string channel_path = take(o.rest, "--channel");
+  if (channel_path.empty() || o.rest.size() != 2) {
+    std::fputs("usage: nvgrace-rig-host extract --channel CH NAME FILE\n", stderr);
+    return 2;
+  }
+  rig::channel ch;
+  if (!ch.open(channel_path.c_str(), false)) {
+    std::fprintf(stderr, "nvgrace-rig-host: cannot map %s: %s\n", channel_path.c_str(), std::strerror(errno));
+    return 3;
+  }
+  const rig::channel_entry* e = ch.find(o.rest[0]);
+  if (e == nullptr || e->done == 0) {
+    std::fprintf(stderr, "nvgrace-rig-host: the channel holds no finished blob %s\n", o.rest[0].c_str());
+    return 1;
+  }
+  const auto bytes = ch.bytes(*e);
+  std::FILE* f = std::fopen(o.rest[1].c_str(), "wb");
+  if (f == nullptr || std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) {
+    std::fprintf(stderr, "nvgrace-rig-host: cannot write %s\n", o.rest[1].c_str());
+    if (f != nullptr) std::fclose(f);
+    return 3;
+  }
+  std::fclose(f);
+  return 0;
+}
+
+int windows(const rig::options& o) {
+  const rig::stream stream(o.prof, o.seed, o.ops);
+  for (const auto& w : stream.seed_windows()) std::printf("%s %s\n", hex(w.first).c_str(), hex(w.second).c_str());
+  return 0;
+}
+
+/// Offset of the next data at or after `at` in fd (SEEK_DATA), or `end`.
+std::uint64_t next_data(int fd, std::uint64_t at, std::uint64_t end) {
+  const off_t r = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+  if (r < 0) return errno == ENXIO ? end : at;  // no more data, or no SEEK_DATA: compare everything
+  return std::min<std::uint64_t>(static_cast<std::uint64_t>(r), end);
+}
+
+struct class_stats {
+  std::uint64_t ops = 0;
+  std::uint64_t mismatches = 0;
+  std::uint64_t known = 0;
+  std::uint64_t first_mismatch = ~std::uint64_t{0};
+};
+
+int diff(rig::options o) {
+  const std::string channel_path = take(o.rest, "--channel");
+  const std::string memory_file = take(o.rest, "--memory-file");
+  const std::uint64_t memory_offset = take_number(o.rest, "--memory-offset", 0);
+  const std::uint64_t untouched = take_number(o.rest, "--untouched", 0);
+  const std::uint64_t device_id = take_number(o.rest, "--device-id", 0);
+  const std::uint64_t max_details = take_number(o.rest, "--details", 4);
+  // --trace-kind K: print every operation of kind K (config_write, config_read, ...) with both records.
+  const std::string trace_kind = take(o.rest, "--trace-kind");
+  // --trace-from A --trace-to B: print operations A..B-1 with both records.
+  const std::uint64_t trace_from = take_number(o.rest, "--trace-from", 0);
+  const std::uint64_t trace_to = take_number(o.rest, "--trace-to", 0);
+  // --allow-known: exit 0 when every mismatch is a known one (they are still reported).
+  bool allow_known = false;
+  if (auto it = std::find(o.rest.begin(), o.rest.end(), "--allow-known"); it != o.rest.end()) {
+    allow_known = true;
+    o.rest.erase(it);
+  }
+  std::string name = take(o.rest, "--name");
+  if (name.empty()) name = "profile";
+  if (channel_path.empty() || !o.rest.empty()) {
+    std::fputs("usage: nvgrace-rig-host diff --channel CH [--memory-file F --memory-offset O] [options]\n", stderr);
+    return 2;
+  }
+
+  // The guest's records.
+  rig::channel ch;
+  if (!ch.open(channel_path.c_str(), false)) {
+    std::fprintf(stderr, "nvgrace-rig-host: cannot map %s: %s\n", channel_path.c_str(), std::strerror(errno));
+    return 3;
+  }
+  const rig::channel_entry* e = ch.find("diff");
+  if (e == nullptr) {
+    std::printf("%s: FAIL: the guest left no differential records (did it run?)\n", name.c_str());
+    return 1;
+  }
+  const auto blob = ch.bytes(*e);
+  if (blob.size() < sizeof(rig::diff_header)) {
+    std::printf("%s: FAIL: the record blob is truncated\n", name.c_str());
+    return 1;
+  }
+  rig::diff_header head{};
+  std::memcpy(&head, blob.data(), sizeof head);
+  if (std::memcmp(head.magic, rig::diff_magic, sizeof head.magic) != 0 || head.seed != o.seed || head.total != o.ops) {
+    std::printf("%s: FAIL: the records are of another run (seed %llu, %llu operations)\n", name.c_str(),
+                static_cast<unsigned long long>(head.seed), static_cast<unsigned long long>(head.total));
+    return 1;
+  }
+  if (head.open_errno != 0) {
+    std::printf("%s: FAIL: the guest could not open the device: %s\n", name.c_str(),
+                errno_text(-static_cast<std::int64_t>(head.open_errno)).c_str());
+    return 1;
+  }
+
+  // The model, from the same ACPI inputs and the same initial memory.
+  const rig::profile& p = o.prof;
+  shim::device_options options;
+  if (p.fallback()) {
+    options = shim::plain(p.bar2_size, p.bar4_size);
+    options.generation = p.generation == rig::gpu::hopper ? grace::generation::hopper : grace::generation::blackwell;
+  } else if (p.generation == rig::gpu::hopper) {
+    options = shim::hopper(p.size, p.base);
+  } else {
+    options = shim::blackwell(p.size, p.bar2_size, p.base);
+  }
+  options.resmem_quirk = grace::resmem_return::upstream_short;
+  if (device_id != 0) options.device_id = static_cast<std::uint16_t>(device_id);
+  const rig::stream stream(p, o.seed, o.ops);
+  result<std::unique_ptr<shim_device>> created = std::errc::invalid_argument;
+  if (p.fallback()) {
+    created = shim_device::create(options);
+  } else {
+    auto memory = mem::memfd_memory::create(p.size, mem::caching::cached, "nvgrace-rig-model");
+    if (!memory) {
+      std::printf("%s: FAIL: cannot allocate the model's memory: %s\n", name.c_str(),
+                  std::string(errno_name(memory.error())).c_str());
+      return 3;
+    }
+    for (const auto& w : stream.seed_windows())
+      rig::fill_seed(std::span<std::byte>(memory->view().base + w.first, static_cast<std::size_t>(w.second - w.first)),
+                     w.first);
+    created = shim_device::create(options, std::move(*memory));
+  }
+  if (!created) {
+    std::printf("%s: FAIL: the model refuses the profile: %s (the driver probed it)\n", name.c_str(),
+                std::string(errno_name(created.error())).c_str());
+    return 1;
+  }
+  shim_device& dev = **created;
+  shim_target t{dev};
+
+  // Config bits that are inputs of the platform, not rules of the driver: what the
+  // guest's firmware, kernel and QEMU made of the function's config space (BAR
+  // addresses, COMMAND bits such as I/O decode and SERR, the interrupt line, QEMU's
+  // rewrite of the PCIe capability into an integrated endpoint's). The guest dumps the
+  // function's config before binding; where a bit differs from what the server served
+  // (the model's own physical config), inside those registers, that bit of a byte the
+  // driver takes from vfio-pci's virtual config is the platform's and is not compared,
+  // until the stream writes the byte (the virtual register then holds what was written,
+  // on both sides). Bytes the driver's BAR emulation answers are always compared.
+  std::array<std::uint8_t, 4096> platform{};
+  std::array<bool, 4096> written{};
+  std::uint64_t platform_bits_total = 0;
+  if (const rig::channel_entry* ce = ch.find("config"); ce != nullptr && ce->done != 0) {
+    shim::device_options physical = shim::plain(p.bar2_size, p.bar4_size);
+    physical.generation = options.generation;
+    physical.device_id = options.device_id;
+    auto served = shim_device::create(physical);
+    if (!served) {
+      std::printf("%s: FAIL: cannot build the served function: %s\n", name.c_str(),
+                  std::string(errno_name(served.error())).c_str());
+      return 3;
+    }
+    const auto image = (*served)->config_snapshot();
+    const auto dumped = ch.bytes(*ce);
+    for (std::size_t k = 0; k < image.size() && k < dumped.size(); ++k) {
+      const bool platform_owned = (k >= 0x04 && k < 0x06) || (k >= 0x10 && k < 0x28) || k == 0x3C ||
+                                  (k >= shim::config_layout::express && k < shim::config_layout::express + 0x3C);
+      if (platform_owned)
+        platform[k] = static_cast<std::uint8_t>(std::to_integer<unsigned>(image[k] ^ dumped[k]));
+      platform_bits_total += static_cast<std::uint64_t>(std::popcount(platform[k]));
+    }
+  }
+  // The driver's routing of a config access (its BAR2 window is tested first, and a
+  // hit there ends the search even when BAR2 is not emulated): the window whose
+  // emulated register answers, or 0 when vfio-pci's virtual config takes the access.
+  const auto route = [&](std::uint64_t offset, std::uint64_t length) -> std::uint32_t {
+    const auto hits = [&](std::uint64_t from) { return offset < from + 8 && from < offset + length; };
+    if (hits(0x18)) return stream.regions()[2].emulated ? 2u : 0u;
+    if (hits(0x20)) return stream.regions()[4].emulated ? 4u : 0u;
+    return 0u;
+  };
+  // The bits of config byte `at` that are the platform's in a read routed to `window`.
+  const auto platform_bits = [&](std::uint64_t at, std::uint32_t window) -> std::uint8_t {
+    if (at >= platform.size() || written[at]) return 0;
+    if (window != 0 && at >= 0x10 + 4 * window && at < 0x18 + 4 * window) return 0;  // the driver's own
+    return platform[at];
+  };
+  const auto differing_bits = [&](std::byte a, std::byte b, std::uint64_t at, std::uint32_t window) {
+    return static_cast<std::uint8_t>(std::to_integer<unsigned>(a ^ b) & ~platform_bits(at, window) & 0xFFu);
+  };
+  std::uint64_t masked_reads = 0;
+  // Model state changes that mirror the driver's, through the model's own interface.
+  const auto model_command = [&]() {
+    std::array<std::byte, 2> v{};
+    static_cast<void>(dev.pread(v, vfio::file_offset(7, 0x04)));
+    return load_le<std::uint16_t>(v, 0);
+  };
+  const auto write_model_command = [&](std::uint16_t command) {
+    std::array<std::byte, 2> v{};
+    store_le<std::uint16_t>(v, 0, command);
+    static_cast<void>(dev.pwrite(v, vfio::file_offset(7, 0x04)));
+  };
+  const auto set_model_decode = [&](bool on) {
+    const std::uint16_t command = model_command();
+    write_model_command(on ? static_cast<std::uint16_t>(command | 0x2) : static_cast<std::uint16_t>(command & ~0x2));
+  };
+  // The driver's fault handler waited for readiness and cleared its reset flag; the
+  // model clears its own the only way it has: a read with decode on.
+  const auto clear_model_reset_done = [&]() {
+    const std::uint16_t command = model_command();
+    write_model_command(static_cast<std::uint16_t>(command | 0x2));
+    std::array<std::byte, 1> b{};
+    static_cast<void>(dev.pread(b, vfio::file_offset(4, 0)));
+    write_model_command(command);
+  };
+
+  // Operation by operation.
+  std::array<class_stats, static_cast<std::size_t>(rig::op_class::count_)> stats{};
+  std::vector<std::string> details;
+  std::vector<std::byte> scratch(rig::scratch_size);
+  std::vector<std::byte> payload;
+  std::size_t at = sizeof head;
+  std::uint64_t mismatches = 0;
+  std::uint64_t resynced = 0;
+  // Known differences between the model and the driver (see docs/real-driver.md): a
+  // mismatch whose every difference one of these explains is labelled with it; it is
+  // still a mismatch (the exit status says so unless --allow-known).
+  std::array<bool, 4096> stale{};    // config bytes written before the last re-open and not since
+  bool reopened = false;
+  bool command_since_reopen = false;
+  bool faulted_since_reset = false;
+  std::map<std::string, std::uint64_t> known_counts;
+  const auto classify = [&](const rig::op& op, const rig::record& guest, const std::vector<std::byte>& gp,
+                            const rig::record& model, const std::vector<std::byte>& mp,
+                            bool decode_before, bool reset_done_before) -> std::string {
+    switch (op.k) {
+      case rig::kind::reopen:
+        if (p.fallback() && guest.result == -EBUSY && model.result == 0) return "fallback-reopen-ebusy";
+        return {};
+      case rig::kind::mmap:
+        if (guest.result == 0 && model.result == 0 && guest.aux != 0 && model.aux == 0 && !decode_before)
+          return "mapping-fault-decode-off";
+        return {};
+      case rig::kind::pread:
+      case rig::kind::pwrite:
+      case rig::kind::read_fpos:
+        if (guest.result >= 0 && model.result == -EIO && !decode_before && reopened && !command_since_reopen)
+          return "reopen-keeps-decode-off";
+        if (guest.result >= 0 && model.result == -EIO && !decode_before && reset_done_before && faulted_since_reset)
+          return "mapping-fault-clears-reset-done";
+        return {};
+      case rig::kind::config_read: {
+        if (guest.result != model.result || guest.aux != model.aux || gp.size() != mp.size()) return {};
+        const std::uint32_t window = route(op.offset, op.length);
+        bool bar4 = false, old = false;
+        for (std::size_t k = 0; k < gp.size(); ++k) {
+          const std::uint64_t at = op.offset + k;
+          if (differing_bits(gp[k], mp[k], at, window) == 0) continue;  // equal, or the platform's
+          if (at >= 0x20 && at < 0x28 && window != 4 && stream.regions()[4].emulated) bar4 = true;
+          else if (at < stale.size() && stale[at]) old = true;
+          else return {};
+        }
+        if (bar4 && old) return "function-bar4-under-emulation+reopen-keeps-config";
+        if (bar4) return "function-bar4-under-emulation";
+        if (old) return "reopen-keeps-config";
+        return {};
+      }
+      default: return {};
+    }
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < head.done; ++i) {
+    if (at + sizeof(rig::record) > blob.size()) {
+      std::printf("%s: FAIL: records end early at operation %llu\n", name.c_str(), static_cast<unsigned long long>(i));
+      return 1;
+    }
+    rig::record guest{};
+    std::memcpy(&guest, blob.data() + at, sizeof guest);
+    std::vector<std::byte> guest_payload(blob.begin() + static_cast<long>(at + sizeof guest),
+                                         blob.begin() + static_cast<long>(at + sizeof guest + guest.payload));
+    at += sizeof guest + (guest.payload + 7u) / 8 * 8;
+    const rig::op op = stream.at(i);
+    if (guest.op_index != i || guest.k != static_cast<std::uint8_t>(op.k)) {
+      std::printf("%s: FAIL: record %llu is not of this stream\n", name.c_str(), static_cast<unsigned long long>(i));
+      return 1;
+    }
+    const bool decode_before = dev.memory_enabled();
+    const bool reset_done_before = dev.reset_done();
+    const std::string state_before = std::string("reset_done ") + (dev.reset_done() ? "1" : "0") +
+                                     ", memory decode " + (dev.memory_enabled() ? "on" : "off") + ", resets so far " +
+                                     std::to_string(dev.reset_count());
+    // A write through a mapping that the driver refused (SIGBUS, or no mapping) but the
+    // model let through would make every later read of those bytes differ: after
+    // counting the mismatch, put the model's 8 bytes back.
+    std::array<std::byte, 8> before{};
+    std::byte* touched = nullptr;
+    if (op.k == rig::kind::mmap && op.touch_write && op.length >= 16) {
+      const mem::memory_view v = dev.region_memory(op.index);
+      const std::uint64_t at = op.offset + ((op.length / 2) & ~std::uint64_t{7});
+      if (v.base != nullptr && at + 8 <= v.length) {
+        touched = v.base + at;
+        std::memcpy(before.data(), touched, before.size());
+      }
+    }
+    // Likewise a pwrite the two answer differently: afterwards the model's memory holds
+    // what the driver's holds (the bytes the driver took, nothing more).
+    std::vector<std::byte> write_before;
+    mem::memory_view write_view{};
+    if (op.k == rig::kind::pwrite && op.index < vfio::pci_num_regions) {
+      write_view = dev.region_memory(op.index);
+      if (write_view.base != nullptr && op.offset < write_view.length) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(op.length, write_view.length - op.offset));
+        write_before.assign(write_view.base + op.offset, write_view.base + op.offset + n);
+      }
+    }
+    const rig::record model = rig::execute(t, op, i, o.seed, scratch, payload);
+    if (op.k == rig::kind::pwrite && guest.result != model.result && write_view.base != nullptr &&
+        op.offset < write_view.length) {
+      std::memcpy(write_view.base + op.offset, write_before.data(), write_before.size());
+      if (guest.result > 0) {
+        const auto n = static_cast<std::size_t>(
+            std::min<std::uint64_t>(static_cast<std::uint64_t>(guest.result), write_view.length - op.offset));
+        std::vector<std::byte> data(static_cast<std::size_t>(op.length));
+        rig::fill_data(data, o.seed, i);
+        std::memcpy(write_view.base + op.offset, data.data(), std::min(n, data.size()));
+      }
+      ++resynced;
+    }
+    if (touched != nullptr) {
+      const bool driver_wrote = guest.result == 0 && (guest.aux & rig::sigbus_write) == 0;
+      const bool model_wrote = model.result == 0 && (model.aux & rig::sigbus_write) == 0;
+      if (driver_wrote != model_wrote) {
+        if (model_wrote) {
+          std::memcpy(touched, before.data(), before.size());
+        } else {
+          std::array<std::byte, 8> in{};
+          rig::fill_data(in, o.seed, i);
+          std::memcpy(touched, in.data(), in.size());
+        }
+        ++resynced;
+      }
+    }
+    if ((!trace_kind.empty() && trace_kind == trace_name(op.k)) || (i >= trace_from && i < trace_to))
+      std::printf("   trace #%llu %s [model before: %s]\n      driver: %s\n      model:  %s\n",
+                  static_cast<unsigned long long>(i), describe(op).c_str(), state_before.c_str(),
+                  record_text(guest, guest_payload).c_str(), record_text(model, payload).c_str());
+    class_stats& c = stats[static_cast<std::size_t>(op.cls)];
+    ++c.ops;
+    bool same = guest.result == model.result && guest.digest == model.digest && guest.aux == model.aux;
+    if (!same && op.k == rig::kind::config_read && guest.result == model.result && guest.aux == model.aux &&
+        guest_payload.size() == payload.size()) {
+      bool equal_but_platform = true;
+      const std::uint32_t window = route(op.offset, op.length);
+      for (std::size_t k = 0; k < payload.size() && equal_but_platform; ++k)
+        if (differing_bits(guest_payload[k], payload[k], op.offset + k, window) != 0) equal_but_platform = false;
+      if (equal_but_platform) {
+        same = true;
+        ++masked_reads;
+      }
+    }
+    std::string known;
+    if (!same) known = classify(op, guest, guest_payload, model, payload, decode_before, reset_done_before);
+    // The file position: when the two differ after a read(2) (a mismatch, counted here),
+    // the model takes the driver's, so that one difference is not counted again by every
+    // later read(2).
+    if (op.k == rig::kind::read_fpos && guest.aux != model.aux && guest.aux != ~std::uint64_t{0}) {
+      t.fpos = guest.aux;
+      ++resynced;
+    }
+    // The driver's fault handler waits for readiness and clears reset_done; the model's
+    // mappings are plain memory and never fault.
+    if (op.k == rig::kind::mmap && guest.result == 0 && (guest.aux & rig::sigbus_read) == 0 && decode_before)
+      faulted_since_reset = true;
+    if (op.k == rig::kind::reset || op.k == rig::kind::reopen) faulted_since_reset = false;
+    if (op.k == rig::kind::reopen) {
+      for (std::size_t k = 0; k < written.size(); ++k) stale[k] = stale[k] || written[k];
+      written.fill(false);
+      reopened = true;
+      command_since_reopen = false;
+    }
+    if (op.k == rig::kind::config_write && guest.result > 0 && route(op.offset, op.length) == 0) {
+      const auto end = std::min<std::uint64_t>(op.offset + static_cast<std::uint64_t>(guest.result), written.size());
+      for (std::uint64_t k = op.offset; k < end; ++k) {
+        written[k] = true;
+        stale[k] = false;
+        if (k == 0x04) command_since_reopen = true;
+      }
+    }
+    // After a counted, labelled difference in the device's state, the model takes the
+    // driver's state, so that the one difference does not make every later answer differ.
+    if (known == "reopen-keeps-decode-off") {
+      set_model_decode(true);
+      ++resynced;
+    } else if (known == "mapping-fault-clears-reset-done") {
+      clear_model_reset_done();
+      ++resynced;
+    }
+    if (!same) {
+      ++c.mismatches;
+      ++mismatches;
+      if (!known.empty()) {
+        ++c.known;
+        ++known_counts[known];
+      }
+      if (c.first_mismatch == ~std::uint64_t{0}) c.first_mismatch = i;
+      if (c.mismatches <= max_details) {
+        std::string d = "#" + std::to_string(i) + " [" + std::string(rig::name_of(op.cls)) + "] " + describe(op) +
+                        (known.empty() ? std::string("  -- UNEXPLAINED") : "  -- known: " + known) +
+                        "\n      driver: " + record_text(guest, guest_payload) +
+                        "\n      model:  " + record_text(model, payload) + "\n      model state before: " + state_before;
+        if (op.k == rig::kind::config_read && guest_payload.size() == payload.size() && payload.size() > 16)
+          d += "\n      differing bytes: " + byte_diff(guest_payload, payload, op.offset);
+        details.push_back(d);
+      }
+    }
+  }
+  const double model_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  // The memory the driver left behind, against the model's.
+  std::uint64_t memory_bytes = 0, memory_diffs = 0, untouched_diffs = 0;
+  std::vector<std::string> memory_details;
+  if (!memory_file.empty() && !p.fallback()) {
+    const int fd = ::open(memory_file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      std::printf("%s: FAIL: %s: %s\n", name.c_str(), memory_file.c_str(), std::strerror(errno));
+      return 3;
+    }
+    const mem::memory_view model_memory = dev.gpu_memory().view();
+    const int model_fd = dev.gpu_memory().source().fd;
+    std::vector<std::byte> chunk(1 << 20);
+    std::uint64_t pos = 0;
+    while (pos < p.size) {
+      const std::uint64_t g = next_data(fd, memory_offset + pos, memory_offset + p.size) - memory_offset;
+      const std::uint64_t m = next_data(model_fd, pos, p.size);
+      const std::uint64_t from = std::min(g, m);
+      if (from >= p.size) break;
+      const std::uint64_t to = std::min<std::uint64_t>(p.size, (from / chunk.size() + 1) * chunk.size());
+      const std::size_t n = static_cast<std::size_t>(to - from);
+      if (::pread(fd, chunk.data(), n, static_cast<off_t>(memory_offset + from)) != static_cast<ssize_t>(n)) {
+        std::memset(chunk.data(), 0, n);  // past the end of a sparse file: zeros
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        if (chunk[k] != model_memory.base[from + k]) {
+          ++memory_diffs;
+          if (memory_details.size() < max_details)
+            memory_details.push_back("GPU memory byte " + hex(from + k) + ": driver left " +
+                                     hex(std::to_integer<unsigned>(chunk[k])) + ", model " +
+                                     hex(std::to_integer<unsigned>(model_memory.base[from + k])));
+        }
+      }
+      memory_bytes += n;
+      pos = to;
+    }
+    // Nothing may have been written between the real end and the end of the reserved range.
+    for (std::uint64_t u = p.size; u < untouched;) {
+      const std::uint64_t d = next_data(fd, memory_offset + u, memory_offset + untouched) - memory_offset;
+      if (d >= untouched) break;
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), untouched - d));
+      if (::pread(fd, chunk.data(), n, static_cast<off_t>(memory_offset + d)) != static_cast<ssize_t>(n)) break;
+      for (std::size_t k = 0; k < n; ++k)
+        if (chunk[k] != std::byte{0}) ++untouched_diffs;
+      u = d + n;
+    }
+    ::close(fd);
+  }
+
+  // The report.
+  const double guest_s = static_cast<double>(head.elapsed_ns) / 1e9;
+  std::printf("== %s: %llu of %llu operations, seed %llu; driver %.2f s (%.0f ops/s), model %.3f s\n", name.c_str(),
+              static_cast<unsigned long long>(head.done), static_cast<unsigned long long>(head.total),
+              static_cast<unsigned long long>(o.seed), guest_s, guest_s > 0 ? static_cast<double>(head.done) / guest_s : 0.0,
+              model_s);
+  std::printf("   %-40s %8s %10s %8s\n", "operation class", "ops", "mismatches", "(known)");
+  std::uint64_t known_total = 0;
+  for (std::size_t c = 0; c < stats.size(); ++c) {
+    if (stats[c].ops == 0) continue;
+    std::printf("   %-40s %8llu %10llu %8llu\n", std::string(rig::class_names[c]).c_str(),
+                static_cast<unsigned long long>(stats[c].ops), static_cast<unsigned long long>(stats[c].mismatches),
+                static_cast<unsigned long long>(stats[c].known));
+    known_total += stats[c].known;
+  }
+  std::printf("   %-40s %8llu %10llu %8llu\n", "total", static_cast<unsigned long long>(head.done),
+              static_cast<unsigned long long>(mismatches), static_cast<unsigned long long>(known_total));
+  for (const auto& [label, count] : known_counts)
+    std::printf("   known: %-50s %llu\n", label.c_str(), static_cast<unsigned long long>(count));
+  std::printf("   config bits that are platform inputs (differ from the served function): %llu; "
+              "config reads equal once those are set aside: %llu\n",
+              static_cast<unsigned long long>(platform_bits_total), static_cast<unsigned long long>(masked_reads));
+  if (resynced != 0)
+    std::printf("   model state put back after a counted mismatch (writes, mapped writes, file positions): %llu\n",
+                static_cast<unsigned long long>(resynced));
+  if (!memory_file.empty() && !p.fallback())
+    std::printf("   GPU memory left by the driver: %llu bytes compared (seeded and written extents), %llu differ; "
+                "%llu non-zero bytes past the real end\n",
+                static_cast<unsigned long long>(memory_bytes), static_cast<unsigned long long>(memory_diffs),
+                static_cast<unsigned long long>(untouched_diffs));
+  for (const auto& d : details) std::printf("   %s\n", d.c_str());
+  for (const auto& d : memory_details) std::printf("   %s\n", d.c_str());
+  const bool complete = head.done == head.total;
+  const std::uint64_t total_diffs = mismatches + memory_diffs + untouched_diffs;
+  std::printf("RIG-RESULT %s ops=%llu mismatches=%llu known=%llu unexplained=%llu memory_diffs=%llu complete=%s\n",
+              name.c_str(), static_cast<unsigned long long>(head.done), static_cast<unsigned long long>(mismatches),
+              static_cast<unsigned long long>(known_total), static_cast<unsigned long long>(mismatches - known_total),
+              static_cast<unsigned long long>(memory_diffs + untouched_diffs), complete ? "yes" : "no");
+  if (!complete) return 1;
+  if (allow_known) return memory_diffs + untouched_diffs == 0 && mismatches == known_total ? 0 : 1;
+  return total_diffs == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fputs("usage: nvgrace-rig-host seed|windows|diff ... (see the file comment)\n", stderr);
+    return 2;
+  }
+  const std::string_view command = argv[1];
+  rig::options o = rig::parse_options(argc, argv, 2);
+  if (command == "seed") return seed_file(std::move(o));
+  if (command == "windows") return windows(o);
+  if (command == "extract") return extract(std::move(o));
+  if (command == "diff") return diff(std::move(o));
+  std::fputs("usage: nvgrace-rig-host seed|windows|diff ...\n", stderr);
+  return 2;
+}
