@@ -40,7 +40,8 @@ struct options {
   return static_cast<std::uint64_t>(v) * mul;
 }
 
-/// Parse `--generation G --base B --size S --bar2-size N --bar4-size N --seed N --ops N`;
+/// Parse `--generation G --base B --size S --bar2-size N --bar4-size N --device-id ID --no-dvsec
+/// --cxl --ready yes|never|MS --seed N --ops N`;
 /// anything else is left in `rest`. Exits with status 2 on a bad value.
 [[nodiscard]] inline options parse_options(int argc, char** argv, int first) {
   options o;
@@ -64,6 +65,23 @@ struct options {
       else if (g == "blackwell") o.prof.generation = gpu::blackwell;
       else {
         std::fprintf(stderr, "--generation: hopper or blackwell, not %s\n", argv[i]);
+        std::exit(2);
+      }
+    } else if (a == "--device-id") {
+      std::uint64_t id = 0;
+      number(id);
+      o.prof.device_id = static_cast<std::uint16_t>(id);
+    } else if (a == "--no-dvsec") {
+      o.prof.dvsec = false;
+    } else if (a == "--cxl") {
+      o.prof.cxl = true;
+    } else if (a == "--ready" && i + 1 < argc) {
+      const std::string_view r = argv[++i];
+      if (r == "yes") o.prof.ready_after_ms = 0;
+      else if (r == "never") o.prof.ready_after_ms = -1;
+      else if (const auto ms = parse_number(r)) o.prof.ready_after_ms = static_cast<std::int64_t>(*ms);
+      else {
+        std::fprintf(stderr, "--ready: yes, never or milliseconds, not %s\n", argv[i]);
         std::exit(2);
       }
     } else if (a == "--base") number(o.prof.base);

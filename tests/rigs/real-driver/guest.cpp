@@ -63,9 +63,12 @@ struct guest_target {
     while (n < 0 && errno == EINTR);
     const int error = errno;
     after = fdinfo_pos(dev->fd());
-    if (n < 0) return static_cast<std::errc>(error);
+    if (n < 0) return static_cast<errc>(error);
     return static_cast<std::size_t>(n);
   }
+
+  /// The kernel's fault handler decides when the page is touched (SIGBUS is caught).
+  static bool fault_in(const rig::mapping&, std::uint64_t) { return true; }
 
   status reopen() {
     dev.reset();  // close first: the driver allows one open at a time

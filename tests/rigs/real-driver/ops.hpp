@@ -45,7 +45,7 @@ inline constexpr std::uint64_t GiB_ = 1024 * MiB_;
 enum class gpu : std::uint8_t { hopper, blackwell };
 
 struct profile {
-  gpu generation = gpu::hopper;
+  gpu generation = gpu::hopper;  ///< what the NVIDIA DVSEC says (and the default device id)
   std::uint64_t base = 0;  ///< nvidia,gpu-mem-base-pa
   std::uint64_t size = 0;  ///< nvidia,gpu-mem-size; 0: no _DSD (the driver's fallback)
   std::uint64_t bar0_size = 16 * MiB_;  ///< the function's own BARs
@@ -53,8 +53,18 @@ struct profile {
   std::uint64_t bar4_size = 1 * MiB_;
   std::uint64_t config_size = 4096;
   std::uint64_t page = 4096;
+  std::uint16_t device_id = 0;  ///< 0: 0x2342 for Hopper, 0x2941 for Blackwell
+  bool dvsec = true;            ///< the function has the NVIDIA DVSEC
+  bool cxl = false;             ///< the function has a CXL device DVSEC (memory active at once)
+  /// The BAR0 readiness registers read ready this long after each reset; -1: never.
+  std::int64_t ready_after_ms = 0;
 
   [[nodiscard]] bool fallback() const noexcept { return size == 0; }
+  /// The generation the driver decides: without the DVSEC every device is Hopper.
+  [[nodiscard]] gpu driver_generation() const noexcept { return dvsec ? generation : gpu::hopper; }
+  [[nodiscard]] std::uint16_t pci_device_id() const noexcept {
+    return device_id != 0 ? device_id : generation == gpu::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941};
+  }
 };
 
 /// One region index as the driver presents it.
@@ -81,7 +91,7 @@ struct region_shape {
   r[4].real = r[4].bar = p.bar4_size;
   r[7].real = r[7].bar = p.config_size;
   if (p.fallback()) return r;
-  if (p.generation == gpu::hopper) {
+  if (p.driver_generation() == gpu::hopper) {
     const std::uint64_t use = p.size - 1 * GiB_;
     r[4] = {true, true, false, use / (512 * MiB_) * (512 * MiB_), pow2_ceil(use), 0};
     const std::uint64_t res = p.size - r[4].real;
@@ -524,21 +534,33 @@ inline bool guarded_copy(void* dst, const void* src, std::size_t n) noexcept {
 
 // ---- the executor ------------------------------------------------------------------------------
 
+/// A mapping the executor made, as a fault handler sees it.
+struct mapping {
+  std::byte* base = nullptr;
+  std::uint64_t length = 0;       ///< bytes mapped (whole pages)
+  std::uint64_t file_offset = 0;  ///< the device-file offset it maps
+};
+
 /// What a target must offer besides the device file:
-///   file()                  the access::device_file
+///   file()                  the vfio::device_file
 ///   read_fpos(buf, after)   read(2) at the file's own position (a VFIO device file
 ///                           cannot be seeked: it starts at 0, i.e. BAR0, and moves as
 ///                           the driver advances it); `after` = the position afterwards
 ///   reopen()                close the device and open it again (the position is 0 again)
+///   fault_in(m, at)         the first touch of the page holding byte `at` of mapping
+///                           `m`: true when the fault handler inserts the page, false
+///                           for SIGBUS (the kernel's target answers true and lets the
+///                           touch itself find out; the model asks its fault handler)
 template <class T>
-concept target = requires(T& t, std::span<std::byte> buf, std::uint64_t& after) {
-  requires access::device_file<std::remove_cvref_t<decltype(t.file())>>;
+concept target = requires(T& t, std::span<std::byte> buf, std::uint64_t& after, const mapping& m, std::uint64_t at) {
+  requires vfio::device_file<std::remove_cvref_t<decltype(t.file())>>;
   { t.read_fpos(buf, after) } -> std::same_as<result<std::size_t>>;
   { t.reopen() } -> std::same_as<status>;
+  { t.fault_in(m, at) } -> std::same_as<bool>;
 };
 
 namespace detail {
-[[nodiscard]] inline std::int64_t code(std::errc e) noexcept { return -static_cast<std::int64_t>(static_cast<int>(e)); }
+[[nodiscard]] inline std::int64_t code(errc e) noexcept { return -static_cast<std::int64_t>(to_errno(e)); }
 template <class R>
 [[nodiscard]] std::int64_t code_of(const R& r) {
   if (r.has_value()) {
@@ -647,15 +669,28 @@ record execute(T& t, const op& o, std::uint64_t i, std::uint64_t seed, std::span
         std::array<std::byte, 48> seen{};
         std::fill(seen.begin(), seen.end(), std::byte{0x5A});
         const std::size_t len = static_cast<std::size_t>(o.length);
-        bool ok = guarded_copy(seen.data(), base, std::min<std::size_t>(16, len));
-        if (ok && len >= 32) ok = guarded_copy(seen.data() + 16, base + len - 16, 16);
+        const std::uint64_t page = 4096;
+        const mapping m{base, (o.length + page - 1) / page * page, vfio::file_offset(o.index, o.offset)};
+        // Every touched page faults once (nothing zaps the mapping while this operation
+        // holds it); a page the handler refused faults again on its next touch.
+        std::vector<std::uint64_t> inserted;
+        const auto touch = [&](std::size_t at, void* dst, const void* src, std::size_t n) {
+          const std::uint64_t pg = at / page;
+          if (std::find(inserted.begin(), inserted.end(), pg) == inserted.end()) {
+            if (!t.fault_in(m, at)) return false;
+            inserted.push_back(pg);
+          }
+          return guarded_copy(dst, src, n);
+        };
+        bool ok = touch(0, seen.data(), base, std::min<std::size_t>(16, len));
+        if (ok && len >= 32) ok = touch(len - 16, seen.data() + 16, base + len - 16, 16);
         if (!ok) rec.aux |= sigbus_read;
         if (o.touch_write && len >= 16) {
           const std::size_t at = (len / 2) & ~std::size_t{7};
           std::array<std::byte, 8> in{};
           fill_data(in, seed, i);
-          bool wok = guarded_copy(base + at, in.data(), in.size());
-          if (wok) wok = guarded_copy(seen.data() + 32, base + at, 8);
+          bool wok = touch(at, base + at, in.data(), in.size());
+          if (wok) wok = touch(at, seen.data() + 32, base + at, 8);
           if (!wok) rec.aux |= sigbus_write;
         }
         rec.digest = digest(seen);

@@ -2,43 +2,23 @@
 // pure function of (profile, seed, index); the executor applied to two identical
 // models gives identical records; the rig's geometry (written out from the
 // driver) and the model's layout agree on every region.
+#include "model.hpp"
 #include "ops.hpp"
 
-#include <nvgrace/backend/shim.hpp>
+#include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/mem/memfd_memory.hpp>
 
 #include <doctest/doctest.h>
 
-#include <memory>
 #include <vector>
 
 namespace {
 
 using namespace nvgrace;
-using shim_device = shim::device<mem::memfd_memory>;
+using shim_device = rig::model_device;
 
-struct shim_target {
-  shim_device& d;
-  std::uint64_t fpos = 0;
-  shim_device& file() { return d; }
-  result<std::size_t> read_fpos(std::span<std::byte> buf, std::uint64_t& after) {
-    const ssize_t n = d.read(buf.data(), buf.size(), &fpos);
-    after = fpos;
-    if (n < 0) return static_cast<std::errc>(-n);
-    return static_cast<std::size_t>(n);
-  }
-  status reopen() {
-    d.reopen();
-    fpos = 0;
-    return {};
-  }
-};
-
-std::unique_ptr<shim_device> model(const rig::profile& p, const rig::stream& s) {
-  shim::device_options o = p.fallback()                      ? shim::plain(p.bar2_size, p.bar4_size)
-                           : p.generation == rig::gpu::hopper ? shim::hopper(p.size, p.base)
-                                                              : shim::blackwell(p.size, p.bar2_size, p.base);
-  o.resmem_quirk = grace::resmem_return::upstream_short;
+shim_device model(const rig::profile& p, const rig::stream& s) {
+  const shim::device_options o = rig::model_options(p);
   if (p.fallback()) {
     auto d = shim_device::create(o);
     REQUIRE(d.has_value());
@@ -128,7 +108,7 @@ TEST_CASE("rig: the model against itself gives identical records") {
     const rig::stream s(p, 11, n);
     auto one = model(p, s);
     auto two = model(p, s);
-    shim_target a{*one}, b{*two};
+    rig::model_target a{one}, b{two};
     std::vector<std::byte> scratch_a(rig::scratch_size), scratch_b(rig::scratch_size), pa, pb;
     std::uint64_t mismatches = 0;
     for (std::uint64_t i = 0; i < n; ++i) {
