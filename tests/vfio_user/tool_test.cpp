@@ -351,3 +351,26 @@ TEST_CASE("tool: --physical serves the GPU's PCI function before the variant dri
   h->close();
   ::unlink((sock.path + "2").c_str());
 }
+
+TEST_CASE("tool: --physical --no-dvsec --cxl --ready MS: the function's DVSECs and a late readiness") {
+  socket_path sock;
+  program server({"--socket", sock.path, "--physical", "--generation", "blackwell", "--no-dvsec", "--cxl",
+                  "--ready", "60000"});
+  REQUIRE(wait_for_socket(sock.path));
+  auto c = client::connect(sock.path.c_str());
+  REQUIRE(c);
+  const auto read32 = [&](std::uint32_t index, std::uint64_t offset) {
+    std::array<std::byte, 4> v{};
+    REQUIRE(c->pread(v, vfio::file_offset(index, offset)).value() == 4);
+    return load_le<std::uint32_t>(v, 0);
+  };
+  CHECK(read32(7, 0) == 0x2941'10DEu);      // Blackwell's id, but no NVIDIA DVSEC to say so
+  CHECK(read32(7, 0x100) == 0x0001'0023u);  // the first extended capability: the CXL DVSEC, last
+  CHECK(read32(7, 0x104) == 0x03C1'1E98u);  // vendor 0x1E98, revision 1, length 0x3C
+  CHECK(read32(7, 0x108) == 0u);            // DVSEC id 0: CXL device
+  CHECK(read32(7, 0x11C) == 0x3u);          // Range 1 Size Low: memory info valid and active
+  CHECK(read32(0, 0x1498) == 0u);           // not ready for 60 s after start
+  c->close();
+  CHECK(server.log().find("(physical function 2941, blackwell, BAR2 1024 KiB, BAR4 1024 KiB, ready after 60000 ms)") !=
+        std::string::npos);
+}

@@ -5,7 +5,8 @@
 //   nvgrace-vfio-user-server --socket PATH [--size SIZE] [--generation hopper|blackwell]
 //                            [--memory-file PATH]
 //   nvgrace-vfio-user-server --socket PATH --physical [--generation G] [--device-id ID]
-//                            [--bar2-size SIZE] [--bar4-size SIZE] [--ready yes|never]
+//                            [--bar2-size SIZE] [--bar4-size SIZE] [--ready yes|never|MS]
+//                            [--no-dvsec] [--cxl]
 //   nvgrace-vfio-user-server --print-ssdt --base ADDR --size SIZE [--slot N] [--function N]
 //                            [--acpi-name NAME]
 //
@@ -70,7 +71,10 @@ constexpr const char* usage_text =
     "  --device-id ID       PCI device id (default 0x2342 for hopper, 0x2941 for blackwell)\n"
     "  --bar2-size SIZE     size of the function's BAR2 (power of two >= 4K; 0: none; default 1M)\n"
     "  --bar4-size SIZE     size of the function's BAR4 (as --bar2-size; default 1M)\n"
-    "  --ready yes|never    the BAR0 readiness registers (0x1498, 0x200BC) read 0xFF or 0\n"
+    "  --ready yes|never|MS the BAR0 readiness registers (0x1498, 0x200BC) read 0xFF, 0, or 0xFF\n"
+    "                       from MS milliseconds after start and after each reset\n"
+    "  --no-dvsec           no NVIDIA DVSEC (the driver then takes any device for Hopper)\n"
+    "  --cxl                a CXL device DVSEC whose memory is valid and active (7.2 polls it)\n"
     "\n"
     "The matching firmware table:\n"
     "  --print-ssdt         print the ASL of an SSDT whose _DSD gives the function at --slot\n"
@@ -101,7 +105,9 @@ struct arguments {
   std::optional<std::uint16_t> device_id;
   std::uint64_t bar2_size = 1 * MiB;
   std::uint64_t bar4_size = 1 * MiB;
-  bool ready = true;
+  std::optional<std::uint64_t> ready_after_ms = 0;
+  bool dvsec = true;
+  bool cxl = false;
   // --print-ssdt
   bool print_ssdt = false;
   std::optional<std::uint64_t> base;
@@ -216,9 +222,15 @@ arguments parse(int argc, char** argv) {
       (bar2 ? a.bar2_size : a.bar4_size) = *size;
     } else if (is("--ready")) {
       const auto text = value("--ready");
-      if (text == "yes") a.ready = true;
-      else if (text == "never") a.ready = false;
-      else bad_argument("--ready must be yes or never, not '" + std::string(text) + "'");
+      const auto ms = parse_count(text);
+      if (text == "yes") a.ready_after_ms = 0;
+      else if (text == "never") a.ready_after_ms = std::nullopt;
+      else if (ms) a.ready_after_ms = *ms;
+      else bad_argument("--ready must be yes, never or milliseconds, not '" + std::string(text) + "'");
+    } else if (arg == "--no-dvsec") {
+      a.dvsec = false;
+    } else if (arg == "--cxl") {
+      a.cxl = true;
     } else if (arg == "--print-ssdt") {
       a.print_ssdt = true;
     } else if (is("--base")) {
@@ -334,11 +346,15 @@ result<device> create_device(const arguments& args, const shim::device_options& 
 
 /// --physical: the bare function before the variant driver (the ids and DVSEC
 /// of the generation, its own small BARs); --ready never: C2C link and HBM
-/// training never report ready, so the driver's probe times out.
+/// training never report ready, so the driver's probe times out; --ready MS:
+/// they report ready MS after start and after each reset; --no-dvsec, --cxl:
+/// which DVSECs the function has.
 shim::device_options physical_options(const arguments& args) {
   shim::device_options options = shim::physical(args.generation, args.bar2_size, args.bar4_size);
   options.device_id = args.device_id;
-  if (!args.ready) options.readiness.ready_after_ms = std::nullopt;
+  options.readiness.ready_after_ms = args.ready_after_ms;
+  options.nvidia_dvsec = args.dvsec;
+  if (args.cxl) options.cxl = shim::cxl_readiness{};
   return options;
 }
 
@@ -401,7 +417,11 @@ int main(int argc, char** argv) {
                  program, args.socket.c_str(), dev.device_id(),
                  args.generation == grace::generation::hopper ? "hopper" : "blackwell",
                  static_cast<unsigned long long>(args.bar2_size / KiB),
-                 static_cast<unsigned long long>(args.bar4_size / KiB), args.ready ? "ready" : "never ready");
+                 static_cast<unsigned long long>(args.bar4_size / KiB),
+                 (!args.ready_after_ms      ? std::string("never ready")
+                  : *args.ready_after_ms == 0 ? std::string("ready")
+                                              : "ready after " + std::to_string(*args.ready_after_ms) + " ms")
+                     .c_str());
   else
     std::fprintf(stderr, "%s: listening on %s (%s, %s of GPU memory in %s)\n", program, args.socket.c_str(),
                  args.generation == grace::generation::hopper ? "hopper" : "blackwell", amount.c_str(), where.c_str());
