@@ -11,6 +11,7 @@
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/grace/ids.hpp>
+#include <nvgrace/grace/kernel_rule.hpp>
 #include <nvgrace/pci/config.hpp>
 #include <nvgrace/posix/mapping.hpp>
 #include <nvgrace/vfio/abi.hpp>
@@ -142,6 +143,10 @@ struct report {
 struct options {
   bool size_bars = true;    ///< config-space BAR sizing (writes the BAR registers, restores them)
   bool check_rules = true;  ///< the Grace rules (for Grace devices only)
+  /// Which kernel's rules the device is held to (docs/semantics.md, "Kernel
+  /// versions"): from 6.14 on a Hopper usemem BAR is sized before the 512 MiB
+  /// round-down of its memory (E1).
+  grace::kernel_rule rule = grace::kernel_rule::current;
 };
 
 [[nodiscard]] constexpr std::string_view region_name(std::uint32_t index) noexcept {
@@ -249,7 +254,7 @@ template <vfio::device_file F>
 /// The rules of one emulated region (index 2 = resmem, 4 = usemem).
 template <vfio::device_file F>
 void check_emulated_region(access::accessor<F>& acc, const report& facts, const region_fact& region,
-                           std::vector<rule_result>& out) {
+                           grace::kernel_rule rule, std::vector<rule_result>& out) {
   const auto add = [&](std::string id, std::string spec, verdict v, std::string detail) {
     out.push_back(rule_result{std::move(id), std::move(spec), region.index, v, std::move(detail)});
   };
@@ -258,13 +263,23 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
   const std::uint64_t base = region.info.offset;
   F& dev = acc.file();
 
-  // §2.3 / §4.3: the region is the power-of-two BAR around the real memory.
+  // §2.3 / §4.3: the region is the power-of-two BAR around the real memory. A
+  // Hopper usemem BAR (index 4 beside a resmem carve-out) is sized, from 6.14 on,
+  // before its memory is rounded down to 512 MiB (E1): the memory it was sized
+  // from was anywhere in [memlength, memlength + 512 MiB), so the BAR is the next
+  // power of two of one of those lengths (at most two candidates).
   const auto pow2 = next_pow2(memlength);
-  if (pow2 && *pow2 == size)
-    add("size_pow2", "§2.3", verdict::pass, "size " + hex(size) + " = next power of two of " + hex(memlength));
+  const bool before_round_down = region.index == 4 && facts.generation != grace::generation::blackwell &&
+                                 grace::sizes_bar_before_round_down(rule);
+  const auto pow2_max = before_round_down ? next_pow2(memlength + (512 * MiB - 1)) : pow2;
+  if (pow2 && pow2_max && (size & (size - 1)) == 0 && size >= *pow2 && size <= *pow2_max)
+    add("size_pow2", "§2.3", verdict::pass,
+        "size " + hex(size) + " = next power of two of " + hex(memlength) +
+            (before_round_down ? " before its 512 MiB round-down" : ""));
   else
     add("size_pow2", "§2.3", verdict::fail,
-        "size " + hex(size) + ", sparse area " + hex(memlength) + " (expected " + (pow2 ? hex(*pow2) : "none") + ")");
+        "size " + hex(size) + ", sparse area " + hex(memlength) + " (expected " + (pow2 ? hex(*pow2) : "none") +
+            (before_round_down && pow2_max && *pow2_max != *pow2 ? " or " + hex(*pow2_max) : "") + ")");
 
   // §4.3: READ|WRITE|MMAP plus CAPS, and a 64-byte reply (32 info + 32 cap).
   if (region.info.flags == 0xF && region.needed_argsz == 64)
@@ -345,7 +360,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
 }
 
 template <vfio::device_file F>
-void check_grace_rules(access::accessor<F>& acc, report& facts) {
+void check_grace_rules(access::accessor<F>& acc, report& facts, grace::kernel_rule rule) {
   for (const std::uint32_t index : {2u, 4u}) {
     const region_fact* region = facts.region(index);
     const bool emulated_expected = index == 4 || facts.generation != grace::generation::blackwell;
@@ -374,7 +389,7 @@ void check_grace_rules(access::accessor<F>& acc, report& facts) {
       continue;
     }
     add(verdict::pass, "one sparse-mmap area: memory length " + hex((*region->sparse)[0].size));
-    check_emulated_region(acc, facts, *region, facts.rules);
+    check_emulated_region(acc, facts, *region, rule, facts.rules);
   }
 }
 
@@ -433,7 +448,7 @@ template <vfio::device_file F>
   if (opts.size_bars) {
     if (auto s = detail::size_bars(*acc, facts.bars); !s) facts.bar_error = s.error();
   }
-  if (opts.check_rules && facts.grace.has_value()) detail::check_grace_rules(*acc, facts);
+  if (opts.check_rules && facts.grace.has_value()) detail::check_grace_rules(*acc, facts, opts.rule);
   return facts;
 }
 
