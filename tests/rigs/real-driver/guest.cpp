@@ -7,6 +7,11 @@
 //       the channel blob "diff"
 //   nvgrace-rig-guest put --channel RESOURCE NAME FILE
 //       copy FILE (e.g. /sys/firmware/acpi/tables/DSDT) into the channel blob NAME
+//   nvgrace-rig-guest cdev --bdf BDF
+//       open BDF through its group, take what the driver answers (device info, every
+//       region's info, the first 256 bytes of config space), close it; then open it
+//       through the VFIO device cdev and iommufd (no IOAS attach: noiommu) and, if that
+//       works, take the same answers and compare. Prints RIG-CDEV lines.
 //
 // RESOURCE is the ivshmem device's BAR2 in sysfs (/sys/bus/pci/devices/BDF/resource2).
 
@@ -17,6 +22,7 @@
 #include <nvgrace/backend/linux/device.hpp>
 #include <nvgrace/backend/linux/pci_address.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -82,7 +88,8 @@ static_assert(rig::target<guest_target>);
 
 int usage() {
   std::fputs("usage: nvgrace-rig-guest diff --channel RESOURCE --bdf BDF [profile options] --seed N --ops N\n"
-             "       nvgrace-rig-guest put --channel RESOURCE NAME FILE\n",
+             "       nvgrace-rig-guest put --channel RESOURCE NAME FILE\n"
+             "       nvgrace-rig-guest cdev --bdf BDF\n",
              stderr);
   return 2;
 }
@@ -193,6 +200,68 @@ int diff(rig::options o) {
 
 }  // namespace
 
+/// What a device file answers that does not depend on how it was opened.
+std::string fingerprint(lv::device& d) {
+  std::string out;
+  char line[160];
+  const auto info = d.get_device_info();
+  if (!info) return "device info: " + std::string(errno_name(info.error()));
+  std::snprintf(line, sizeof line, "info flags %#x regions %u irqs %u;", info->flags, info->num_regions, info->num_irqs);
+  out += line;
+  for (std::uint32_t i = 0; i < 10; ++i) {
+    std::array<std::byte, 80> b{};
+    store_le<std::uint32_t>(b, 0, 80);
+    store_le<std::uint32_t>(b, 8, i);
+    const auto s = d.get_region_info(b);
+    std::snprintf(line, sizeof line, " r%u %s/%#llx/%#llx/%#x;", i, s ? "ok" : std::string(errno_name(s.error())).c_str(),
+                  static_cast<unsigned long long>(load_le<std::uint64_t>(b, 16)),
+                  static_cast<unsigned long long>(load_le<std::uint64_t>(b, 24)), load_le<std::uint32_t>(b, 4));
+    out += line;
+  }
+  std::array<std::byte, 256> config{};
+  const auto n = d.pread(config, vfio::file_offset(7, 0));
+  std::snprintf(line, sizeof line, " config %s digest %#llx", n ? std::to_string(*n).c_str() : "error",
+                static_cast<unsigned long long>(rig::digest(config)));
+  return out + line;
+}
+
+int cdev(std::vector<std::string> rest) {
+  const std::string bdf = take(rest, "--bdf");
+  const auto address = lv::parse_pci_address(bdf);
+  if (!address || !rest.empty()) return usage();
+  std::string group_print;
+  {
+    auto g = lv::device::open_pci(*address);
+    if (!g) {
+      std::printf("RIG-CDEV group open=%s\n", std::string(errno_name(g.error())).c_str());
+      return 1;
+    }
+    group_print = fingerprint(*g);
+  }
+  std::printf("RIG-CDEV group open=ok %s\n", group_print.c_str());
+  // The cdev's name is the vfio device's (sysfs vfio-dev/vfioN).
+  std::string name = "vfio0";
+  if (DIR* dir = ::opendir(("/sys/bus/pci/devices/" + bdf + "/vfio-dev").c_str())) {
+    while (const dirent* e = ::readdir(dir))
+      if (std::strncmp(e->d_name, "vfio", 4) == 0) name = e->d_name;
+    ::closedir(dir);
+    std::printf("RIG-CDEV sysfs vfio-dev=%s\n", name.c_str());
+  } else {
+    std::printf("RIG-CDEV sysfs vfio-dev=none\n");
+  }
+  lv::device::cdev_options options;
+  options.attach_ioas = false;  // a noiommu device has no IOMMU to attach
+  auto c = lv::device::open_cdev("/dev/vfio/devices/" + name, options);
+  if (!c) {
+    std::printf("RIG-CDEV cdev open=%s\n", std::string(errno_name(c.error())).c_str());
+    return 0;
+  }
+  const std::string cdev_print = fingerprint(*c);
+  std::printf("RIG-CDEV cdev open=ok %s\n", cdev_print.c_str());
+  std::printf("RIG-CDEV compare=%s\n", cdev_print == group_print ? "same" : "DIFFERENT");
+  return cdev_print == group_print ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   const std::string_view command = argv[1];
@@ -201,5 +270,6 @@ int main(int argc, char** argv) {
     return put(rest);
   }
   if (command == "diff") return diff(rig::parse_options(argc, argv, 2));
+  if (command == "cdev") return cdev(std::vector<std::string>(argv + 2, argv + argc));
   return usage();
 }

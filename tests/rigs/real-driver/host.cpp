@@ -16,11 +16,21 @@
 //       stream; compare every record the guest left in the channel with the model's;
 //       then compare the GPU memory the guest's driver left in F with the model's.
 //       Prints a report; exit 0 only when nothing differs.
+//   nvgrace-rig-host probe-wait --driver-errno E --driver-reads N --guest-ms MS [profile options]
+//       a function that never reports ready: the model's probe (its readiness wait on a
+//       clock that advances as the guest kernel's 1 s sleeps do) must fail with the
+//       driver's errno after as many reads of the C2C register as the server counted,
+//       in about the time the guest measured
+//   nvgrace-rig-host probe-compare --log CONSOLE [profile options]
+//       run nvgrace-probe's checks on the model and compare its rule lines and exit
+//       status with those nvgrace-probe printed in the guest (the console CONSOLE)
 
 #include "channel.hpp"
 #include "cli.hpp"
 #include "model.hpp"
 #include "ops.hpp"
+#include "probe.hpp"
+#include "render.hpp"
 
 #include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/core/result.hpp>
@@ -590,6 +600,115 @@ int diff(rig::options o) {
 
 }  // namespace
 
+/// How long the guest kernel's schedule_timeout of 1000 ms sleeps: 250 jiffies at
+/// the rig kernel's HZ=250, which the timer wheel (level 1, 8-jiffy granularity)
+/// rounds up to the next multiple of 8 jiffies: 1000 to 1028 ms; the middle.
+constexpr std::uint64_t guest_poll_sleep_ms = 1016;
+
+int probe_wait(rig::options o) {
+  const std::uint64_t driver_errno = take_number(o.rest, "--driver-errno", 0);
+  const std::uint64_t driver_reads = take_number(o.rest, "--driver-reads", 0);
+  const std::uint64_t guest_ms = take_number(o.rest, "--guest-ms", 0);
+  if (!o.rest.empty()) {
+    std::fputs("usage: nvgrace-rig-host probe-wait --driver-errno E --driver-reads N --guest-ms MS [profile]\n", stderr);
+    return 2;
+  }
+  rig::replay_clock clock(o.prof, guest_poll_sleep_ms);
+  shim::device_options options = rig::model_options(o.prof);
+  options.readiness_clock = &clock;
+  const auto created = o.prof.fallback() ? shim_device::create(options) : [&] {
+    auto memory = mem::memfd_memory::create(o.prof.size, mem::caching::cached, "nvgrace-rig-model");
+    if (!memory) return result<shim_device>(memory.error());
+    return shim_device::create(options, std::move(*memory));
+  }();
+  const std::uint64_t model_errno = created ? 0 : static_cast<std::uint64_t>(to_errno(created.error()));
+  const std::uint64_t model_ms = clock.now_ms();
+  const std::uint64_t off = model_ms > guest_ms ? model_ms - guest_ms : guest_ms - model_ms;
+  const bool same_errno = model_errno == driver_errno;
+  const bool same_reads = clock.c2c_reads() == driver_reads;
+  const bool close_time = off <= 2000;
+  std::printf("RIG-WAIT driver %s after %llu C2C reads in %llu ms (guest clock, whole bind); "
+              "model %s after %llu C2C reads in %llu ms (%llu ms sleeps): errno %s, reads %s, time %s\n",
+              errno_text(-static_cast<std::int64_t>(driver_errno)).c_str(), static_cast<unsigned long long>(driver_reads),
+              static_cast<unsigned long long>(guest_ms), errno_text(-static_cast<std::int64_t>(model_errno)).c_str(),
+              static_cast<unsigned long long>(clock.c2c_reads()), static_cast<unsigned long long>(model_ms),
+              static_cast<unsigned long long>(guest_poll_sleep_ms), same_errno ? "same" : "DIFFERENT",
+              same_reads ? "same" : "DIFFERENT", close_time ? "within 2 s" : "NOT within 2 s");
+  return same_errno && same_reads && close_time ? 0 : 1;
+}
+
+/// The rule lines ("  PASS  region 4  size_pow2 ...") of nvgrace-probe's text output.
+std::vector<std::string> rule_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(at, end - at);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.rfind("  PASS  region ", 0) == 0 || line.rfind("  FAIL  region ", 0) == 0 ||
+        line.rfind("  SKIP  region ", 0) == 0)
+      out.push_back(line);
+    at = end + 1;
+  }
+  return out;
+}
+
+int probe_compare(rig::options o) {
+  const std::string log = take(o.rest, "--log");
+  if (log.empty() || !o.rest.empty()) {
+    std::fputs("usage: nvgrace-rig-host probe-compare --log CONSOLE [profile]\n", stderr);
+    return 2;
+  }
+  std::FILE* f = std::fopen(log.c_str(), "rb");
+  if (f == nullptr) {
+    std::printf("RIG-PROBE-COMPARE FAIL: cannot read %s\n", log.c_str());
+    return 1;
+  }
+  std::string console;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) console.append(buf, n);
+  std::fclose(f);
+  // The guest's text run: between "RIG-STEP conformance" (or the start) and its exit status.
+  const std::size_t rc_at = console.find("RIG-PROBE-TEXT-RC ");
+  if (rc_at == std::string::npos) {
+    std::printf("RIG-PROBE-COMPARE FAIL: the guest printed no nvgrace-probe result\n");
+    return 1;
+  }
+  const int driver_rc = std::atoi(console.c_str() + rc_at + 18);
+  const std::vector<std::string> driver = rule_lines(console.substr(0, rc_at));
+
+  auto created = [&]() -> result<shim_device> {
+    const shim::device_options options = rig::model_options(o.prof);
+    if (o.prof.fallback()) return shim_device::create(options);
+    auto memory = mem::memfd_memory::create(o.prof.size, mem::caching::cached, "nvgrace-rig-model");
+    if (!memory) return memory.error();
+    return shim_device::create(options, std::move(*memory));
+  }();
+  if (!created) {
+    std::printf("RIG-PROBE-COMPARE FAIL: the model refuses the profile: %s\n",
+                std::string(errno_name(created.error())).c_str());
+    return 1;
+  }
+  const tools::probe::report r = tools::probe::run(*created);
+  const int model_rc = tools::probe::exit_status(r);
+  const std::vector<std::string> model = rule_lines(tools::probe::to_text(tools::probe::target_info{}, r));
+  std::size_t differ = 0;
+  for (std::size_t k = 0; k < std::max(driver.size(), model.size()); ++k) {
+    const std::string d = k < driver.size() ? driver[k] : "(none)";
+    const std::string m = k < model.size() ? model[k] : "(none)";
+    if (d == m) continue;
+    ++differ;
+    std::printf("   rule line %zu differs:\n      driver: %s\n      model:  %s\n", k, d.c_str(), m.c_str());
+  }
+  std::size_t passed = 0;
+  for (const auto& line : driver) passed += line.rfind("  PASS", 0) == 0 ? 1 : 0;
+  std::printf("RIG-PROBE-COMPARE %s: driver exit %d, model exit %d; %zu rule lines (%zu PASS), %zu differ\n",
+              differ == 0 && driver_rc == model_rc ? "same" : "DIFFERENT", driver_rc, model_rc, driver.size(), passed,
+              differ);
+  return differ == 0 && driver_rc == model_rc ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fputs("usage: nvgrace-rig-host seed|windows|diff ... (see the file comment)\n", stderr);
@@ -601,6 +720,8 @@ int main(int argc, char** argv) {
   if (command == "windows") return windows(o);
   if (command == "extract") return extract(std::move(o));
   if (command == "diff") return diff(std::move(o));
-  std::fputs("usage: nvgrace-rig-host seed|windows|diff ...\n", stderr);
+  if (command == "probe-wait") return probe_wait(std::move(o));
+  if (command == "probe-compare") return probe_compare(std::move(o));
+  std::fputs("usage: nvgrace-rig-host seed|windows|extract|diff|probe-wait|probe-compare ...\n", stderr);
   return 2;
 }

@@ -60,6 +60,10 @@ for step in $RIG_STEPS; do
 			nvgrace-rig-conformance --no-colors=true
 		rc=$?
 		;;
+	cdev)
+		nvgrace-rig-guest cdev --bdf "$RIG_BDF"
+		rc=$?
+		;;
 	probe)
 		nvgrace-probe "$RIG_BDF"
 		rc=$?
