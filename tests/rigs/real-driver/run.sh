@@ -334,7 +334,7 @@ for P in $PROFILES; do
 		else
 			ko "$P: the model's probe: ${line#RIG-WAIT }"
 		fi
-		SUMMARY+=("$P: ${line#RIG-WAIT }")
+		SUMMARY+=("real-driver: $P probe $( [ "${derrno:-0}" = 62 ] && echo ETIME || echo "errno ${derrno:-none}"), model $(grep -q 'errno same, reads same' <<<"$line" && echo same || echo DIFFERENT): ${line#RIG-WAIT }")
 		continue
 	fi
 
@@ -360,7 +360,7 @@ for P in $PROFILES; do
 			diff_rc=$?
 			cat "$WORK/$P.report"
 			line=$(grep '^RIG-RESULT' "$WORK/$P.report")
-			SUMMARY+=("$P: ${line#RIG-RESULT $P }, boot+run ${BOOT_MS} ms")
+			SUMMARY+=("$(sed -E 's/^RIG-RESULT ([^ ]*) ops=([0-9]*) mismatches=([0-9]*) memory_diffs=([0-9]*) complete=(.*)/real-driver: \1 \2 ops \3 mismatches, \4 memory diffs, complete \5/' <<<"$line"), boot+run ${BOOT_MS} ms")
 			if [ $diff_rc -eq 0 ] && grep -q ' mismatches=0 ' <<<"$line"; then
 				ok "$P: differential, no mismatch"
 			else

@@ -24,10 +24,14 @@
 /// - read/write (§3, §5), GET_REGION_INFO (§4), mmap (§6.1), reset,
 ///   readiness and runtime PM (§7), DMA-buf (§8), the intercepted ioctls (§9).
 ///
-/// Not modelled: mapping zaps (a mapping stays valid across reset and
-/// memory-decode off, where the kernel would fault it away and SIGBUS), huge
-/// faults, the 7.2 CXL readiness path, interrupts (SET_IRQS → ENOTTY),
-/// hot reset, poison handling, and DMA-bufs as real files.
+/// Mapping zaps and faults are modelled as decisions: a mapping made by
+/// mmap() is real memory and never faults by itself; mapping_generation()
+/// tells that the kernel would have zapped it, and fault() answers what the
+/// kernel's handler (the driver's for emulated regions, vfio-pci-core's for
+/// real BARs) would do on the next touch.
+///
+/// Not modelled: interrupts (SET_IRQS → ENOTTY), hot reset, poison handling,
+/// and DMA-bufs as real files.
 ///
 /// Thread safety (the driver's memory_lock, without a lock on the fast path):
 /// - Device state that memory accesses consult — reset_done, memory decode
