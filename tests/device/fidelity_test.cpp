@@ -381,6 +381,45 @@ TEST_CASE("faults: pte/pmd/pud by alignment, SIGBUS with decode off or in low po
   CHECK(d.reset_done());  // it stays set: the next touch waits again
 }
 
+TEST_CASE("faults on a real BAR's mapping: vfio-pci-core's handler, SIGBUS with decode off or in low power, no wait") {
+  // Blackwell: region 2 is the function's own BAR2 (16 MiB right after the 16 MiB BAR0).
+  scripted_clock clock;
+  auto o = shim::blackwell(blackwell_length);
+  o.readiness_clock = &clock;
+  auto d = make(o);
+  REQUIRE(d.kind(0) == shim::region_kind::memory_bar);
+  REQUIRE(d.kind(2) == shim::region_kind::memory_bar);
+  const std::uint64_t base = 0x7f00'0000'0000;
+  const grace::vma bar0{base, base + 16 * MiB, vfio::region_offset(0) >> 12};
+  const grace::vma bar2{base, base + 16 * MiB, (vfio::region_offset(2) >> 12) + 3};  // mapped from page 3 on
+  CHECK(d.fault(bar0, base + 0x1498, 0) ==
+        grace::fault_decision{grace::fault_outcome::insert_pte, base + 0x1000, 0x6600'0000'1ull});
+  CHECK(d.fault(bar2, base + 5 * 4096 + 7, 0) ==
+        grace::fault_decision{grace::fault_outcome::insert_pte, base + 5 * 4096, 0x6600'0100'0ull + 3 + 5});
+  // A reset zaps them too, but the core's handler does not wait for readiness:
+  // the registers never read ready and the touch still maps, reset_done stays set.
+  clock.ready_at = std::nullopt;
+  const int reads = clock.reads;
+  REQUIRE(d.reset());
+  CHECK(d.fault(bar2, base, 0).outcome == grace::fault_outcome::insert_pte);
+  CHECK(clock.reads == reads);
+  CHECK(d.reset_done());
+  // Memory decode off: SIGBUS on BAR0 and BAR2 alike, until it is on again.
+  CHECK(config_write<std::uint16_t>(d, pci::reg::command, 0) == 2);
+  CHECK(d.fault(bar0, base, 0).outcome == grace::fault_outcome::sigbus);
+  CHECK(d.fault(bar2, base, 0).outcome == grace::fault_outcome::sigbus);
+  CHECK(config_write<std::uint16_t>(d, pci::reg::command, pci::command_bits::memory) == 2);
+  CHECK(d.fault(bar2, base, 0).outcome == grace::fault_outcome::insert_pte);
+  // Low power: SIGBUS until exit.
+  REQUIRE(d.low_power_entry());
+  CHECK(d.fault(bar0, base, 0).outcome == grace::fault_outcome::sigbus);
+  REQUIRE(d.low_power_exit());
+  CHECK(d.fault(bar0, base, 0).outcome == grace::fault_outcome::insert_pte);
+  // Regions without memory have no handler: SIGBUS.
+  const grace::vma config{base, base + 4096, vfio::region_offset(7) >> 12};
+  CHECK(d.fault(config, base, 0).outcome == grace::fault_outcome::sigbus);
+}
+
 // ---- DMA-buf lifetime -------------------------------------------------------------------------
 
 TEST_CASE("DMA-bufs: revoked on decode off, reset, low power and close; restored when memory is back") {

@@ -266,6 +266,35 @@ TEST_CASE("probe: a device that breaks one rule fails exactly that rule") {
         std::pair{std::map<std::string, V>{{"4:size_pow2", V::fail}, {"4:bar_sizing", V::fail}}, 1});
 }
 
+TEST_CASE("§2.3 E1 probe: a Hopper usemem BAR sized before the 512 MiB round-down passes from 6.14 on") {
+  // 0x72C00123 bytes (what the real-driver rig's low profile gives the 7.2 driver):
+  // usemem 0x32C00123 before the round-down → a 1 GiB BAR around 512 MiB of memory.
+  auto dev = make(shim::hopper(0x72C0'0123));
+  const auto r = np::run(dev);
+  const auto* usemem = r.region(4);
+  REQUIRE(usemem != nullptr);
+  CHECK(usemem->info.size == 1 * GiB);
+  CHECK((*usemem->sparse)[0].size == 512 * MiB);
+  CHECK(verdicts(r).at("4:size_pow2") == np::verdict::pass);
+  CHECK(verdicts(r).at("2:size_pow2") == np::verdict::pass);  // resmem: the exact next power of two
+  CHECK(np::exit_status(r) == 0);
+  const auto rule = [&](const np::report& rep) {
+    for (const auto& x : rep.rules)
+      if (x.id == "size_pow2" && x.region == 4) return x.detail;
+    return std::string();
+  };
+  CHECK(rule(r) == "size 0x40000000 = next power of two of 0x32c00123 (memory length 0x72c00123 less the 1 GiB "
+                   "carve-out, before the 512 MiB round-down), kernel rule current");
+  // Held to the 6.13 rule (sized after the round-down), the same device fails exactly that rule.
+  np::options old;
+  old.rule = nvgrace::grace::kernel_rule::v6_13;
+  const auto r13 = np::run(dev, old);
+  CHECK(verdicts(r13).at("4:size_pow2") == np::verdict::fail);
+  CHECK(rule(r13) == "size 0x40000000, sparse area 0x20000000; memory length 0x72c00123 gives size 0x20000000, "
+                     "area 0x20000000 (kernel rule 6.13)");
+  CHECK(np::exit_status(r13) == 1);
+}
+
 TEST_CASE("probe: short config reads stop the config facts, not the region facts") {
   auto dev = make(shim::hopper(hopper_memlength));
   faulty_device broken{dev, fault::short_config, hopper_usemem};

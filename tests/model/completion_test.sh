@@ -15,13 +15,13 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
 for tool in "${!binary[@]}"; do
   help=$("${binary[$tool]}" --help) || fail "$tool --help"
-  listed=$(grep -E '^  -' <<<"$help" | grep -oE -- '--[a-z][a-z-]*' | sort -u)
+  listed=$(grep -E '^  -' <<<"$help" | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
   var=_nvgrace_options_${tool//-/_}
   offered=$(tr ' ' '\n' <<<"${!var}" | sort -u)
   missing=$(comm -23 <(echo "$listed") <(echo "$offered"))
   [[ -z $missing ]] || fail "$tool: --help lists options the completion does not offer: $missing"
   for option in $offered; do
-    grep -qE -- "$option([^a-z-]|$)" <<<"$help" || fail "$tool: the completion offers $option, which --help does not mention"
+    grep -qE -- "$option([^a-z0-9-]|$)" <<<"$help" || fail "$tool: the completion offers $option, which --help does not mention"
   done
 done
 

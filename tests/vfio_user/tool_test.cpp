@@ -549,3 +549,116 @@ TEST_CASE("tool: --help prints usage to stdout and exits 0; --version prints the
   CHECK(exit_status(v) == 0);
   CHECK(v.out() == "nvgrace-vfio-user-server " + std::string(nvgrace::version.string) + "\n");
 }
+
+TEST_CASE("tool: --print-ssdt prints the firmware table that gives the slot its GPU memory") {
+  {
+    program p({"--print-ssdt", "--base", "0x200000000", "--size", "0x1046400123"});
+    const int status = p.wait();
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    const std::string asl = p.out();
+    CHECK(asl.find("DefinitionBlock (\"\", \"SSDT\", 2,") != std::string::npos);
+    CHECK(asl.find("Scope (\\_SB.PCI0)") != std::string::npos);
+    CHECK(asl.find("Device (GPU0)") != std::string::npos);
+    CHECK(asl.find("Name (_ADR, 0x00100000)") != std::string::npos);  // slot 0x10, function 0
+    CHECK(asl.find("Return (0x0F)") != std::string::npos);
+    CHECK(asl.find("ToUUID (\"daffd814-6eba-4d8c-8a91-bc9bbf4aa301\")") != std::string::npos);
+    CHECK(asl.find("\"nvidia,gpu-mem-base-pa\", 0x0000000200000000") != std::string::npos);
+    CHECK(asl.find("\"nvidia,gpu-mem-size\", 0x0000001046400123") != std::string::npos);
+    CHECK(asl.find("revision 2") != std::string::npos);  // the note on 64-bit integers
+    CHECK(p.log().empty());
+  }
+  {
+    program p({"--print-ssdt", "--base", "0x20000000", "--size", "0x72C00123", "--slot", "0x11", "--function", "2",
+               "--acpi-name", "GPU7"});
+    CHECK(p.wait() == 0);
+    const std::string asl = p.out();
+    CHECK(asl.find("Device (GPU7)") != std::string::npos);
+    CHECK(asl.find("Name (_ADR, 0x00110002)") != std::string::npos);
+    CHECK(asl.find("revision 2") == std::string::npos);  // 32-bit values need no DSDT upgrade
+  }
+  for (const auto& args : {std::vector<std::string>{"--print-ssdt", "--size", "1G"},
+                           std::vector<std::string>{"--print-ssdt", "--base", "0x1000"}}) {
+    program p(args);
+    const int status = p.wait();
+    CHECK(WEXITSTATUS(status) == 2);
+    CHECK(p.log() == "nvgrace-vfio-user-server: error: --print-ssdt needs --base and --size (EINVAL); see "
+                      "'nvgrace-vfio-user-server --help'\n");
+  }
+  program bad_name({"--print-ssdt", "--base", "0", "--size", "1G", "--acpi-name", "9GPU"});
+  CHECK(WEXITSTATUS(bad_name.wait()) == 2);
+}
+
+TEST_CASE("tool: --physical serves the GPU's PCI function before the variant driver") {
+  socket_path sock;
+  program server({"--socket", sock.path, "--physical", "--generation", "blackwell", "--bar2-size", "64K",
+                  "--bar4-size", "0", "--ready", "never"});
+  REQUIRE(wait_for_socket(sock.path));
+  auto c = client::connect(sock.path.c_str());
+  REQUIRE(c);
+  const auto region_size = [&](std::uint32_t index) {
+    std::array<std::byte, 32> info{};
+    store_le<std::uint32_t>(info, 0, 32);
+    store_le<std::uint32_t>(info, 8, index);
+    REQUIRE(c->get_region_info(info).has_value());
+    return load_le<std::uint64_t>(info, 16);
+  };
+  CHECK(region_size(0) == 16 * MiB);  // BAR0: the registers
+  CHECK(region_size(2) == 64 * KiB);  // the function's own BAR2, no GPU memory behind it
+  CHECK(region_size(4) == 0);
+  const auto config = [&](std::uint64_t offset) {
+    std::array<std::byte, 4> v{};
+    REQUIRE(c->pread(v, vfio::file_offset(7, offset)).value() == 4);
+    return load_le<std::uint32_t>(v, 0);
+  };
+  CHECK(config(0) == 0x2941'10DEu);                 // GB200 by default for Blackwell
+  CHECK((config(8) >> 8) == 0x030200u);             // 3D controller
+  CHECK((config(0x10A - 2) >> 16 & 1) == 1u);       // DVSEC word +0xA bit 0: no MIG hardware bug
+  const auto bar0 = [&](std::uint64_t offset) {
+    std::array<std::byte, 4> v{};
+    REQUIRE(c->pread(v, vfio::file_offset(0, offset)).value() == 4);
+    return load_le<std::uint32_t>(v, 0);
+  };
+  CHECK(bar0(0x1498) == 0u);  // --ready never: C2C link and HBM training never report 0xFF
+  CHECK(bar0(0x200BC) == 0u);
+  c->close();
+  CHECK(server.log().find("listening on " + sock.path +
+                          " (physical function 2941, blackwell, BAR2 64 KiB, BAR4 0 KiB, never ready)") !=
+        std::string::npos);
+  program hopper({"--socket", sock.path + "2", "--physical"});
+  REQUIRE(wait_for_socket(sock.path + "2"));
+  auto h = client::connect((sock.path + "2").c_str());
+  REQUIRE(h);
+  std::array<std::byte, 4> v{};
+  REQUIRE(h->pread(v, vfio::file_offset(0, 0x1498)).value() == 4);
+  CHECK(load_le<std::uint32_t>(v, 0) == 0xFFu);
+  REQUIRE(h->pread(v, vfio::file_offset(7, 0x108)).value() == 4);
+  CHECK((load_le<std::uint32_t>(v, 0) >> 16 & 1) == 0u);  // Hopper: the MIG bug, so the carve-out
+  REQUIRE(h->pread(v, vfio::file_offset(7, 0)).value() == 4);
+  CHECK(load_le<std::uint32_t>(v, 0) == 0x2342'10DEu);
+  h->close();
+  ::unlink((sock.path + "2").c_str());
+}
+
+TEST_CASE("tool: --physical --no-dvsec --cxl --ready MS: the function's DVSECs and a late readiness") {
+  socket_path sock;
+  program server({"--socket", sock.path, "--physical", "--generation", "blackwell", "--no-dvsec", "--cxl",
+                  "--ready", "60000"});
+  REQUIRE(wait_for_socket(sock.path));
+  auto c = client::connect(sock.path.c_str());
+  REQUIRE(c);
+  const auto read32 = [&](std::uint32_t index, std::uint64_t offset) {
+    std::array<std::byte, 4> v{};
+    REQUIRE(c->pread(v, vfio::file_offset(index, offset)).value() == 4);
+    return load_le<std::uint32_t>(v, 0);
+  };
+  CHECK(read32(7, 0) == 0x2941'10DEu);      // Blackwell's id, but no NVIDIA DVSEC to say so
+  CHECK(read32(7, 0x100) == 0x0001'0023u);  // the first extended capability: the CXL DVSEC, last
+  CHECK(read32(7, 0x104) == 0x03C1'1E98u);  // vendor 0x1E98, revision 1, length 0x3C
+  CHECK(read32(7, 0x108) == 0u);            // DVSEC id 0: CXL device
+  CHECK(read32(7, 0x11C) == 0x3u);          // Range 1 Size Low: memory info valid and active
+  CHECK(read32(0, 0x1498) == 0u);           // not ready for 60 s after start
+  c->close();
+  CHECK(server.log().find("(physical function 2941, blackwell, BAR2 1024 KiB, BAR4 1024 KiB, ready after 60000 ms)") !=
+        std::string::npos);
+}

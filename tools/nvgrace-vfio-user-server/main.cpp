@@ -9,8 +9,13 @@
 // socket activation through LISTEN_FDS/LISTEN_PID), keeps fds 0/1/2 as they
 // are, and stops cleanly on SIGTERM. It also tells a service manager when it
 // is ready (NOTIFY_SOCKET: READY=1, and STOPPING=1 on the way out).
+//
+// --physical serves the PCI function as the host sees it before the variant
+// driver binds, for a guest whose own kernel runs nvgrace-gpu (the driver then
+// finds the GPU memory through ACPI: --print-ssdt prints the table).
 
 #include "../common/cli.hpp"
+#include "ssdt.hpp"
 
 #include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/backend/vfio_user/protocol.hpp>
@@ -33,6 +38,7 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <csignal>
 #include <cstddef>
@@ -58,6 +64,7 @@ constexpr std::string_view usage_text =
     R"(Usage: nvgrace-vfio-user-server [OPTIONS] --socket-path PATH
        nvgrace-vfio-user-server [OPTIONS] --fd N
        nvgrace-vfio-user-server [OPTIONS]        (socket activation)
+       nvgrace-vfio-user-server --print-ssdt --base ADDR --size SIZE [OPTIONS]
 
 Serve an emulated NVIDIA Grace GPU (the nvgrace-gpu rules) to a vfio-user
 client such as QEMU's vfio-user-pci device, on a UNIX socket. One client at a
@@ -88,6 +95,34 @@ Device:
                          extended to SIZE) instead of a memfd, so it survives
                          restarts
 
+The physical function (for a guest that runs the real nvgrace-gpu driver):
+  --physical             serve the PCI function before the variant driver:
+                         ids, class 0x0302, BAR0 with the readiness registers,
+                         PCIe FLR, the NVIDIA DVSEC (its bit from
+                         --generation), small real BARs 2 and 4; no GPU memory
+                         (the driver finds it through ACPI: see --print-ssdt)
+  --device-id ID         PCI device id (default 0x2342 for hopper, 0x2941 for
+                         blackwell); must be in the driver's table
+  --bar2-size SIZE       the function's BAR2: 0 (none) or a power of two of at
+                         least 4K; default 1M
+  --bar4-size SIZE       the function's BAR4, as --bar2-size; default 1M
+  --ready WHEN           the BAR0 readiness registers (0x1498, 0x200BC): yes
+                         (ready; the default), never, or a number of
+                         milliseconds after start and after each reset
+  --no-dvsec             no NVIDIA DVSEC (the driver then takes any device for
+                         Hopper)
+  --cxl                  a CXL device DVSEC whose memory is valid and active
+                         (Linux 7.2 polls it instead of BAR0)
+
+The firmware table for --physical:
+  --print-ssdt           print the ASL of an SSDT whose _DSD gives the function
+                         at --slot/--function the GPU memory --base/--size,
+                         then exit (compile it with iasl)
+  --base ADDR            physical base of the GPU memory (nvidia,gpu-mem-base-pa)
+  --slot N               PCI slot on the root bus, 0..31 (default 0x10)
+  --function N           PCI function, 0..7 (default 0)
+  --acpi-name NAME       the ACPI device name: four of A-Z, 0-9, _ (default GPU0)
+
 Logging:
   -v, --verbose          also log each client's negotiated protocol version
   -q, --quiet            log only errors (connection and socket errors)
@@ -109,7 +144,7 @@ Exit status:
   3  the socket, the inherited fd or the memory file could not be opened
 )";
 
-constexpr std::array<cli::option, 12> option_table{{
+constexpr std::array<cli::option, 24> option_table{{
     {"--socket-path", 0, "PATH"},
     {"--socket", 0, "PATH"},
     {"--fd", 0, "N"},
@@ -118,6 +153,18 @@ constexpr std::array<cli::option, 12> option_table{{
     {"--size", 0, "SIZE"},
     {"--generation", 0, "GEN"},
     {"--memory-file", 0, "PATH"},
+    {"--physical"},
+    {"--device-id", 0, "ID"},
+    {"--bar2-size", 0, "SIZE"},
+    {"--bar4-size", 0, "SIZE"},
+    {"--ready", 0, "WHEN"},
+    {"--no-dvsec"},
+    {"--cxl"},
+    {"--print-ssdt"},
+    {"--base", 0, "ADDR"},
+    {"--slot", 0, "N"},
+    {"--function", 0, "N"},
+    {"--acpi-name", 0, "NAME"},
     {"--verbose", 'v', {}, true},
     {"--quiet", 'q', {}, true},
     {"--help", 'h'},
@@ -183,6 +230,21 @@ struct arguments {
   grace::generation generation = grace::generation::hopper;
   std::string memory_file;
   socket_source source = socket_source::none;
+  bool size_given = false;
+  // --physical
+  bool physical = false;
+  std::optional<std::uint16_t> device_id;
+  std::uint64_t bar2_size = 1 * MiB;
+  std::uint64_t bar4_size = 1 * MiB;
+  std::optional<std::uint64_t> ready_after_ms = 0;
+  bool dvsec = true;
+  bool cxl = false;
+  // --print-ssdt
+  bool print_ssdt = false;
+  std::optional<std::uint64_t> base;
+  unsigned slot = 0x10;
+  unsigned function = 0;
+  std::string acpi_name = "GPU0";
 };
 
 /// "0660" or "660": at most 0777.
@@ -268,6 +330,7 @@ arguments interpret(const cli::command_line& line) {
       if (!r.ok()) bad(cli::size_error("SIZE", v, r));
       if (r.bytes == 0) bad("--size must be more than 0 bytes");
       a.size = r.bytes;
+      a.size_given = true;
     } else if (name == "--generation") {
       if (v == "hopper") a.generation = grace::generation::hopper;
       else if (v == "blackwell") a.generation = grace::generation::blackwell;
@@ -275,6 +338,48 @@ arguments interpret(const cli::command_line& line) {
     } else if (name == "--memory-file") {
       if (v.empty()) bad("--memory-file needs a non-empty path");
       a.memory_file = v;
+    } else if (name == "--physical") {
+      a.physical = true;
+    } else if (name == "--device-id") {
+      const auto r = parse_size(v);
+      if (!r.ok() || r.bytes > 0xFFFF) bad("--device-id must be a 16-bit number such as 0x2342, not '" + std::string(v) + "'");
+      a.device_id = static_cast<std::uint16_t>(r.bytes);
+    } else if (name == "--bar2-size" || name == "--bar4-size") {
+      const auto r = parse_size(v);
+      if (!r.ok()) bad(cli::size_error(name, v, r));
+      if (r.bytes != 0 && (!std::has_single_bit(r.bytes) || r.bytes < 4 * KiB))
+        bad(std::string(name) + " must be 0 or a power of two of at least 4K, not '" + std::string(v) + "'");
+      (name == "--bar2-size" ? a.bar2_size : a.bar4_size) = r.bytes;
+    } else if (name == "--ready") {
+      if (v == "yes") {
+        a.ready_after_ms = 0;
+      } else if (v == "never") {
+        a.ready_after_ms = std::nullopt;
+      } else if (const auto ms = parse_number(v, std::uint64_t{1} << 40)) {
+        a.ready_after_ms = *ms;
+      } else {
+        bad("--ready must be yes, never or a number of milliseconds, not '" + std::string(v) + "'");
+      }
+    } else if (name == "--no-dvsec") {
+      a.dvsec = false;
+    } else if (name == "--cxl") {
+      a.cxl = true;
+    } else if (name == "--print-ssdt") {
+      a.print_ssdt = true;
+    } else if (name == "--base") {
+      const auto r = parse_size(v);
+      if (!r.ok()) bad(cli::size_error("--base", v, r));
+      a.base = r.bytes;
+    } else if (name == "--slot" || name == "--function") {
+      const bool slot = name == "--slot";
+      const auto r = parse_size(v);
+      if (!r.ok() || r.bytes > (slot ? 31u : 7u))
+        bad(std::string(slot ? "--slot must be 0..31" : "--function must be 0..7") + ", not '" + std::string(v) + "'");
+      (slot ? a.slot : a.function) = static_cast<unsigned>(r.bytes);
+    } else if (name == "--acpi-name") {
+      if (!tools::ssdt::valid_name(std::string(v)))
+        bad("--acpi-name must be four characters of A-Z, 0-9 and _, not '" + std::string(v) + "'");
+      a.acpi_name = v;
     } else if (name == "--verbose") {
       ++verbose;
     } else if (name == "--quiet") {
@@ -283,6 +388,11 @@ arguments interpret(const cli::command_line& line) {
   }
   verbosity = 1 + verbose - quiet;
   verbosity = verbosity < 0 ? 0 : verbosity > 2 ? 2 : verbosity;
+  if (a.print_ssdt) {
+    if (!a.base || !a.size_given) bad("--print-ssdt needs --base and --size");
+    return a;  // prints and exits: no socket
+  }
+  if (a.physical && !a.memory_file.empty()) bad("--physical serves no GPU memory: --memory-file does not apply");
 
   const auto activation = activation_fd();
   if (!activation)
@@ -334,10 +444,26 @@ void check_size(const arguments& args, const shim::device_options& options) {
   }
 }
 
+/// --physical: the bare function before the variant driver (the ids and DVSEC
+/// of the generation, its own small BARs) with the readiness and the DVSECs
+/// asked for.
+shim::device_options physical_options(const arguments& args) {
+  shim::device_options options = shim::physical(args.generation, args.bar2_size, args.bar4_size);
+  options.device_id = args.device_id;
+  options.readiness.ready_after_ms = args.ready_after_ms;
+  options.nvidia_dvsec = args.dvsec;
+  if (args.cxl) options.cxl = shim::cxl_readiness{};
+  return options;
+}
+
 /// The device, with its GPU memory in a memfd or in the memory file.
 device create_device(const arguments& args, const shim::device_options& options) {
   if (auto s = device::check_options(options); !s)
-    die({cli::exit_usage, s.error(), "the device options are refused: " + system_error(s.error())});
+    die({cli::exit_usage, s.error(),
+         std::string(args.physical ? "the physical function's options are refused (is --device-id in the driver's "
+                                     "table?): "
+                                   : "the device options are refused: ") +
+             system_error(s.error())});
   if (args.memory_file.empty()) {
     auto created = device::create(options);
     if (!created)
@@ -566,6 +692,16 @@ int main(int argc, char** argv) {
   cli::command_line line;
   if (cli::start(tool, args_views, option_table, usage_text, line, early)) return cli::finish(tool, early);
   const arguments args = interpret(line);
+  if (args.print_ssdt) {
+    tools::ssdt::description d;
+    d.base = *args.base;
+    d.size = args.size;
+    d.slot = args.slot;
+    d.function = args.function;
+    d.name = args.acpi_name;
+    std::fputs(tools::ssdt::asl(d).c_str(), stdout);
+    return cli::exit_ok;
+  }
 
   struct ::sigaction stop{};
   stop.sa_handler = on_stop_signal;
@@ -580,9 +716,10 @@ int main(int argc, char** argv) {
   ::sigaction(SIGHUP, &hangup, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  const auto options =
-      args.generation == grace::generation::hopper ? shim::hopper(args.size) : shim::blackwell(args.size);
-  check_size(args, options);
+  const auto options = args.physical                                 ? physical_options(args)
+                       : args.generation == grace::generation::hopper ? shim::hopper(args.size)
+                                                                      : shim::blackwell(args.size);
+  if (!args.physical) check_size(args, options);
   device dev = create_device(args, options);
 
   log_context log;
@@ -614,8 +751,19 @@ int main(int argc, char** argv) {
 
   const std::string memory = args.memory_file.empty() ? "a memfd" : "'" + args.memory_file + "'";
   const std::string generation = args.generation == grace::generation::hopper ? "hopper" : "blackwell";
-  log_line(1, "listening on " + where + " (" + generation + ", " + std::string(format_size(args.size).view()) +
-                  " of GPU memory in " + memory + ")");
+  if (args.physical) {
+    const auto kib = [](std::uint64_t n) { return std::to_string(n / KiB) + " KiB"; };
+    char id[8];
+    std::snprintf(id, sizeof id, "%04x", static_cast<unsigned>(dev.device_id()));
+    const std::string ready = !args.ready_after_ms        ? "never ready"
+                              : *args.ready_after_ms == 0 ? "ready"
+                                                          : "ready after " + std::to_string(*args.ready_after_ms) + " ms";
+    log_line(1, "listening on " + where + " (physical function " + id + ", " + generation + ", BAR2 " +
+                    kib(args.bar2_size) + ", BAR4 " + kib(args.bar4_size) + ", " + ready + ")");
+  } else {
+    log_line(1, "listening on " + where + " (" + generation + ", " + std::string(format_size(args.size).view()) +
+                    " of GPU memory in " + memory + ")");
+  }
   notify("READY=1\nSTATUS=Listening on " + where);
 
   const auto result = srv.run();

@@ -25,10 +25,14 @@
 /// - read/write (§3, §5), GET_REGION_INFO (§4), mmap (§6.1), reset,
 ///   readiness and runtime PM (§7), DMA-buf (§8), the intercepted ioctls (§9).
 ///
-/// Not modelled: mapping zaps (a mapping stays valid across reset and
-/// memory-decode off, where the kernel would fault it away and SIGBUS), huge
-/// faults, the 7.2 CXL readiness path, interrupts (SET_IRQS → ENOTTY),
-/// hot reset, poison handling, and DMA-bufs as real files.
+/// Mapping zaps and faults are modelled as decisions: a mapping made by
+/// mmap() is real memory and never faults by itself; mapping_generation()
+/// tells that the kernel would have zapped it, and fault() answers what the
+/// kernel's handler (the driver's for emulated regions, vfio-pci-core's for
+/// real BARs) would do on the next touch.
+///
+/// Not modelled: interrupts (SET_IRQS → ENOTTY), hot reset, poison handling,
+/// and DMA-bufs as real files.
 ///
 /// Thread safety (the driver's memory_lock, without a lock on the fast path):
 /// - Device state that memory accesses consult — reset_done, memory decode
@@ -1254,10 +1258,21 @@ public:
   /// off; a timeout) must pass, else SIGBUS; then the insert (SIGBUS when
   /// memory decode is off). Before 6.19 mappings are made at mmap time and
   /// never fault.
+  /// A mapping of a real memory BAR (BAR0, Blackwell's BAR2, the fallback's
+  /// BARs) faults through vfio-pci-core's own handler instead: the same
+  /// alignment rules, no readiness check, SIGBUS while runtime PM is engaged
+  /// or memory decode is off, else the insert at the BAR's address.
   [[nodiscard]] grace::fault_decision fault(const grace::vma& v, std::uint64_t address, unsigned order,
                                             grace::huge_pfnmap platform = {}) noexcept {
     const std::uint32_t index = grace::region_index_of_pgoff(v.pgoff, platform.page_shift);
     const slot* r = index < vfio::pci_num_regions ? &regions_[index] : nullptr;
+    if (r != nullptr && r->kind == region_kind::memory_bar) {
+      const std::uint64_t state = state_.load(mo::acquire);
+      grace::fault_state fs;
+      fs.runtime_pm_engaged = (state & (pm_engaged_bit | pm_failed_bit)) != 0;
+      fs.memory_enabled = (state & memory_enabled_bit) != 0;
+      return grace::decide_fault(grace::memregion{r->phys, r->size, r->size}, v, address, order, fs, platform);
+    }
     if (r == nullptr || r->kind != region_kind::emulated) return {grace::fault_outcome::sigbus, 0, 0};
     grace::fault_state fs;
     const grace::fault_decision shape = grace::decide_fault(r->model, v, address, order, fs, platform);
