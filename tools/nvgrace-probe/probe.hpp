@@ -276,12 +276,11 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
     const region_fact* other = facts.region(region.index == grace::usemem_index ? grace::resmem_index
                                                                                  : grace::usemem_index);
     const bool other_has_area = other != nullptr && other->sparse && other->sparse->size() == 1;
-    std::optional<std::uint64_t> length = memlength;
-    if (gen == grace::generation::hopper) {
-      const auto sum = other_has_area ? checked_add(memlength, (*other->sparse)[0].size)
-                                      : result<std::uint64_t>(errc::invalid_argument);
-      length = sum ? std::optional<std::uint64_t>(*sum) : std::nullopt;
-    }
+    // The ACPI length: usemem + resmem on Hopper, usemem alone on Blackwell.
+    const result<std::uint64_t> length =
+        gen != grace::generation::hopper ? result<std::uint64_t>(memlength)
+        : other_has_area                 ? checked_add(memlength, (*other->sparse)[0].size)
+                                         : result<std::uint64_t>(errc::invalid_argument);
     const std::string rule_text = "kernel rule " + std::string(grace::to_string(facts.rule));
     if (!length) {
       add("size_pow2", "§2.3", verdict::fail,

@@ -439,13 +439,13 @@ private:
   template <class Wanted>
   status trigger_range(std::uint32_t index, std::uint32_t start, std::uint32_t count, const header& request,
                        Wanted&& wanted) noexcept {
-    status outcome;
+    status last_failure;
     for (std::uint32_t v = 0; v < count; ++v) {
       if (!wanted(v)) continue;
       if (auto s = signal_vector(index, start + v, request); !s && s.error() != errc::no_such_file_or_directory)
-        outcome = s;
+        last_failure = s;
     }
-    return outcome;
+    return last_failure;
   }
 
   /// Every fd of a SET_IRQS(EVENTFD) must be an eventfd, made non-blocking
