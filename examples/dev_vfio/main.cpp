@@ -28,20 +28,20 @@ int main(int argc, char** argv) {
   }
   const auto address = linux_vfio::parse_pci_address(argv[1]);
   if (!address) {
-    std::fprintf(stderr, "dev_vfio: '%s' is not a PCI address: %s\n", argv[1], errno_name(address.error()).data());
+    std::fprintf(stderr, "dev_vfio: '%s' is not a PCI address: %s\n", argv[1], errno_name(address.error()).c_str());
     return 2;
   }
   auto dev = linux_vfio::device::open_pci(*address);
   if (!dev) {
-    std::fprintf(stderr, "dev_vfio: cannot open %s: %s (%s)\n", argv[1], errno_name(dev.error()).data(),
-                 dev.message().data());
+    std::fprintf(stderr, "dev_vfio: cannot open %s: %s (%s)\n", argv[1], errno_name(dev.error()).c_str(),
+                 dev.message().c_str());
     return 3;
   }
 
   // Discover first; the caching policy depends on what the device is.
   auto vmm = access::open(*dev, access::map_none);
   if (!vmm) {
-    std::fprintf(stderr, "dev_vfio: cannot query the regions: %s\n", vmm.message().data());
+    std::fprintf(stderr, "dev_vfio: cannot query the regions: %s\n", vmm.message().c_str());
     return 1;
   }
   for (std::uint32_t index = 0; index < vmm->region_count(); ++index) {
@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   }
   const auto bars = vmm->size_bars();
   if (!bars) {
-    std::fprintf(stderr, "dev_vfio: BAR sizing failed: %s\n", bars.message().data());
+    std::fprintf(stderr, "dev_vfio: BAR sizing failed: %s\n", bars.message().c_str());
     return 1;
   }
   for (const access::bar_info& b : *bars)
@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   }
   auto mapped = access::open(*dev, access::map_all.with_uncached(grace::uncached_regions(grace_id->generation)));
   if (!mapped) {
-    std::fprintf(stderr, "dev_vfio: mapping failed: %s\n", mapped.message().data());
+    std::fprintf(stderr, "dev_vfio: mapping failed: %s\n", mapped.message().c_str());
     return 1;
   }
   const auto usemem = mapped->find_region(grace::usemem_index);
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   std::array<std::byte, 8> past_end{};
   const auto n = mapped->read(grace::usemem_index, usemem->sparse_areas()[0].size, past_end);
   if (!n) {
-    std::fprintf(stderr, "dev_vfio: read past the real memory: %s\n", n.message().data());
+    std::fprintf(stderr, "dev_vfio: read past the real memory: %s\n", n.message().c_str());
     return 1;
   }
   std::printf("%s: %zu bytes past usemem's real memory read as 0x%02x\n", grace_id->name.data(), *n,

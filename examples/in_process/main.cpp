@@ -39,7 +39,7 @@ void show_read(Accessor& vmm, const char* name, std::uint32_t index, std::uint64
   const auto n = vmm.read(index, offset, buffer);
   if (!n) {
     std::printf("read %s @0x%llx 16 bytes: %s\n", name, static_cast<unsigned long long>(offset),
-                errno_name(n.error()).data());
+                errno_name(n.error()).c_str());
     return;
   }
   std::printf("read %s @0x%llx 16 bytes: %zu:%s\n", name, static_cast<unsigned long long>(offset), *n,
@@ -51,16 +51,16 @@ void show_read(Accessor& vmm, const char* name, std::uint32_t index, std::uint64
 int main() {
   auto dev = device::create(shim::hopper(3 * GiB / 2 + 4 * KiB));
   if (!dev) {
-    std::fprintf(stderr, "in_process: cannot create the device: %s\n", dev.message().data());
+    std::fprintf(stderr, "in_process: cannot create the device: %s\n", dev.message().c_str());
     return 1;
   }
   std::printf("device 10de:%04x generation %s mode %s\n", dev->device_id(), grace::to_string(dev->generation()).data(),
-              grace::to_string(dev->mode()).data());
+              grace::to_string(dev->mode()).c_str());
 
   // Discover the regions; map nothing yet.
   auto opened = access::open(*dev, access::map_none);
   if (!opened) {
-    std::fprintf(stderr, "in_process: cannot open: %s\n", opened.message().data());
+    std::fprintf(stderr, "in_process: cannot open: %s\n", opened.message().c_str());
     return 1;
   }
   auto& vmm = *opened;
@@ -81,7 +81,7 @@ int main() {
   // Size the BARs the way a VMM does: decode off, all-ones, read back, restore.
   const auto bars = vmm.size_bars();
   if (!bars) {
-    std::fprintf(stderr, "in_process: BAR sizing failed: %s\n", bars.message().data());
+    std::fprintf(stderr, "in_process: BAR sizing failed: %s\n", bars.message().c_str());
     return 1;
   }
   for (const access::bar_info& b : *bars) {
@@ -92,7 +92,7 @@ int main() {
 
   // Map every sparse area at a huge-page-friendly address.
   if (auto s = vmm.map_areas(); !s) {
-    std::fprintf(stderr, "in_process: mapping failed: %s\n", s.message().data());
+    std::fprintf(stderr, "in_process: mapping failed: %s\n", s.message().c_str());
     return 1;
   }
   for (std::uint32_t index = 0; index < vmm.region_count(); ++index) {

@@ -24,12 +24,12 @@ int main(int argc, char** argv) {
   }
   auto client = vfio_user::client::connect(argv[1]);
   if (!client) {
-    std::fprintf(stderr, "vfio_user_client: cannot connect to %s: %s\n", argv[1], errno_name(client.error()).data());
+    std::fprintf(stderr, "vfio_user_client: cannot connect to %s: %s\n", argv[1], errno_name(client.error()).c_str());
     return 3;
   }
   auto vmm = access::open(*client, access::map_all.with_uncached(grace::uncached_regions(grace::generation::hopper)));
   if (!vmm) {
-    std::fprintf(stderr, "vfio_user_client: cannot open the device: %s\n", vmm.message().data());
+    std::fprintf(stderr, "vfio_user_client: cannot open the device: %s\n", vmm.message().c_str());
     return 1;
   }
   for (std::uint32_t index = 0; index < vmm->region_count(); ++index) {
@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   std::array<std::byte, 8> edge{};
   const auto n = vmm->read(usemem, real - 4, edge);
   if (!n) {
-    std::fprintf(stderr, "vfio_user_client: read across the real end: %s\n", n.message().data());
+    std::fprintf(stderr, "vfio_user_client: read across the real end: %s\n", n.message().c_str());
     return 1;
   }
   std::printf("usemem at real end - 4: %zu bytes:", *n);

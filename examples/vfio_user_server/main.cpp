@@ -34,12 +34,12 @@ int main(int argc, char** argv) {
   const bool blackwell = argc == 3 && std::strcmp(argv[2], "blackwell") == 0;
   auto dev = shim::memfd_device::create(blackwell ? shim::blackwell(5 * GiB / 2) : shim::hopper(5 * GiB / 2));
   if (!dev) {
-    std::fprintf(stderr, "vfio_user_server: cannot create the device: %s\n", dev.message().data());
+    std::fprintf(stderr, "vfio_user_server: cannot create the device: %s\n", dev.message().c_str());
     return 1;
   }
   vfio_user::server<shim::memfd_device> server(*dev);
   if (auto s = server.listen(argv[1]); !s) {
-    std::fprintf(stderr, "vfio_user_server: cannot listen on %s: %s\n", argv[1], errno_name(s.error()).data());
+    std::fprintf(stderr, "vfio_user_server: cannot listen on %s: %s\n", argv[1], errno_name(s.error()).c_str());
     return 1;
   }
   running = &server;

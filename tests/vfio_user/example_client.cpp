@@ -22,7 +22,7 @@ using namespace nvgrace;
 namespace {
 
 int fail(const char* what, nvgrace::errc e) {
-  std::fprintf(stderr, "example: %s: %s\n", what, errno_name(e).data());
+  std::fprintf(stderr, "example: %s: %s\n", what, errno_name(e).c_str());
   return 1;
 }
 
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     store_le<std::uint32_t>(buffer, 0, 256);
     store_le<std::uint32_t>(buffer, 8, index);
     if (auto s = c->get_region_info(buffer); !s) {
-      std::printf("region %u: %s\n", index, errno_name(s.error()).data());
+      std::printf("region %u: %s\n", index, errno_name(s.error()).c_str());
       continue;
     }
     const auto r = vfio::load_region_info(buffer);
@@ -87,6 +87,6 @@ int main(int argc, char** argv) {
   const std::uint64_t bar_size = vfio::load_region_info(usemem).size;
   auto bad = c->pread(edge, use + bar_size);
   std::printf("REGION_READ at the BAR end (0x%" PRIx64 "): %s\n", bar_size,
-              bad ? "ok?" : errno_name(bad.error()).data());
+              bad ? "ok?" : errno_name(bad.error()).c_str());
   return 0;
 }

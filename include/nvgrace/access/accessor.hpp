@@ -44,11 +44,11 @@
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
 #include <nvgrace/vfio/region_info.hpp>
+#include <nvgrace/detail/minmax.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <bit>
 #include <cerrno>
@@ -598,7 +598,7 @@ private:
     const std::uint64_t length = align_down(a.size, page);
     if (length == 0) return posix::mapping{};
     if (!is_aligned(a.offset, page)) return errc::invalid_argument;
-    const std::uint64_t alignment = std::max(page, std::min(max_mapping_alignment, std::bit_floor(length)));
+    const std::uint64_t alignment = nvgrace::detail::max(page, nvgrace::detail::min(max_mapping_alignment, std::bit_floor(length)));
     const auto reserve_length = checked_add(length, alignment);
     if (!reserve_length) return reserve_length.error();
     // Reserve address space, place the area at its aligned start inside it,

@@ -88,13 +88,13 @@
 #include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/dma_buf.hpp>
 #include <nvgrace/vfio/region_info.hpp>
+#include <nvgrace/detail/minmax.hpp>
 
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <bit>
 #include <concepts>
@@ -999,7 +999,7 @@ private:
   [[nodiscard]] static ssize_t memory_bar_access(const slot& r, std::uint64_t state, std::uint64_t offset,
                                                  user_bytes<Dir> buf, std::size_t count, std::uint64_t* ppos) noexcept {
     if (offset >= r.size) return detail::negative(errc::invalid_argument);
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
+    const auto n = static_cast<std::size_t>(nvgrace::detail::min<std::uint64_t>(count, r.size - offset));
     if ((state & memory_enabled_bit) == 0) return detail::negative(errc::io_error);
     copy_memory<Dir>(r.view, offset, buf, n);
     *ppos += n;
@@ -1088,14 +1088,14 @@ private:
                                                                 const std::byte* buf, std::size_t count,
                                                                 std::uint64_t* ppos) noexcept {
     if (offset >= r.size) return detail::negative(errc::invalid_argument);
-    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, r.size - offset));
+    const auto n = static_cast<std::size_t>(nvgrace::detail::min<std::uint64_t>(count, r.size - offset));
     if ((state & memory_enabled_bit) == 0) return detail::negative(errc::io_error);
     std::uint64_t at = offset;
     const std::uint64_t end = offset + n;
     for (const std::uint64_t reg : readiness_registers) {  // in increasing order
       if (reg + 4 <= at || reg >= end) continue;
       if (reg > at) copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(reg - at));
-      at = std::max(at, reg + 4);
+      at = nvgrace::detail::max(at, reg + 4);
     }
     if (at < end) copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(end - at));
     *ppos += n;

@@ -45,6 +45,7 @@
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
 #include <nvgrace/vfio/region_info.hpp>
+#include <nvgrace/detail/minmax.hpp>
 
 #include <poll.h>
 #include <sys/mman.h>
@@ -52,7 +53,6 @@
 #include <sys/uio.h>
 #include <time.h>
 
-#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -182,7 +182,7 @@ public:
       info.flags |= vfio::region_flags::caps;
       info.cap_offset = 0;
     }
-    std::copy(reply.begin(), reply.end(), buffer.begin());
+    std::memcpy(buffer.data(), reply.data(), reply.size());
     vfio::store_region_info(buffer, info);
     if (index < regions_.size()) {
       auto& r = regions_[index];
@@ -374,7 +374,7 @@ private:
     }
     const std::uint64_t server_max = server_caps_.max_data_xfer_size.value_or(protocol_default_max_data_xfer_size);
     if (server_max == 0) return fail(errc::protocol_error);
-    chunk_ = static_cast<std::uint32_t>(std::min<std::uint64_t>(server_max, options_.max_data_xfer_size));
+    chunk_ = static_cast<std::uint32_t>(nvgrace::detail::min<std::uint64_t>(server_max, options_.max_data_xfer_size));
     if (chunk_ == 0) chunk_ = 1;
     return {};
   }
@@ -408,10 +408,10 @@ private:
     std::size_t done = 0;
     do {
       const std::uint64_t at = offset + done;
-      std::size_t n = std::min<std::size_t>(size - done, chunk_);
+      std::size_t n = nvgrace::detail::min<std::size_t>(size - done, chunk_);
       // Stay inside the region's 2^40 window; the server refuses offsets beyond it.
       if (at > vfio::offset_mask) break;
-      n = static_cast<std::size_t>(std::min<std::uint64_t>(n, vfio::offset_mask + 1 - at));
+      n = static_cast<std::size_t>(nvgrace::detail::min<std::uint64_t>(n, vfio::offset_mask + 1 - at));
       auto moved = one(region_access{at, index, static_cast<std::uint32_t>(n)}, done);
       if (!moved) {
         if (done == 0) return moved.error();
@@ -435,7 +435,7 @@ private:
       const std::uint64_t now = posix::monotonic_now_ms();
       if (now > deadline_ms) return errc::timed_out;
       pollfd p{socket_.get(), POLLIN, 0};
-      const int n = ::poll(&p, 1, static_cast<int>(std::min<std::uint64_t>(deadline_ms - now + 1, 1u << 30)));
+      const int n = ::poll(&p, 1, static_cast<int>(nvgrace::detail::min<std::uint64_t>(deadline_ms - now + 1, 1u << 30)));
       if (n > 0) return {};
       if (n == 0) return errc::timed_out;
       if (errno != EINTR) return posix::last_error();
@@ -562,7 +562,7 @@ private:
       }
     }
     const std::size_t payload = target - header_size;
-    const std::size_t to_fixed = std::min(payload, fixed.size());
+    const std::size_t to_fixed = nvgrace::detail::min(payload, fixed.size());
     if (to_fixed > 0) std::memcpy(fixed.data(), in.data() + header_size, to_fixed);
     if (payload > to_fixed) std::memcpy(data.data(), in.data() + header_size + to_fixed, payload - to_fixed);
     return received{payload};
@@ -590,7 +590,7 @@ private:
           skip -= length;
           return;
         }
-        const std::size_t take = std::min(length - skip, room);
+        const std::size_t take = nvgrace::detail::min(length - skip, room);
         if (take > 0) in[count++] = iovec{base + skip, take};
         room -= take;
         skip = 0;

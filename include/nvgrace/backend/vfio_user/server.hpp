@@ -19,13 +19,13 @@
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/device_file.hpp>
+#include <nvgrace/detail/minmax.hpp>
 
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdint>
@@ -112,7 +112,7 @@ public:
     for (const std::uint32_t t : {o.handshake_timeout_ms, o.message_timeout_ms, o.idle_timeout_ms})
       if (t != 0 && (shortest == 0 || t < shortest)) shortest = t;
     if (shortest == 0) return 0;
-    return std::clamp<std::uint64_t>(shortest / 4, 10, 1000);
+    return nvgrace::detail::clamp<std::uint64_t>(shortest / 4, 10, 1000);
   }
 
 private:

@@ -52,16 +52,16 @@
 #include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/region_info.hpp>
+#include <nvgrace/detail/minmax.hpp>
 
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
-#include <iterator>
 #include <map>
 #include <optional>
 #include <span>
@@ -321,7 +321,7 @@ private:
     if (client.max_data_xfer_size && *client.max_data_xfer_size == 0) return einval;
     client_max_msg_fds_ = client.max_msg_fds.value_or(protocol_default_max_msg_fds);
 
-    const std::uint16_t reply_minor = std::min(minor, options_.minor);
+    const std::uint16_t reply_minor = nvgrace::detail::min(minor, options_.minor);
     capabilities ours;
     ours.max_msg_fds = options_.max_msg_fds;
     ours.max_data_xfer_size = options_.max_data_xfer_size;
@@ -535,7 +535,8 @@ private:
     auto after = dma_maps_.lower_bound(req.address);
     if (after != dma_maps_.end() && after->first < req.address + req.size) return errc::file_exists;
     if (after != dma_maps_.begin()) {
-      auto before = std::prev(after);
+      auto before = after;
+      --before;
       if (before->first + before->second.size > req.address) return errc::file_exists;
     }
     if (dma_maps_.size() >= options_.max_dma_maps) return errc::no_space_on_device;
@@ -559,7 +560,7 @@ private:
       dma_maps_.erase(it);
     }
     auto o = out();
-    std::copy(payload.begin(), payload.end(), o.begin());  // the reply echoes the request
+    std::memcpy(o.data(), payload.data(), payload.size());  // the reply echoes the request
     return dma_unmap_size;
   }
 

@@ -18,6 +18,7 @@
 #include <nvgrace/posix/clock.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/unique_fd.hpp>
+#include <nvgrace/detail/minmax.hpp>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -25,12 +26,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <optional>
 #include <span>
 #include <utility>
@@ -65,7 +64,7 @@ namespace detail {
     const std::uint64_t now = posix::monotonic_now_ms();
     if (now >= deadline) return errc::timed_out;
     pollfd p{socket, POLLOUT, 0};
-    const int n = ::poll(&p, 1, static_cast<int>(std::min<std::uint64_t>(deadline - now, 1u << 30)));
+    const int n = ::poll(&p, 1, static_cast<int>(nvgrace::detail::min<std::uint64_t>(deadline - now, 1u << 30)));
     if (n > 0) return {};
     if (n < 0 && errno != EINTR) return posix::last_error();
   }
@@ -270,7 +269,7 @@ public:
     tail_ += count;
     if ((fds.empty() && !truncated) || count == 0) return;
     // Every group holds at least one fd or marks a truncation; bound both.
-    if (held_fds_ + fds.size() > fd_budget_ || groups_.size() >= fd_budget_) {
+    if (held_fds_ + fds.size() > fd_budget_ || groups_.size() - first_group_ >= fd_budget_) {
       over_budget_ = true;  // `fds` is closed on return
       return;
     }
@@ -301,12 +300,20 @@ public:
     const std::uint64_t begin = stream_position(head_);
     const std::uint64_t end = begin + h.size;
     // Hand over the fds of every receive whose last byte lies in this message.
-    while (!groups_.empty() && groups_.front().end - 1 < end) {
-      auto& g = groups_.front();
+    while (first_group_ < groups_.size() && groups_[first_group_].end - 1 < end) {
+      auto& g = groups_[first_group_++];
       if (g.start > begin || g.end - 1 < begin || g.truncated) out.fds_misplaced = true;
       held_fds_ -= g.fds.size();
       for (auto& fd : g.fds) out.fds.push_back(std::move(fd));
-      groups_.pop_front();
+    }
+    // A queue in a vector: drop the handed-over groups once they are the
+    // majority (at most fd_budget groups are ever pending).
+    if (first_group_ == groups_.size()) {
+      groups_.clear();
+      first_group_ = 0;
+    } else if (first_group_ > groups_.size() / 2) {
+      groups_.erase(groups_.begin(), groups_.begin() + static_cast<std::ptrdiff_t>(first_group_));
+      first_group_ = 0;
     }
     head_ += h.size;
     return state::ready;
@@ -328,6 +335,7 @@ public:
     head_ = tail_ = 0;
     consumed_ = 0;
     groups_.clear();
+    first_group_ = 0;
     held_fds_ = 0;
     over_budget_ = false;
   }
@@ -372,7 +380,8 @@ private:
   std::size_t head_ = 0;
   std::size_t tail_ = 0;
   std::uint64_t consumed_ = 0;  // stream position of buffer_[0]
-  std::deque<fd_group> groups_;
+  std::vector<fd_group> groups_;  // pending from first_group_ on, oldest first
+  std::size_t first_group_ = 0;
   std::size_t held_fds_ = 0;
   bool over_budget_ = false;
 };
