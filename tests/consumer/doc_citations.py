@@ -44,7 +44,7 @@ for h in headings("vfio-user.md"):
 SECTION = re.compile(r"§ ?(\d+(?:\.\d+)?)")
 EDGE = re.compile(r"(?<![\w.])E(\d{1,2})(?![\w])")
 PROTOCOL = re.compile(r"vfio-user P(\d+)\b")
-OUTSIDE = re.compile(r"shared/(?:spec|rigs|tools)/|issue item|\bvu §")
+OUTSIDE = re.compile(r"shared/(?:spec|rigs|tools)/|\bissue items?\b|\bissue #?\d|\bvu §", re.IGNORECASE)
 
 problems = []
 checked = 0

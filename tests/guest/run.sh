@@ -57,7 +57,7 @@ mkdir -p "$BUILD"
 # warnings in inlined copy paths, and warnings are errors here.
 cmake -S "$SRC" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
 	-DCMAKE_CXX_COMPILER=g++ -DCMAKE_EXE_LINKER_FLAGS=-static -DNVGRACE_BUILD_BENCHMARKS=OFF \
-	-DNVGRACE_BUILD_EXAMPLES=OFF -DNVGRACE_INSTALL=OFF >"$BUILD/configure.log" 2>&1 ||
+	-DNVGRACE_BUILD_EXAMPLES=OFF -DNVGRACE_INSTALL=OFF -DNVGRACE_WERROR=ON >"$BUILD/configure.log" 2>&1 ||
 	{ cat "$BUILD/configure.log"; die "cmake configure of $BUILD failed"; }
 cmake --build "$BUILD" -j "$JOBS" --target nvgrace_guest_test nvgrace-probe ||
 	die "building nvgrace_guest_test and nvgrace-probe failed"

@@ -1,4 +1,4 @@
-// Issue items 1–2: the result type and the overflow-checked arithmetic at run time.
+// The result type and the overflow-checked arithmetic at run time (docs/architecture.md, "Errors").
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>

@@ -1,5 +1,5 @@
-// Issue item 6: nvgrace's VFIO ABI and PCI constants equal the kernel's UAPI
-// headers whenever those are present (compile-only). Newer definitions are
+// nvgrace's VFIO ABI and PCI constants equal the kernel's UAPI headers
+// whenever those are present (compile-only). Newer definitions are
 // checked only when the installed headers have them (the macro or, for
 // structures, the ioctl that uses them, is tested first).
 //
@@ -13,6 +13,10 @@
 
 #include <cstddef>
 #include <cstdint>
+
+// The UAPI's ioctl numbers are C macros built with C casts (_IO and friends);
+// every comparison below expands them here.
+#pragma GCC diagnostic ignored "-Wold-style-cast"
 
 #if __has_include(<linux/vfio.h>)
 #include <linux/vfio.h>

@@ -1,5 +1,5 @@
 // Compile-time checks of the result type and the overflow-checked arithmetic
-// (docs/semantics.md §1): every case is a static_assert.
+// (docs/architecture.md, "Errors"): every case is a static_assert.
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
 

@@ -421,9 +421,9 @@ int diff(rig::options o) {
     std::byte* touched = nullptr;
     if (op.k == rig::kind::mmap && op.touch_write && op.length >= 16) {
       const mem::memory_view v = dev.region_memory(op.index).value_or(mem::memory_view{});
-      const std::uint64_t at = op.offset + ((op.length / 2) & ~std::uint64_t{7});
-      if (v.base != nullptr && at + 8 <= v.length) {
-        touched = v.base + at;
+      const std::uint64_t touch_at = op.offset + ((op.length / 2) & ~std::uint64_t{7});
+      if (v.base != nullptr && touch_at + 8 <= v.length) {
+        touched = v.base + touch_at;
         std::memcpy(before.data(), touched, before.size());
       }
     }

@@ -103,7 +103,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 	# the guest has no shared libraries.
 	cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
 		-DCMAKE_CXX_COMPILER=g++ -DCMAKE_EXE_LINKER_FLAGS=-static -DNVGRACE_BUILD_BENCHMARKS=OFF \
-		-DNVGRACE_BUILD_EXAMPLES=OFF -DNVGRACE_INSTALL=OFF >"$BUILD/configure.log" 2>&1 ||
+		-DNVGRACE_BUILD_EXAMPLES=OFF -DNVGRACE_INSTALL=OFF -DNVGRACE_WERROR=ON >"$BUILD/configure.log" 2>&1 ||
 		{ cat "$BUILD/configure.log"; die "cmake configure of $BUILD failed"; }
 fi
 nice cmake --build "$BUILD" -j "$JOBS" --target nvgrace-vfio-user-server nvgrace-rig-guest nvgrace-rig-host \

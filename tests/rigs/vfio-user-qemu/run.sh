@@ -87,7 +87,7 @@ mkdir -p "$BUILD"
 # -O2: GCC 12's -O3 reports false stringop-overflow warnings, and warnings are errors.
 [ -n "${NVGRACE_RIG_SERVER:-}" ] || cmake -S "$SRC" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O2 -DNDEBUG" \
 	-DCMAKE_CXX_COMPILER=g++ -DNVGRACE_BUILD_TESTS=OFF -DNVGRACE_BUILD_EXAMPLES=OFF -DNVGRACE_BUILD_BENCHMARKS=OFF \
-	-DNVGRACE_BUILD_TOOLS=ON -DNVGRACE_BUILD_FUZZERS=OFF -DNVGRACE_INSTALL=OFF >"$BUILD/configure.log" 2>&1 ||
+	-DNVGRACE_BUILD_TOOLS=ON -DNVGRACE_BUILD_FUZZERS=OFF -DNVGRACE_INSTALL=OFF -DNVGRACE_WERROR=ON >"$BUILD/configure.log" 2>&1 ||
 	{ cat "$BUILD/configure.log"; die "cmake configure of $BUILD"; }
 if [ -n "${NVGRACE_RIG_SERVER:-}" ]; then
 	SERVER=$NVGRACE_RIG_SERVER # a server built elsewhere (another build type, an older commit)
