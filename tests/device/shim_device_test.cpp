@@ -62,7 +62,7 @@ std::vector<std::byte> region_info(shim_device& d, std::uint32_t index, std::uin
 TEST_CASE("§2.1 missing ACPI properties or a size of 0 give plain vfio-pci, not a probe failure") {
   CHECK(make(shim::plain()).mode() == grace::mode::plain);
   shim::device_options size_zero;
-  size_zero.acpi = {base, 0};
+  size_zero.acpi = {memory_base, 0};
   CHECK(make(size_zero).mode() == grace::mode::plain);
   shim::device_options no_base;
   no_base.acpi = {std::nullopt, 2 * GiB};
@@ -154,8 +154,8 @@ TEST_CASE("§2.3 the small Hopper layout: usemem BAR sized before the 512 MiB ro
   auto d = make_hopper();
   const auto l = d.layout();
   REQUIRE(l.has_value());
-  CHECK(l->usemem == grace::memregion{base, hopper_usemem_real, hopper_usemem_bar});
-  CHECK(l->resmem == grace::memregion{base + hopper_usemem_real, hopper_resmem_real, hopper_resmem_bar});
+  CHECK(l->usemem == grace::memregion{memory_base, hopper_usemem_real, hopper_usemem_bar});
+  CHECK(l->resmem == grace::memregion{memory_base + hopper_usemem_real, hopper_resmem_real, hopper_resmem_bar});
   CHECK(d.region_memory(usemem)->length == hopper_usemem_real);
   CHECK(d.region_memory(usemem)->caching == mem::caching::cached);
   CHECK(d.region_memory(resmem)->length == hopper_resmem_real);
@@ -907,12 +907,12 @@ TEST_CASE("§8.3 emulated DMA-buf ranges are physical ranges of the real memory,
   CHECK(rec->region_index == usemem);
   CHECK_FALSE(rec->revoked);
   REQUIRE(rec->ranges.size() == 2);
-  CHECK(rec->ranges[0] == grace::phys_range{base, 4096});
-  CHECK(rec->ranges[1] == grace::phys_range{base + 8192, 4096});
+  CHECK(rec->ranges[0] == grace::phys_range{memory_base, 4096});
+  CHECK(rec->ranges[1] == grace::phys_range{memory_base + 8192, 4096});
 
   arg = dma_buf_request(get_dma_buf, resmem, {{GiB, 4096}});  // the last page of resmem's memory
   CHECK(feature(d, arg) == shim::first_dma_buf_fd + 1);
-  CHECK(d.last_dma_buf()->ranges[0] == grace::phys_range{base + hopper_usemem_real + GiB, 4096});
+  CHECK(d.last_dma_buf()->ranges[0] == grace::phys_range{memory_base + hopper_usemem_real + GiB, 4096});
   arg = dma_buf_request(get_dma_buf, usemem, {{hopper_usemem_real, 4096}});  // padding: inside the BAR, not memory
   CHECK(feature(d, arg) == -EINVAL);
   arg = dma_buf_request(get_dma_buf, usemem, {{~std::uint64_t{0} - 4095, 4096}});

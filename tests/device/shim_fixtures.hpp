@@ -32,7 +32,7 @@ using nvgrace::conformance::shim_shapes::hopper_resmem_bar;
 using nvgrace::conformance::shim_shapes::hopper_resmem_real;
 using nvgrace::conformance::shim_shapes::hopper_usemem_bar;
 using nvgrace::conformance::shim_shapes::hopper_usemem_real;
-inline constexpr std::uint64_t base = shim::default_memory_base;
+inline constexpr std::uint64_t memory_base = shim::default_memory_base;  // the ACPI base of every shim device
 
 inline constexpr std::uint32_t config_index = 7;
 
