@@ -1,7 +1,9 @@
 #pragma once
 /// \file
 /// Umbrella header: the whole of nvgrace. For the constexpr model alone (much
-/// cheaper to compile), include nvgrace/model.hpp.
+/// cheaper to compile), include nvgrace/model.hpp. The bridge to
+/// std::error_code is apart, <nvgrace/core/error_code.hpp>: <system_error>
+/// alone costs about as much to parse as the model.
 ///
 /// Layers, in dependency order: the constexpr model (core, pci, vfio, grace),
 /// posix resources (fd and mapping owners, errno as a value), the copy path
@@ -10,8 +12,6 @@
 /// Only the C++ standard library and the C library's POSIX headers are needed.
 
 #include <nvgrace/model.hpp>
-// bridge to <system_error>
-#include <nvgrace/core/error_code.hpp>
 // system resources
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/mapping.hpp>

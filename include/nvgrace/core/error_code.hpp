@@ -3,7 +3,8 @@
 /// The bridge from `nvgrace::errc` to the standard library's error types:
 /// `std::errc`, `std::error_code` and `std::error_condition` (generic
 /// category, since every nvgrace error is an errno value). Kept apart from the
-/// model because `<system_error>` costs more to parse than the model itself.
+/// model, and from the umbrella nvgrace/nvgrace.hpp, because `<system_error>`
+/// (which brings `<string>`) costs more to parse than the model itself.
 ///
 ///     std::error_code ec = nvgrace::errc::invalid_argument;   // implicit
 ///     ec == std::errc::invalid_argument;                       // true
@@ -16,6 +17,11 @@
 #include <type_traits>
 
 namespace nvgrace {
+
+namespace detail {
+template <>
+inline constexpr bool error_code_bridge_included<void> = true;
+}  // namespace detail
 
 [[nodiscard]] constexpr std::errc to_std_errc(errc e) noexcept { return static_cast<std::errc>(to_errno(e)); }
 [[nodiscard]] constexpr errc from_std_errc(std::errc e) noexcept { return static_cast<errc>(static_cast<int>(e)); }

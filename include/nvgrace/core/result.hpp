@@ -22,6 +22,11 @@ namespace nvgrace {
 
 namespace detail {
 
+/// Specialised to true by <nvgrace/core/error_code.hpp>: result::error_code()
+/// then compiles, and otherwise says which header it needs.
+template <class Bridge>
+inline constexpr bool error_code_bridge_included = false;
+
 // The traits result<T> asks of every T, through the compiler's built-ins where
 // it has them: libstdc++'s class-template traits made each result<T> several
 // times as expensive to instantiate, and the model instantiates some twenty.
@@ -124,6 +129,8 @@ public:
   /// value). Needs `<nvgrace/core/error_code.hpp>`.
   template <class Bridge = void>
   [[nodiscard]] auto error_code() const noexcept {
+    static_assert(detail::error_code_bridge_included<Bridge>,
+                  "result::error_code() needs #include <nvgrace/core/error_code.hpp>");
     return make_error_code(detail_dependent<Bridge>(error()));
   }
 
@@ -181,6 +188,8 @@ public:
   [[nodiscard]] constexpr text_view message() const noexcept { return errno_message(error_); }
   template <class Bridge = void>
   [[nodiscard]] auto error_code() const noexcept {
+    static_assert(detail::error_code_bridge_included<Bridge>,
+                  "status::error_code() needs #include <nvgrace/core/error_code.hpp>");
     return make_error_code(dependent<Bridge>(error_));
   }
 
