@@ -34,6 +34,9 @@ concept char_sequence = !is_text_view<Chars> && requires(const Chars& c) {
 /// one built from a caller's characters is as terminated as they are.
 class text_view {
 public:
+  /// "Not found", as std::string_view::npos.
+  static constexpr std::size_t npos = ~std::size_t{0};
+
   /// The empty text.
   constexpr text_view() noexcept = default;
   /// A NUL-terminated string, e.g. a literal. Precondition: not null.
@@ -58,7 +61,24 @@ public:
   [[nodiscard]] constexpr char back() const noexcept { return data_[size_ - 1]; }
   /// Drop the last `n` characters. Precondition: n <= size().
   constexpr void remove_suffix(std::size_t n) noexcept { size_ -= n; }
+  /// Drop the first `n` characters. Precondition: n <= size().
+  constexpr void remove_prefix(std::size_t n) noexcept {
+    data_ += n;
+    size_ -= n;
+  }
 
+  /// The first `c` at or after `pos`, or npos.
+  [[nodiscard]] constexpr std::size_t find(char c, std::size_t pos = 0) const noexcept {
+    for (std::size_t i = pos; i < size_; ++i)
+      if (data_[i] == c) return i;
+    return npos;
+  }
+  /// The last `c`, or npos.
+  [[nodiscard]] constexpr std::size_t rfind(char c) const noexcept {
+    for (std::size_t i = size_; i-- > 0;)
+      if (data_[i] == c) return i;
+    return npos;
+  }
   [[nodiscard]] constexpr bool starts_with(text_view prefix) const noexcept {
     return prefix.size_ <= size_ && text_view(data_, prefix.size_) == prefix;
   }

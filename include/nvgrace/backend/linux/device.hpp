@@ -38,8 +38,8 @@
 #include <limits>
 #include <optional>
 #include <span>
-#include <string_view>
 #include <nvgrace/core/errc.hpp>
+#include <nvgrace/core/text_view.hpp>
 
 namespace nvgrace::linux_vfio {
 
@@ -51,8 +51,8 @@ static_assert(iommu_ioas_alloc_ioctl == 0x3B81);
 
 /// Where the kernel's files live. Tests point these at a scratch directory.
 struct system_paths {
-  std::string_view sysfs = "/sys";
-  std::string_view dev = "/dev";
+  text_view sysfs = "/sys";
+  text_view dev = "/dev";
 };
 
 /// The owner of a descriptor (container, group, device, iommufd).
@@ -88,14 +88,14 @@ namespace detail {
 }
 
 /// The last path component.
-[[nodiscard]] constexpr std::string_view basename(std::string_view path) noexcept {
+[[nodiscard]] constexpr text_view basename(text_view path) noexcept {
   while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   const auto slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+  return slash == text_view::npos ? path : path.substr(slash + 1);
 }
 
 /// True for a non-empty string of decimal digits.
-[[nodiscard]] constexpr bool all_digits(std::string_view s) noexcept {
+[[nodiscard]] constexpr bool all_digits(text_view s) noexcept {
   if (s.empty()) return false;
   for (char c : s)
     if (c < '0' || c > '9') return false;
@@ -111,7 +111,7 @@ namespace detail {
 
 /// The IOMMU group number in a group node name: "/dev/vfio/12" → "12",
 /// "/dev/vfio/noiommu-3" → "3". EINVAL for any other name.
-[[nodiscard]] constexpr result<std::string_view> group_number_of(std::string_view group_node) noexcept {
+[[nodiscard]] constexpr result<text_view> group_number_of(text_view group_node) noexcept {
   auto name = detail::basename(group_node);
   if (name.starts_with("noiommu-")) name.remove_prefix(8);
   if (!detail::all_digits(name)) return errc::invalid_argument;
@@ -119,7 +119,7 @@ namespace detail {
 }
 
 /// True when a group node is a no-IOMMU group (its name is "noiommu-N").
-[[nodiscard]] constexpr bool is_noiommu_group(std::string_view group_node) noexcept {
+[[nodiscard]] constexpr bool is_noiommu_group(text_view group_node) noexcept {
   return detail::basename(group_node).starts_with("noiommu-");
 }
 
@@ -134,7 +134,7 @@ namespace detail {
                                                           const system_paths& paths = {}) noexcept {
   const auto bdf = to_string(address);
   path_string<> device_dir;
-  for (auto part : {paths.sysfs, std::string_view("/bus/pci/devices/"), bdf.view()})
+  for (auto part : {paths.sysfs, text_view("/bus/pci/devices/"), bdf.view()})
     if (auto s = device_dir.append(part); !s) return s.error();
   if (!detail::exists(device_dir.c_str())) return posix::last_error();
 
@@ -144,10 +144,10 @@ namespace detail {
   const ssize_t n = ::readlink(link_path.c_str(), target, sizeof target);
   if (n < 0) return errno == ENOENT ? errc::no_such_device : posix::last_error();
   if (static_cast<std::size_t>(n) >= sizeof target) return errc::filename_too_long;
-  const auto number = detail::basename(std::string_view(target, static_cast<std::size_t>(n)));
+  const auto number = detail::basename(text_view(target, static_cast<std::size_t>(n)));
   if (!detail::all_digits(number)) return errc::bad_message;
 
-  for (std::string_view prefix : {std::string_view("/vfio/"), std::string_view("/vfio/noiommu-")}) {
+  for (text_view prefix : {text_view("/vfio/"), text_view("/vfio/noiommu-")}) {
     path_string<> node;
     for (auto part : {paths.dev, prefix, number})
       if (auto s = node.append(part); !s) return s.error();
@@ -159,12 +159,12 @@ namespace detail {
 /// The one PCI device of an IOMMU group, from <sysfs>/kernel/iommu_groups/N/devices/.
 /// ENOENT: no such group; ENODEV: the group lists no PCI device; EINVAL: it
 /// lists several (the caller must name one).
-[[nodiscard]] inline result<pci_address> sole_device_of_group(std::string_view group_node,
+[[nodiscard]] inline result<pci_address> sole_device_of_group(text_view group_node,
                                                               const system_paths& paths = {}) noexcept {
   const auto number = group_number_of(group_node);
   if (!number) return number.error();
   path_string<> dir;
-  for (auto part : {paths.sysfs, std::string_view("/kernel/iommu_groups/"), *number, std::string_view("/devices")})
+  for (auto part : {paths.sysfs, text_view("/kernel/iommu_groups/"), *number, text_view("/devices")})
     if (auto s = dir.append(part); !s) return s.error();
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return posix::last_error();
@@ -187,8 +187,8 @@ namespace detail {
 class device {
 public:
   /// The container every group-mode open uses unless told otherwise.
-  static constexpr std::string_view default_container = "/dev/vfio/vfio";
-  static constexpr std::string_view default_iommufd = "/dev/iommu";
+  static constexpr text_view default_container = "/dev/vfio/vfio";
+  static constexpr text_view default_iommufd = "/dev/iommu";
 
   device() noexcept = default;
 
@@ -199,8 +199,8 @@ public:
   /// EBUSY when the group is not viable (another device of the group is bound
   /// to a host driver), EPROTONOSUPPORT for a container API version other
   /// than 0, EOPNOTSUPP when the container lacks the IOMMU type.
-  [[nodiscard]] static result<device> open_group(std::string_view group_node, const pci_address& address,
-                                                 std::string_view container_path = default_container) noexcept {
+  [[nodiscard]] static result<device> open_group(text_view group_node, const pci_address& address,
+                                                 text_view container_path = default_container) noexcept {
     const auto group_path = path_string<>::from(group_node);
     if (!group_path) return group_path.error();
     const auto container_file = path_string<>::from(container_path);
@@ -249,14 +249,14 @@ public:
     const auto node = group_node_for(address, paths);
     if (!node) return node.error();
     path_string<> container;
-    for (auto part : {paths.dev, std::string_view("/vfio/vfio")})
+    for (auto part : {paths.dev, text_view("/vfio/vfio")})
       if (auto s = container.append(part); !s) return s.error();
     return open_group(node->view(), address, container.view());
   }
 
   /// How open_cdev binds the device.
   struct cdev_options {
-    std::string_view iommufd_path = default_iommufd;
+    text_view iommufd_path = default_iommufd;
     /// Give the device its own I/O address space (IOMMU_IOAS_ALLOC and
     /// VFIO_DEVICE_ATTACH_IOMMUFD_PT). A noiommu device has no IOMMU to
     /// attach: open it with false (the bind alone grants access).
@@ -270,15 +270,15 @@ public:
   /// open the cdev and the iommufd, VFIO_DEVICE_BIND_IOMMUFD,
   /// IOMMU_IOAS_ALLOC, VFIO_DEVICE_ATTACH_IOMMUFD_PT. Errors are the kernel's
   /// errno (ENOENT for a missing path; ENOTTY when the file is not a VFIO cdev).
-  [[nodiscard]] static result<device> open_cdev(std::string_view cdev_path,
-                                                std::string_view iommufd_path = default_iommufd) noexcept {
+  [[nodiscard]] static result<device> open_cdev(text_view cdev_path,
+                                                text_view iommufd_path = default_iommufd) noexcept {
     cdev_options options;
     options.iommufd_path = iommufd_path;
     return open_cdev(cdev_path, options);
   }
 
   /// open_cdev with the choices of `options`.
-  [[nodiscard]] static result<device> open_cdev(std::string_view cdev_path, const cdev_options& options) noexcept {
+  [[nodiscard]] static result<device> open_cdev(text_view cdev_path, const cdev_options& options) noexcept {
     const auto cdev_file = path_string<>::from(cdev_path);
     if (!cdev_file) return cdev_file.error();
     const auto iommufd_file = path_string<>::from(options.iommufd_path);

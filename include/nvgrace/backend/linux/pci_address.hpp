@@ -9,8 +9,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <string_view>
 #include <nvgrace/core/errc.hpp>
+#include <nvgrace/core/text_view.hpp>
 
 namespace nvgrace::linux_vfio {
 
@@ -23,23 +23,23 @@ public:
 
   /// A path holding `text`; ENAMETOOLONG if it does not fit, EINVAL if it
   /// contains a NUL (the kernel would see a shorter path than the caller meant).
-  [[nodiscard]] static constexpr result<path_string> from(std::string_view text) noexcept {
+  [[nodiscard]] static constexpr result<path_string> from(text_view text) noexcept {
     path_string p;
     if (auto s = p.append(text); !s) return s.error();
     return p;
   }
 
   /// Append `text`; ENAMETOOLONG / EINVAL as for from().
-  constexpr status append(std::string_view text) noexcept {
+  constexpr status append(text_view text) noexcept {
     if (text.size() > Capacity - 1 - size_) return errc::filename_too_long;
-    if (text.find('\0') != std::string_view::npos) return errc::invalid_argument;
+    if (text.find('\0') != text_view::npos) return errc::invalid_argument;
     for (char c : text) bytes_[size_++] = c;
     bytes_[size_] = '\0';
     return {};
   }
 
   [[nodiscard]] constexpr const char* c_str() const noexcept { return bytes_.data(); }
-  [[nodiscard]] constexpr std::string_view view() const noexcept { return {bytes_.data(), size_}; }
+  [[nodiscard]] constexpr text_view view() const noexcept { return {bytes_.data(), size_}; }
   [[nodiscard]] constexpr std::size_t size() const noexcept { return size_; }
   [[nodiscard]] constexpr bool empty() const noexcept { return size_ == 0; }
 
@@ -67,7 +67,7 @@ namespace detail {
 }
 
 /// Exactly `text` as hex digits (1..8 of them), or -1.
-[[nodiscard]] constexpr std::int64_t parse_hex(std::string_view text) noexcept {
+[[nodiscard]] constexpr std::int64_t parse_hex(text_view text) noexcept {
   if (text.empty() || text.size() > 8) return -1;
   std::int64_t value = 0;
   for (char c : text) {
@@ -83,22 +83,22 @@ namespace detail {
 /// Parse "DDDD:BB:DD.F" (domain of 4 to 8 hex digits, as sysfs prints it) or
 /// the short "BB:DD.F" (domain 0). Hex digits of either case. Anything else —
 /// missing or extra characters, device > 0x1f, function > 7 — is EINVAL.
-[[nodiscard]] constexpr result<pci_address> parse_pci_address(std::string_view text) noexcept {
+[[nodiscard]] constexpr result<pci_address> parse_pci_address(text_view text) noexcept {
   // Split from the right: ".F", then ":DD", then ":BB", then an optional domain.
   const auto dot = text.rfind('.');
-  if (dot == std::string_view::npos) return errc::invalid_argument;
+  if (dot == text_view::npos) return errc::invalid_argument;
   const auto function_text = text.substr(dot + 1);
   const auto head = text.substr(0, dot);
   const auto colon2 = head.rfind(':');
-  if (colon2 == std::string_view::npos) return errc::invalid_argument;
+  if (colon2 == text_view::npos) return errc::invalid_argument;
   const auto device_text = head.substr(colon2 + 1);
   const auto head2 = head.substr(0, colon2);
   const auto colon1 = head2.rfind(':');
-  const auto bus_text = colon1 == std::string_view::npos ? head2 : head2.substr(colon1 + 1);
-  const auto domain_text = colon1 == std::string_view::npos ? std::string_view{} : head2.substr(0, colon1);
+  const auto bus_text = colon1 == text_view::npos ? head2 : head2.substr(colon1 + 1);
+  const auto domain_text = colon1 == text_view::npos ? text_view{} : head2.substr(0, colon1);
 
   if (function_text.size() != 1 || device_text.size() != 2 || bus_text.size() != 2) return errc::invalid_argument;
-  if (colon1 != std::string_view::npos && (domain_text.size() < 4 || domain_text.size() > 8))
+  if (colon1 != text_view::npos && (domain_text.size() < 4 || domain_text.size() > 8))
     return errc::invalid_argument;
   const auto function = detail::parse_hex(function_text);
   const auto device = detail::parse_hex(device_text);
@@ -113,7 +113,7 @@ namespace detail {
 /// The canonical spelling, as sysfs names the device: "%04x:%02x:%02x.%x",
 /// lower-case (a domain above 0xffff takes more digits, as in sysfs).
 [[nodiscard]] constexpr path_string<32> to_string(const pci_address& a) noexcept {
-  constexpr std::string_view digits = "0123456789abcdef";
+  constexpr text_view digits = "0123456789abcdef";
   std::array<char, 20> out{};
   std::size_t n = 0;
   int domain_digits = 4;
@@ -128,7 +128,7 @@ namespace detail {
   out[n++] = '.';
   out[n++] = digits[a.function & 0xF];
   path_string<32> s;
-  static_cast<void>(s.append(std::string_view(out.data(), n)));  // at most 17 characters: always fits
+  static_cast<void>(s.append(text_view(out.data(), n)));  // at most 17 characters: always fits
   return s;
 }
 

@@ -11,12 +11,12 @@
 /// is the only bound on work; recursion is bounded by the depth limit.
 
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/text_view.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <string_view>
 
 namespace nvgrace::vfio_user {
 
@@ -43,13 +43,13 @@ namespace detail {
 
 class json_reader {
 public:
-  constexpr explicit json_reader(std::string_view text) noexcept : text_(text) {}
+  constexpr explicit json_reader(text_view text) noexcept : text_(text) {}
 
   constexpr status parse_document(capabilities& out) noexcept {
     skip_space();
     if (at_end()) return {};  // an empty text names no capabilities
     if (peek() != '{') return errc::invalid_argument;
-    if (auto s = parse_object(1, [&](std::string_view key) -> status {
+    if (auto s = parse_object(1, [&](text_view key) -> status {
           if (key == "capabilities") return parse_capabilities(out);
           return skip_value(2);
         });
@@ -75,7 +75,7 @@ private:
     return true;
   }
 
-  constexpr bool consume_literal(std::string_view word) noexcept {
+  constexpr bool consume_literal(text_view word) noexcept {
     if (text_.size() - pos_ < word.size() || text_.substr(pos_, word.size()) != word) return false;
     pos_ += word.size();
     return true;
@@ -89,7 +89,7 @@ private:
     if (consume('}')) return {};
     while (true) {
       skip_space();
-      std::string_view key;
+      text_view key;
       if (auto s = parse_string(key); !s) return s;
       if (!consume(':')) return errc::invalid_argument;
       skip_space();
@@ -102,7 +102,7 @@ private:
 
   constexpr status parse_capabilities(capabilities& out) noexcept {
     if (at_end() || peek() != '{') return errc::invalid_argument;
-    return parse_object(2, [&](std::string_view key) -> status {
+    return parse_object(2, [&](text_view key) -> status {
       if (key == "max_msg_fds") return parse_unsigned(out.max_msg_fds);
       if (key == "max_data_xfer_size") return parse_unsigned(out.max_data_xfer_size);
       if (key == "max_dma_maps") return parse_unsigned(out.max_dma_maps);
@@ -111,14 +111,14 @@ private:
       if (key == "migration") {
         if (at_end() || peek() != '{') return errc::invalid_argument;
         out.migration = true;
-        return parse_object(3, [&](std::string_view inner) -> status {
+        return parse_object(3, [&](text_view inner) -> status {
           if (inner == "pgsize") return parse_unsigned(out.migration_pgsize);
           return skip_value(4);
         });
       }
       if (key == "twin_socket") {
         if (at_end() || peek() != '{') return errc::invalid_argument;
-        return parse_object(3, [&](std::string_view inner) -> status {
+        return parse_object(3, [&](text_view inner) -> status {
           if (inner == "supported") return parse_bool(out.twin_socket);
           return skip_value(4);
         });
@@ -157,7 +157,7 @@ private:
   }
 
   /// A string; `out` is its raw text between the quotes (escapes not decoded).
-  constexpr status parse_string(std::string_view& out) noexcept {
+  constexpr status parse_string(text_view& out) noexcept {
     if (at_end() || peek() != '"') return errc::invalid_argument;
     const std::size_t start = ++pos_;
     while (!at_end()) {
@@ -221,7 +221,7 @@ private:
     if (at_end()) return errc::invalid_argument;
     switch (peek()) {
       case '{':
-        return parse_object(depth, [&](std::string_view) -> status { return skip_value(depth + 1); });
+        return parse_object(depth, [&](text_view) -> status { return skip_value(depth + 1); });
       case '[': {
         ++pos_;
         if (consume(']')) return {};
@@ -233,7 +233,7 @@ private:
         }
       }
       case '"': {
-        std::string_view ignored;
+        text_view ignored;
         return parse_string(ignored);
       }
       case 't': return consume_literal("true") ? status{} : status{errc::invalid_argument};
@@ -243,7 +243,7 @@ private:
     }
   }
 
-  std::string_view text_;
+  text_view text_;
   std::size_t pos_ = 0;
 };
 
@@ -260,7 +260,7 @@ constexpr bool append_decimal(std::span<char> out, std::size_t& at, std::uint64_
   return true;
 }
 
-constexpr bool append_text(std::span<char> out, std::size_t& at, std::string_view text) noexcept {
+constexpr bool append_text(std::span<char> out, std::size_t& at, text_view text) noexcept {
   if (out.size() - at < text.size()) return false;
   for (char c : text) out[at++] = c;
   return true;
@@ -271,7 +271,7 @@ constexpr bool append_text(std::span<char> out, std::size_t& at, std::string_vie
 /// Parse the JSON text of a VERSION payload (without its terminating NUL).
 /// Errors: EINVAL for malformed JSON, a top level that is not an object,
 /// `capabilities` that is not an object, or a known key of the wrong type.
-[[nodiscard]] constexpr result<capabilities> parse_capabilities(std::string_view json) noexcept {
+[[nodiscard]] constexpr result<capabilities> parse_capabilities(text_view json) noexcept {
   capabilities caps;
   detail::json_reader reader(json);
   if (auto s = reader.parse_document(caps); !s) return s.error();
@@ -287,7 +287,7 @@ constexpr bool append_text(std::span<char> out, std::size_t& at, std::string_vie
   std::size_t at = 0;
   bool first = true;
   bool ok = detail::append_text(out, at, "{\"capabilities\":{");
-  auto number = [&](std::string_view key, const std::optional<std::uint64_t>& value) {
+  auto number = [&](text_view key, const std::optional<std::uint64_t>& value) {
     if (!ok || !value) return;
     ok = detail::append_text(out, at, first ? "\"" : ",\"") && detail::append_text(out, at, key) &&
          detail::append_text(out, at, "\":") && detail::append_decimal(out, at, *value);
@@ -313,7 +313,7 @@ constexpr bool append_text(std::span<char> out, std::size_t& at, std::string_vie
     ok = detail::append_text(out, at, first ? "\"write_multiple\":true" : ",\"write_multiple\":true");
     first = false;
   }
-  ok = ok && detail::append_text(out, at, "}}") && detail::append_text(out, at, std::string_view("\0", 1));
+  ok = ok && detail::append_text(out, at, "}}") && detail::append_text(out, at, text_view("\0", 1));
   if (!ok) return errc::no_buffer_space;
   return at;
 }

@@ -46,6 +46,7 @@
 #include <nvgrace/vfio/caps.hpp>
 #include <nvgrace/vfio/region_info.hpp>
 #include <nvgrace/detail/minmax.hpp>
+#include <nvgrace/core/text_view.hpp>
 
 #include <poll.h>
 #include <sys/mman.h>
@@ -60,7 +61,6 @@
 #include <limits>
 #include <optional>
 #include <span>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -366,7 +366,7 @@ private:
     minor_ = 0;
     if (got->payload > version_fixed_size) {
       if (reply[got->payload - 1] != std::byte{0}) return fail(errc::protocol_error);
-      const std::string_view json(reinterpret_cast<const char*>(reply.data() + version_fixed_size),
+      const text_view json(reinterpret_cast<const char*>(reply.data() + version_fixed_size),
                                   got->payload - version_fixed_size - 1);
       auto caps = parse_capabilities(json);
       if (!caps) return fail(errc::protocol_error);

@@ -9,12 +9,12 @@
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/core/text_view.hpp>
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <string_view>
 
 namespace nvgrace::vfio_user {
 
@@ -40,7 +40,7 @@ enum class command : std::uint16_t {
 };
 
 /// The command's name as the specification spells it ("REGION_READ"), or "UNKNOWN".
-[[nodiscard]] constexpr std::string_view command_name(std::uint16_t number) noexcept {
+[[nodiscard]] constexpr text_view command_name(std::uint16_t number) noexcept {
   switch (static_cast<command>(number)) {
     case command::version: return "VERSION";
     case command::dma_map: return "DMA_MAP";

@@ -53,6 +53,7 @@
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/region_info.hpp>
 #include <nvgrace/detail/minmax.hpp>
+#include <nvgrace/core/text_view.hpp>
 
 #include <sys/uio.h>
 #include <unistd.h>
@@ -65,7 +66,6 @@
 #include <map>
 #include <optional>
 #include <span>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -312,7 +312,7 @@ private:
     if (payload.size() > version_fixed_size) {
       const auto json = payload.subspan(version_fixed_size);
       if (json.back() != std::byte{0}) return einval;  // the JSON must be NUL-terminated
-      const std::string_view text(reinterpret_cast<const char*>(json.data()), json.size() - 1);
+      const text_view text(reinterpret_cast<const char*>(json.data()), json.size() - 1);
       auto parsed = parse_capabilities(text);
       if (!parsed) return einval;
       client = *parsed;
