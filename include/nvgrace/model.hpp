@@ -3,8 +3,7 @@
 /// Umbrella header of the constexpr model alone: the driver's rules as values,
 /// usable in `static_assert`. No system header, no allocation, no exception,
 /// no `<system_error>`:
-/// - nvgrace::      errno codes (`errc`), `result<T>`, checked arithmetic, byte order,
-///                  the size syntax (`parse_size`, `format_size`), the version;
+/// - nvgrace::      errno codes (`errc`), `result<T>`, checked arithmetic, byte order;
 /// - nvgrace::pci   config-space registers, capabilities, BAR sizing;
 /// - nvgrace::vfio  the VFIO ABI, region-info encoding and capability decoding,
 ///                  the access-width chunk plan, range intersection, DMA-buf
@@ -12,14 +11,16 @@
 /// - nvgrace::grace the Grace rules: device IDs, ACPI inputs, layout, emulated BAR
 ///                  registers, the access plan, mmap and fault checks, DMA-buf
 ///                  ranges, region-info replies.
-/// The whole library (copy path, backends) is nvgrace/nvgrace.hpp.
+/// The whole library (copy path, backends) is nvgrace/nvgrace.hpp; it also has
+/// the size syntax of the tools (core/size.hpp: `parse_size`, `format_size`)
+/// and the version (nvgrace/version.hpp), which are constexpr too but no rule
+/// of the driver, and so not paid for here.
 
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/contracts.hpp>
 #include <nvgrace/core/errc.hpp>
 #include <nvgrace/core/result.hpp>
-#include <nvgrace/core/size.hpp>
 #include <nvgrace/core/text_view.hpp>
 #include <nvgrace/grace/access_plan.hpp>
 #include <nvgrace/grace/acpi.hpp>
@@ -38,4 +39,3 @@
 #include <nvgrace/vfio/dma_buf.hpp>
 #include <nvgrace/vfio/intersect.hpp>
 #include <nvgrace/vfio/region_info.hpp>
-#include <nvgrace/version.hpp>

@@ -12,6 +12,9 @@
 /// Only the C++ standard library and the C library's POSIX headers are needed.
 
 #include <nvgrace/model.hpp>
+// the tools' size syntax and the version
+#include <nvgrace/core/size.hpp>
+#include <nvgrace/version.hpp>
 // system resources
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/mapping.hpp>
@@ -21,7 +24,6 @@
 // backends
 #include <nvgrace/backend/linux/device.hpp>
 #include <nvgrace/backend/shim/shim.hpp>
-#include <nvgrace/backend/shim/test_hooks.hpp>
 #include <nvgrace/backend/vfio_user/vfio_user.hpp>
 // VMM side
 #include <nvgrace/access/accessor.hpp>
