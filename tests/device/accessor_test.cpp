@@ -313,3 +313,83 @@ TEST_CASE("accessor: buffers of unsigned char and std::uint8_t work like std::by
   CHECK(a->read(usemem, 100, raw).value() == 4);
   CHECK(raw[3] == std::byte{0xEF});
 }
+
+TEST_CASE("accessor: accesses inside the mapping (words inline) stay in process and give what the device gives") {
+  auto options = shim::hopper(hopper_length + 5);  // resmem's last 5 bytes are a partial page: not mapped
+  options.resmem_quirk = grace::resmem_return::documented;
+  auto d = make(options);
+  recording_file f(&d);
+  auto a = accessor<recording_file>::open(f);
+  REQUIRE(a.has_value());
+  const std::uint64_t real = hopper_resmem_real + 5;
+  const auto r = a->find_region(resmem);
+  REQUIRE(r.has_value());
+  REQUIRE(r->mapped_count == 1);
+  const std::uint64_t mapped_end = r->mapped[0].offset + r->mapped[0].length;
+  REQUIRE(mapped_end == hopper_resmem_real);
+  std::byte* const memory = d.region_memory(resmem)->base;
+  for (std::uint64_t i = 0; i < 64; ++i) memory[real - 40 + i] = static_cast<std::byte>(0xC0 + i);  // into the padding
+
+  int mismatches = 0;
+  for (std::uint64_t offset = mapped_end - 24; offset <= real + 8; ++offset)
+    for (const std::size_t count : {1u, 2u, 3u, 4u, 8u, 16u}) {
+      const bool inside = offset + count <= mapped_end;  // a word inline, anything else the copy path
+      std::array<std::byte, 16> want{};
+      std::array<std::byte, 16> got{};
+      want.fill(std::byte{0x11});
+      got.fill(std::byte{0x11});
+      const auto n = d.pread(std::span(want).first(count), at(resmem, offset));
+      const int preads = f.preads;
+      const auto m = a->read(resmem, offset, std::span(got).first(count));
+      const bool ok = n.has_value() == m.has_value() && (!n || *n == *m) && want == got &&
+                      f.preads == preads + (inside ? 0 : 1);
+      if (!ok) {
+        ++mismatches;
+        MESSAGE("read offset " << offset << " count " << count);
+      }
+    }
+  CHECK(mismatches == 0);
+
+  // Writes: a word inside the mapping lands in memory without a pwrite; one
+  // over the mapping's end is one pwrite, its padding part dropped.
+  const auto data = bytes_of({1, 2, 3, 4, 5, 6, 7, 8});
+  CHECK(a->write(resmem, mapped_end - 8, data).value() == 8);
+  CHECK(f.pwrites == 0);
+  CHECK(std::equal(data.begin(), data.end(), memory + mapped_end - 8));
+  CHECK(a->write(resmem, real - 3, data).value() == 8);
+  CHECK(f.pwrites == 1);
+  CHECK(std::equal(data.begin(), data.begin() + 3, memory + real - 3));
+  CHECK(a->write(resmem, mapped_end - 4, std::span<const std::byte>(data).first(3)).value() == 3);  // not a word
+  CHECK(f.pwrites == 1);
+  CHECK(std::equal(data.begin(), data.begin() + 3, memory + mapped_end - 4));
+  CHECK(a->write(resmem, mapped_end - 2, std::span<const std::byte>(data).first(4)).value() == 4);  // over the end
+  CHECK(f.pwrites == 2);
+  CHECK(std::equal(data.begin(), data.begin() + 4, memory + mapped_end - 2));
+}
+
+TEST_CASE("accessor: after unmapping or a move, no access goes through a stale mapping") {
+  auto d = make_hopper();
+  recording_file f(&d);
+  auto a = accessor<recording_file>::open(f);
+  REQUIRE(a.has_value());
+  const auto data = bytes_of({9, 8, 7, 6, 5, 4, 3, 2});
+  REQUIRE(a->write(usemem, 64, data).value() == 8);
+  REQUIRE(f.pwrites == 0);
+
+  accessor<recording_file> moved = std::move(*a);
+  std::array<std::byte, 8> out{};
+  CHECK(a->read(usemem, 64, out).error() == nvgrace::errc::invalid_argument);  // NOLINT: moved-from on purpose
+  CHECK(f.preads == 0);
+  CHECK(moved.read(usemem, 64, out).value() == 8);
+  CHECK(out == std::array<std::byte, 8>{std::byte{9}, std::byte{8}, std::byte{7}, std::byte{6}, std::byte{5},
+                                        std::byte{4}, std::byte{3}, std::byte{2}});
+  CHECK(f.preads == 0);
+
+  moved.unmap_areas();
+  out.fill(std::byte{0});
+  CHECK(moved.read(usemem, 64, out).value() == 8);
+  CHECK(f.preads == 1);
+  CHECK(out[0] == std::byte{9});
+  CHECK(moved.write(usemem, 64, data).value() == 8);
+  CHECK(f.pwrites == 1);
+}

@@ -285,3 +285,64 @@ TEST_CASE("§5.1 fill_padding fills exactly its span with 0xFF") {
   CHECK(std::vector(out.begin(), out.end()) == std::vector{canary, canary, ff, ff, ff, ff, ff, canary, canary, canary});
   nvgrace::mem::fill_padding({});
 }
+
+TEST_CASE("§5.3 is_word_access: exactly a count of 1, 2, 4 or 8 at an address that is a multiple of it") {
+  static_assert(nvgrace::mem::is_word_access(0, 8));
+  static_assert(nvgrace::mem::is_word_access(12, 4));
+  static_assert(!nvgrace::mem::is_word_access(12, 8));
+  static_assert(!nvgrace::mem::is_word_access(0, 0));
+  static_assert(!nvgrace::mem::is_word_access(0, 16));
+  std::size_t words = 0;
+  for (std::uintptr_t address = 0; address < 64; ++address)
+    for (std::size_t count = 0; count <= 40; ++count) {
+      const bool expected = (count == 1 || count == 2 || count == 4 || count == 8) && address % count == 0;
+      if (nvgrace::mem::is_word_access(address, count) != expected) {
+        FAIL_CHECK("address " << address << " count " << count);
+      }
+      words += expected ? 1 : 0;
+    }
+  CHECK(words == 64 + 32 + 16 + 8);
+  // The high bits of an address and huge counts never look like a word.
+  const std::uintptr_t high = std::uintptr_t{1} << 63;
+  CHECK(nvgrace::mem::is_word_access(high, 8));
+  CHECK_FALSE(nvgrace::mem::is_word_access(high + 4, 8));
+  CHECK_FALSE(nvgrace::mem::is_word_access(0, std::numeric_limits<std::size_t>::max()));
+  CHECK_FALSE(nvgrace::mem::is_word_access(0, std::size_t{1} << 40));
+}
+
+TEST_CASE("§5.3 read_word / write_word: one access of the word's width, the chunk plan's, exact bytes") {
+  window_fixture f(40, caching::uncached);
+  const auto base = reinterpret_cast<std::uintptr_t>(f.view().base);
+  for (const std::size_t width : {1u, 2u, 4u, 8u})
+    for (std::uint64_t offset = 0; offset + width <= 40; offset += width) {
+      CAPTURE(width);
+      CAPTURE(offset);
+      std::byte* const at = f.view().base + offset;
+      std::array<std::byte, 8> out{};
+      out.fill(canary);
+      recorded.clear();
+      nvgrace::mem::detail::read_word_with<recording_io>(at, out.data(), width);
+      CHECK(recorded == planned(base + offset, width, false));
+      const auto want = reference_read(f.memory(), offset, width);
+      CHECK(std::equal(want.begin(), want.end(), out.begin()));
+      CHECK(std::all_of(out.begin() + static_cast<std::ptrdiff_t>(width), out.end(),
+                        [](std::byte b) { return b == canary; }));
+
+      const std::array<std::byte, 8> in{std::byte{0xC1}, std::byte{0xC2}, std::byte{0xC3}, std::byte{0xC4},
+                                        std::byte{0xC5}, std::byte{0xC6}, std::byte{0xC7}, std::byte{0xC8}};
+      const std::vector<std::byte> before(f.storage.begin(), f.storage.end());
+      recorded.clear();
+      nvgrace::mem::detail::write_word_with<recording_io>(at, in.data(), width);
+      CHECK(recorded == planned(base + offset, width, true));
+      for (std::size_t i = 0; i < f.storage.size(); ++i) {
+        const bool written = i >= offset && i < offset + width;
+        if (f.storage[i] != (written ? in[i - offset] : before[i])) FAIL_CHECK("byte " << i);
+      }
+      // The public functions move the same bytes.
+      std::array<std::byte, 8> again{};
+      nvgrace::mem::read_word(at, again.data(), width);
+      CHECK(std::equal(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(width), again.begin()));
+      nvgrace::mem::write_word(at, before.data() + offset, width);  // put the pattern back
+      CHECK(std::equal(f.storage.begin(), f.storage.end(), before.begin()));
+    }
+}

@@ -10,7 +10,9 @@
 /// (§5.1, §5.2, E6). Cached memory is copied with one bulk `memcpy` and the
 /// padding filled with one `memset`. Uncached memory (resmem, §5.3) is touched
 /// only by naturally aligned 8/4/2/1-byte volatile accesses in the order of the
-/// vfio chunk plan (vfio/chunk_plan.hpp).
+/// vfio chunk plan (vfio/chunk_plan.hpp). A register-sized access (1, 2, 4 or
+/// 8 bytes, naturally aligned) is one move either way: read_word / write_word,
+/// for callers that have already decided it lies wholly in memory.
 ///
 /// Nothing here allocates, throws or makes a system call.
 
@@ -96,6 +98,17 @@ inline void store_chunk(std::byte* device, const std::byte* user) noexcept {
   static_assert(static_cast<unsigned>(caching::cached) == 0 && static_cast<unsigned>(caching::uncached) == 1);
   const std::size_t cached = static_cast<std::size_t>(mode) ^ 1u;
   return (((address | count) & (count - 1)) | (count & ~std::size_t{15}) | cached) == 0;
+}
+
+/// Zero exactly when `count` bytes at `address` are one naturally aligned
+/// access of 1, 2, 4 or 8 bytes. For such a count, count − 1 has just the bits
+/// below the width, which neither the count nor ~7 has, and the address has
+/// none of them when aligned. Any other count shares a bit with count − 1
+/// (3, 5, 6, 7 with themselves; 0 and everything above 8 with ~7). One word,
+/// so the caller can fold other conditions in and test once.
+[[nodiscard, gnu::always_inline]] constexpr std::uint64_t word_misfit(std::uintptr_t address,
+                                                                      std::size_t count) noexcept {
+  return (static_cast<std::uint64_t>(address) | count | ~std::uint64_t{7}) & (std::uint64_t{count} - 1);
 }
 
 /// Uncached read of `count` > 0 bytes at `device` into `user`: the general plan.
@@ -263,6 +276,36 @@ template <class Io>
   }
 }
 
+// The word moves of read_word / write_word, with the access policy as a
+// parameter. 8 bytes is tested first and falls straight through: a VMM's
+// register accesses are mostly 8 and 4 bytes wide.
+template <class Io>
+[[gnu::always_inline]] inline void read_word_with(const std::byte* device, std::byte* user,
+                                                  std::size_t count) noexcept {
+  NVGRACE_EXPECTS(word_misfit(reinterpret_cast<std::uintptr_t>(device), count) == 0);
+  if (count == 8) [[likely]]
+    load_chunk<Io, std::uint64_t>(device, user);
+  else if (count == 4)
+    load_chunk<Io, std::uint32_t>(device, user);
+  else if (count == 2)
+    load_chunk<Io, std::uint16_t>(device, user);
+  else
+    load_chunk<Io, std::uint8_t>(device, user);
+}
+template <class Io>
+[[gnu::always_inline]] inline void write_word_with(std::byte* device, const std::byte* user,
+                                                   std::size_t count) noexcept {
+  NVGRACE_EXPECTS(word_misfit(reinterpret_cast<std::uintptr_t>(device), count) == 0);
+  if (count == 8) [[likely]]
+    store_chunk<Io, std::uint64_t>(device, user);
+  else if (count == 4)
+    store_chunk<Io, std::uint32_t>(device, user);
+  else if (count == 2)
+    store_chunk<Io, std::uint16_t>(device, user);
+  else
+    store_chunk<Io, std::uint8_t>(device, user);
+}
+
 inline void fill(std::byte* out, std::size_t count) noexcept {
   std::memset(out, std::to_integer<unsigned char>(padding_byte), count);
 }
@@ -326,6 +369,27 @@ inline void read_memory(memory_view mem, std::uint64_t offset, std::span<std::by
 /// Cached: one memcpy. Uncached: the §5.3 chunk plan of aligned volatile stores.
 inline void write_memory(memory_view mem, std::uint64_t offset, std::span<const std::byte> in) noexcept {
   detail::write_memory_with<detail::volatile_io>(mem, offset, in);
+}
+
+/// True when `count` bytes at `address` are one naturally aligned access of
+/// 1, 2, 4 or 8 bytes: a guest's register-sized access, which the word
+/// functions below move with one instruction.
+[[nodiscard]] constexpr bool is_word_access(std::uintptr_t address, std::size_t count) noexcept {
+  return detail::word_misfit(address, count) == 0;
+}
+
+/// Copy the `count` bytes of memory at `device` to `user` with one volatile
+/// access of their size: the whole §5.3 chunk plan of such an access, and a
+/// correct copy of cached memory too, so it needs no caching mode.
+/// Precondition: is_word_access(device, count).
+[[gnu::always_inline]] inline void read_word(const std::byte* device, std::byte* user, std::size_t count) noexcept {
+  detail::read_word_with<detail::volatile_io>(device, user, count);
+}
+
+/// Copy `count` bytes from `user` to the memory at `device` with one volatile
+/// store of their size. Precondition: is_word_access(device, count).
+[[gnu::always_inline]] inline void write_word(std::byte* device, const std::byte* user, std::size_t count) noexcept {
+  detail::write_word_with<detail::volatile_io>(device, user, count);
 }
 
 /// Fill `out` with the padding byte 0xFF (one memset).
