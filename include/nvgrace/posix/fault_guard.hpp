@@ -39,13 +39,26 @@ struct fault_landing {
   sigjmp_buf jump;
 };
 
-/// The innermost guard of this thread (nullptr: none).
+/// The innermost guard of this thread (nullptr: none). Read by the signal
+/// handler, so every access is atomic and fenced against the guarded call
+/// (see `set_landing`).
 inline thread_local fault_landing* active_fault_landing = nullptr;
+
+/// Publish the innermost guard to this thread's signal handler. A plain
+/// store would be dead to the compiler (nothing in the abstract machine reads
+/// it before the next store), and optimised builds did drop it: the fault then
+/// killed the process. The relaxed atomic store is a plain move; the signal
+/// fences keep the guarded call's accesses between the two stores.
+inline void set_landing(fault_landing* landing) noexcept {
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  __atomic_store_n(&active_fault_landing, landing, __ATOMIC_RELAXED);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
 /// What SIGBUS did before nvgrace's handler.
 inline struct sigaction previous_sigbus_action {};
 
 inline void on_sigbus(int signo, siginfo_t* info, void* context) noexcept {
-  fault_landing* const landing = active_fault_landing;
+  fault_landing* const landing = __atomic_load_n(&active_fault_landing, __ATOMIC_RELAXED);
   // si_code > 0: raised by the kernel for a fault (BUS_ADRERR past a file's end), not sent.
   if (landing != nullptr && info != nullptr && info->si_code > 0) {
     // SA_NODEFER keeps SIGBUS unblocked; an emulation of the handler call that
@@ -100,14 +113,14 @@ template <class F>
   static_assert(std::is_trivially_destructible_v<decltype(f())>);
   static_cast<void>(install_fault_handler());
   detail::fault_landing landing;
-  detail::fault_landing* const outer = detail::active_fault_landing;
+  detail::fault_landing* const outer = __atomic_load_n(&detail::active_fault_landing, __ATOMIC_RELAXED);
   if (sigsetjmp(landing.jump, 0) != 0) {
-    detail::active_fault_landing = outer;
+    detail::set_landing(outer);
     return std::nullopt;
   }
-  detail::active_fault_landing = &landing;
+  detail::set_landing(&landing);
   auto done = f();
-  detail::active_fault_landing = outer;
+  detail::set_landing(outer);
   return done;
 }
 
