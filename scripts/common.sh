@@ -20,6 +20,7 @@ NVGRACE_TEST_PACKAGES=(
   "${NVGRACE_RUN_PACKAGES[@]}"
   clang              # second compiler, sanitizers, libFuzzer
   libclang-rt-14-dev # ASan/UBSan/TSan/libFuzzer runtimes for clang 14
+  clang-format       # format_check: the tree as .clang-format says (clang-format 14)
   llvm-14            # llvm-symbolizer: readable sanitizer stack traces
   doctest-dev        # unit tests
   libbenchmark-dev   # Google Benchmark (bench/)

@@ -137,7 +137,7 @@ void register_device_benchmarks() {
       },
       [](caching c) {
         return [a = &*device_fixture::get().accessor, index = region_of(c)](std::uint64_t offset,
-                                                                           std::span<const std::byte> in) {
+                                                                            std::span<const std::byte> in) {
           return a->write(index, offset, in).value_or(0);
         };
       },

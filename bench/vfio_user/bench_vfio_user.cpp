@@ -107,8 +107,8 @@ struct environment {
   /// One raw round trip: a request of `request` bytes (a REGION_READ/WRITE header), the reply received in one call.
   void raw_round_trip(vfio_user::command cmd, std::uint32_t count, std::size_t request, std::size_t reply) {
     auto buf = std::span<std::byte>(raw_buffer);
-    vfio_user::store_header(buf, vfio_user::header{raw_id++, static_cast<std::uint16_t>(cmd),
-                                                   static_cast<std::uint32_t>(request), 0, 0});
+    vfio_user::store_header(
+        buf, vfio_user::header{raw_id++, static_cast<std::uint16_t>(cmd), static_cast<std::uint32_t>(request), 0, 0});
     vfio_user::store_region_access(buf.subspan(16), vfio_user::region_access{0, bar, count});
     if (::send(raw, buf.data(), request, MSG_NOSIGNAL) != static_cast<ssize_t>(request)) std::abort();
     std::size_t got = 0;

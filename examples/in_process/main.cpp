@@ -12,10 +12,10 @@
 #include <nvgrace/core/result.hpp>
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstdio>
 #include <span>
-#include <bit>
 #include <string>
 
 namespace {
@@ -114,7 +114,8 @@ int main() {
   constexpr auto usemem = grace::usemem_index;
   constexpr auto resmem = grace::resmem_index;
   const auto written = vmm.write(usemem, usemem_real - 8, data);
-  if (written) std::printf("write BAR4 @0x%llx 16 bytes: %zu\n", static_cast<unsigned long long>(usemem_real - 8), *written);
+  if (written)
+    std::printf("write BAR4 @0x%llx 16 bytes: %zu\n", static_cast<unsigned long long>(usemem_real - 8), *written);
   show_read(vmm, "BAR4", usemem, usemem_real - 8);
   show_read(vmm, "BAR4", usemem, 0x4000'0000 - 8);  // clipped at the BAR end
   show_read(vmm, "BAR4", usemem, 0x4000'0000);      // past it

@@ -63,7 +63,7 @@ void check_decoded(std::span<const std::byte> reply, const vfio::region_caps& ca
 }
 
 void round_trip(input in) {
-  const std::uint64_t size = in.take<std::uint64_t>() | 1;  // never 0
+  const std::uint64_t size = in.take<std::uint64_t>() | 1;   // never 0
   const std::uint32_t count = in.take<std::uint8_t>() % 14;  // 16 + 16·13 = 224 bytes ≤ the chain capacity
   std::vector<vfio::sparse_mmap_area> areas(count);
   for (auto& a : areas) {

@@ -45,13 +45,13 @@
 // (which it restores). It never assumes the memory starts zeroed.
 
 #include <nvgrace/access/accessor.hpp>
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/pci/config.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/region_info.hpp>
 
 #include <doctest/doctest.h>
@@ -78,14 +78,14 @@ namespace nvgrace::conformance {
 
 /// What one region index should look like.
 struct region_expectation {
-  bool present = false;          ///< GET_REGION_INFO succeeds (false: EINVAL)
-  std::uint64_t size = 0;        ///< region-info size: the reported BAR size
-  std::uint32_t flags = 0;       ///< region-info flags, without CAPS
-  std::uint64_t real_length = 0; ///< memory-backed bytes (= size unless Grace-emulated)
-  bool grace_emulated = false;   ///< §4.3 sparse cap, §5 padding, §3 emulated BAR register
-  bool short_return = false;     ///< §5.1 E7: a transfer reaching memory returns only the memory part
-  bool data = false;             ///< plain memory: the suite may write it
-  bool bar_64bit = false;        ///< for BAR sizing (indices 0..5 with size > 0)
+  bool present = false;           ///< GET_REGION_INFO succeeds (false: EINVAL)
+  std::uint64_t size = 0;         ///< region-info size: the reported BAR size
+  std::uint32_t flags = 0;        ///< region-info flags, without CAPS
+  std::uint64_t real_length = 0;  ///< memory-backed bytes (= size unless Grace-emulated)
+  bool grace_emulated = false;    ///< §4.3 sparse cap, §5 padding, §3 emulated BAR register
+  bool short_return = false;      ///< §5.1 E7: a transfer reaching memory returns only the memory part
+  bool data = false;              ///< plain memory: the suite may write it
+  bool bar_64bit = false;         ///< for BAR sizing (indices 0..5 with size > 0)
   bool bar_prefetchable = false;
 };
 
@@ -126,7 +126,8 @@ struct expectations {
   for (auto& r : e.regions) r.present = true;
   e.regions[0] = {true, 0x100, rwm, 0x100, false, false, false, false, false};
   e.regions[2] = {true, shm_size, rwm, shm_size, false, false, true, true, true};
-  e.regions[7] = {true, 256, vfio::region_flags::read | vfio::region_flags::write, 256, false, false, false, false, false};
+  e.regions[7] = {true,  256,  vfio::region_flags::read | vfio::region_flags::write, 256, false, false, false,
+                  false, false};
   e.regions[8].present = false;
   e.irqs = std::array<irq_expectation, vfio::pci_num_irqs>{{
       {true, 0, vfio::irq_flags::eventfd | vfio::irq_flags::maskable | vfio::irq_flags::automasked},
@@ -142,20 +143,26 @@ namespace detail {
 
 template <class H>
 decltype(auto) file_of(H& handle) {
-  if constexpr (vfio::device_file<H>) return (handle);
-  else return file_of(*handle);
+  if constexpr (vfio::device_file<H>)
+    return (handle);
+  else
+    return file_of(*handle);
 }
 
 /// The errno of an ioctl() result, whatever its type: a negative integer
 /// (kernel style), or a result<...>/status.
 template <class R>
 int ioctl_errno(const R& r) {
-  if constexpr (std::is_integral_v<R>) return r < 0 ? static_cast<int>(-r) : 0;
-  else return r.has_value() ? 0 : to_errno(r.error());
+  if constexpr (std::is_integral_v<R>)
+    return r < 0 ? static_cast<int>(-r) : 0;
+  else
+    return r.has_value() ? 0 : to_errno(r.error());
 }
 
 template <class F>
-concept has_ioctl = requires(F& f, unsigned long request, void* arg) { f.ioctl(request, arg); };
+concept has_ioctl = requires(F& f, unsigned long request, void* arg) {
+  f.ioctl(request, arg);
+};
 
 inline std::uint64_t page_size() {
   const long size = ::sysconf(_SC_PAGESIZE);
@@ -186,8 +193,8 @@ inline predicted predict(const region_expectation& r, std::uint64_t offset, std:
   return {{}, clipped, memory};
 }
 
-inline std::vector<std::byte> region_info_query(vfio::device_file auto& file, std::uint32_t index,
-                                                std::uint32_t argsz, std::size_t buffer_size, nvgrace::errc& error) {
+inline std::vector<std::byte> region_info_query(vfio::device_file auto& file, std::uint32_t index, std::uint32_t argsz,
+                                                std::size_t buffer_size, nvgrace::errc& error) {
   std::vector<std::byte> buffer(buffer_size, std::byte{0xA5});
   store_le<std::uint32_t>(buffer, 0, argsz);
   store_le<std::uint32_t>(buffer, 4, 0);
@@ -413,8 +420,10 @@ void check_boundaries(File& file, const expectations& e) {
       CHECK(*n == p.count);
       for (std::size_t i = 0; i < count; ++i) {
         CAPTURE(i);
-        if (i < p.count) CHECK(out[i] == expected_byte(offset + i));
-        else CHECK(out[i] == std::byte{0x5A});  // never written past the returned count
+        if (i < p.count)
+          CHECK(out[i] == expected_byte(offset + i));
+        else
+          CHECK(out[i] == std::byte{0x5A});  // never written past the returned count
       }
     }
 

@@ -9,6 +9,6 @@ static_assert(fine.value() == 42);
 static_assert(nvgrace::align_down(1000, 512) == 512);
 
 #if defined(NVGRACE_VIOLATE)
-constexpr int value_of_an_error = failed.value();      // precondition: has_value()
+constexpr int value_of_an_error = failed.value();             // precondition: has_value()
 constexpr auto odd_alignment = nvgrace::align_down(1000, 3);  // precondition: a power of two
 #endif

@@ -1,6 +1,6 @@
 // nvgrace::errc, result<T> and the std::error_code bridge.
-#include <nvgrace/core/error_code.hpp>
 #include <nvgrace/core/errc.hpp>
+#include <nvgrace/core/error_code.hpp>
 #include <nvgrace/core/result.hpp>
 
 #include <doctest/doctest.h>

@@ -97,8 +97,8 @@ TEST_CASE("size: bytes, hex, binary units short and long, fractions, sums") {
   }
   CHECK(parsed("1.25GiB") == GiB + 256 * MiB);
   CHECK(parsed("1.000G") == GiB);
-  CHECK(parsed("1.0") == 1);                      // a fraction of zero needs no unit
-  CHECK(parsed("0.0009765625K") == 1);            // 2^-10 KiB
+  CHECK(parsed("1.0") == 1);                                             // a fraction of zero needs no unit
+  CHECK(parsed("0.0009765625K") == 1);                                   // 2^-10 KiB
   CHECK(parsed("16777215.99999904632568359375TiB") == max - (MiB - 1));  // (2^24 - 2^-20) TiB
   CHECK(parsed("0.0000000000009094947017729282379150390625T") == 1);     // 2^-40 TiB: 40 digits
   CHECK(parsed("2G+12345") == 2 * GiB + 12345);
@@ -171,8 +171,10 @@ reference_result reference(const std::string& text) {
   const auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
   std::vector<std::string> terms{""};
   for (const char c : text) {
-    if (c == '+') terms.emplace_back();
-    else terms.back() += c;
+    if (c == '+')
+      terms.emplace_back();
+    else
+      terms.back() += c;
   }
   u128 total = 0;
   for (const auto& t : terms) {
@@ -204,8 +206,16 @@ reference_result reference(const std::string& text) {
       std::string u;
       for (const char c : unit) u += lower(c);
       int shift = -1;
-      for (const auto& [name, s] : std::vector<std::pair<std::string, int>>{
-               {"", 0}, {"b", 0}, {"k", 10}, {"kib", 10}, {"m", 20}, {"mib", 20}, {"g", 30}, {"gib", 30}, {"t", 40}, {"tib", 40}})
+      for (const auto& [name, s] : std::vector<std::pair<std::string, int>>{{"", 0},
+                                                                            {"b", 0},
+                                                                            {"k", 10},
+                                                                            {"kib", 10},
+                                                                            {"m", 20},
+                                                                            {"mib", 20},
+                                                                            {"g", 30},
+                                                                            {"gib", 30},
+                                                                            {"t", 40},
+                                                                            {"tib", 40}})
         if (u == name) shift = s;
       if (shift < 0) return {verdict::einval, 0};
       // The syntax is right; now the value: whole << shift, then the fraction.
@@ -243,8 +253,8 @@ void compare(const std::string& text) {
   const auto ours = parse_size(text);
   const auto theirs = reference(text);
   if (verdict_of(ours) != theirs.v || ours.bytes != theirs.value) {
-    INFO("input '" << text << "': parse_size says " << static_cast<int>(verdict_of(ours)) << " " << ours.bytes
-                   << " (" << ours.reason << "), the reference " << static_cast<int>(theirs.v) << " " << theirs.value);
+    INFO("input '" << text << "': parse_size says " << static_cast<int>(verdict_of(ours)) << " " << ours.bytes << " ("
+                   << ours.reason << "), the reference " << static_cast<int>(theirs.v) << " " << theirs.value);
     CHECK(false);
   }
 }
@@ -270,7 +280,8 @@ TEST_CASE("size: every string of up to 5 characters over a small alphabet agrees
 
 TEST_CASE("size: random sums near the 64-bit edge agree with the reference parser") {
   std::mt19937_64 random(20260701);
-  const std::vector<std::string> units{"", "B", "K", "KiB", "M", "MiB", "G", "GiB", "T", "TiB", " G", " kib", "GB", "X"};
+  const std::vector<std::string> units{"",    "B", "K",   "KiB", "M",    "MiB", "G",
+                                       "GiB", "T", "TiB", " G",  " kib", "GB",  "X"};
   for (int round = 0; round < 200000; ++round) {
     std::string text;
     const int terms = 1 + static_cast<int>(random() % 3);

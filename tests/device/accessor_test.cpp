@@ -203,10 +203,10 @@ TEST_CASE("accessor §5: accesses inside a mapping use the copy path; others are
   CHECK(a->write(usemem, hopper_usemem_real - 8, wide).value() == 16);
   CHECK(f.pwrites == 1);
   CHECK(a->read(usemem, hopper_usemem_bar, wide).error() == nvgrace::errc::invalid_argument);
-  CHECK(a->read(7, 0, out).value() == 8);  // config: never mapped
+  CHECK(a->read(7, 0, out).value() == 8);                                // config: never mapped
   CHECK(a->read(8, 0, out).error() == nvgrace::errc::invalid_argument);  // absent: the device says EINVAL
   CHECK(f.preads == 5);
-  CHECK(a->read(9, 0, out).error() == nvgrace::errc::invalid_argument);           // beyond num_regions: no call
+  CHECK(a->read(9, 0, out).error() == nvgrace::errc::invalid_argument);  // beyond num_regions: no call
   CHECK(a->read(usemem, vfio::offset_mask + 1, out).error() == nvgrace::errc::invalid_argument);
   CHECK(f.preads == 5);
   // Zero bytes are the device's business (a read there runs the readiness check).
@@ -341,8 +341,8 @@ TEST_CASE("accessor: accesses inside the mapping (words inline) stay in process 
       const auto n = d.pread(std::span(want).first(count), at(resmem, offset));
       const int preads = f.preads;
       const auto m = a->read(resmem, offset, std::span(got).first(count));
-      const bool ok = n.has_value() == m.has_value() && (!n || *n == *m) && want == got &&
-                      f.preads == preads + (inside ? 0 : 1);
+      const bool ok =
+          n.has_value() == m.has_value() && (!n || *n == *m) && want == got && f.preads == preads + (inside ? 0 : 1);
       if (!ok) {
         ++mismatches;
         MESSAGE("read offset " << offset << " count " << count);

@@ -81,11 +81,14 @@ expected model_access(grace::direction dir, const region_model& r, std::uint64_t
     return e;
   }
   for (std::uint64_t i = 0; i < plan->memory_bytes; ++i) {
-    if (dir == grace::direction::read) e.buffer[i] = r.memory[offset + i];
-    else e.memory[offset + i - n.from] = data[i];
+    if (dir == grace::direction::read)
+      e.buffer[i] = r.memory[offset + i];
+    else
+      e.memory[offset + i - n.from] = data[i];
   }
   if (dir == grace::direction::read)
-    for (std::uint64_t i = plan->memory_bytes; i < plan->memory_bytes + plan->padding_bytes; ++i) e.buffer[i] = std::byte{0xFF};
+    for (std::uint64_t i = plan->memory_bytes; i < plan->memory_bytes + plan->padding_bytes; ++i)
+      e.buffer[i] = std::byte{0xFF};
   e.value = static_cast<ssize_t>(plan->returned);
   e.advance = plan->advance;
   return e;
@@ -124,8 +127,8 @@ int check_access(shim_device& d, const region_model& r, std::uint64_t offset, st
     } else {
       value = d.read(buf.data(), buf.size(), &after);
     }
-    report(call == 0 ? "pread" : "read", value == e.value && buf == e.buffer &&
-                                             (call == 0 || after == (value < 0 ? pos : pos + e.advance)));
+    report(call == 0 ? "pread" : "read",
+           value == e.value && buf == e.buffer && (call == 0 || after == (value < 0 ? pos : pos + e.advance)));
   }
   for (int call = 0; call < 2; ++call) {  // pwrite, then write() with a position
     const std::vector<std::byte> data = data_for(count, salt + static_cast<unsigned>(call));

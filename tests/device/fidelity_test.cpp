@@ -120,7 +120,7 @@ TEST_CASE("6.14-6.18: memory decode and runtime PM are ignored, no readiness on 
   auto b = buffer8();
   CHECK(d.pread(b, at(usemem, 0)).value() == 8);  // 6.19+ would be EIO after a reset with decode off
   shim::test_hooks::inject_pm_failure(d, true);
-  CHECK(d.pread(b, at(usemem, 0)).value() == 8);  // no runtime-PM wrapping of memory accesses
+  CHECK(d.pread(b, at(usemem, 0)).value() == 8);                  // no runtime-PM wrapping of memory accesses
   CHECK(d.get_device_info().error() == nvgrace::errc::io_error);  // but the vfio core's ioctls still resume
   shim::test_hooks::inject_pm_failure(d, false);
   auto arg = dma_buf_request(get_dma_buf, usemem, {{0, 4096}});
@@ -523,7 +523,7 @@ TEST_CASE("stage-2 memory types: usemem cacheable, resmem Normal-NC, a real BAR 
 TEST_CASE("the driver binds a listed id only through driver_override, under its sysfs name") {
   static_assert(grace::driver_name == "nvgrace_gpu_vfio_pci");
   static_assert(grace::binds(0x10DE, 0x2342, "nvgrace_gpu_vfio_pci"));
-  static_assert(!grace::binds(0x10DE, 0x2342, ""));           // the id alone never binds it
+  static_assert(!grace::binds(0x10DE, 0x2342, ""));  // the id alone never binds it
   static_assert(!grace::binds(0x10DE, 0x2342, "vfio-pci"));
   static_assert(!grace::binds(0x10DE, 0x1234, "nvgrace_gpu_vfio_pci"));
   CHECK(grace::binds(0x10DE, 0x31C2, "nvgrace_gpu_vfio_pci"));

@@ -214,7 +214,7 @@ TEST_CASE("§3 config space: IDs, class 0x0302, BAR0 64-bit 16 MiB, capability l
   CHECK(load_le<std::uint64_t>(head, 0x20) == function_bar4);
   CHECK(config_read<std::uint64_t>(d, 0x20) == 0xC);
   CHECK(load_le<std::uint32_t>(head, 0x30) == 0);  // no ROM
-  CHECK(head[0x3D] == std::byte{0x01});             // INTA
+  CHECK(head[0x3D] == std::byte{0x01});            // INTA
 
   // Walk the standard capability list: PM → MSI → PCIe, and nothing else.
   const auto config = d.config_snapshot();
@@ -290,7 +290,7 @@ TEST_CASE("§10 E2 Blackwell: an access touching 0x18–0x1F is the real BAR2, e
   CHECK(config_write<std::uint64_t>(d, 0x20, ~std::uint64_t{0}) == 8);
   CHECK(config_read<std::uint64_t>(d, 0x20) == 0xFFFF'FFFF'F800'000Cu);  // usemem 128 MiB, emulated
   const auto r = config_bytes(d, 0x18, 16);
-  CHECK((load_le<std::uint32_t>(r, 0) & 0xF) == 0xC);  // the real 64-bit prefetchable BAR2
+  CHECK((load_le<std::uint32_t>(r, 0) & 0xF) == 0xC);    // the real 64-bit prefetchable BAR2
   CHECK(load_le<std::uint64_t>(r, 8) == function_bar4);  // core bytes, not the emulated usemem value
   // Sizing the real BAR2 goes to the core: 16 MiB.
   CHECK(config_write<std::uint64_t>(d, 0x18, ~std::uint64_t{0}) == 8);
@@ -358,7 +358,8 @@ TEST_CASE("§4.3 emulated region info is byte for byte the model's reply for eve
       REQUIRE(error == nvgrace::errc{});
       const auto want = grace::region_info_reply(*d.layout(), index, argsz);
       REQUIRE(want.has_value());
-      CHECK(std::equal(want->bytes.begin(), want->bytes.begin() + static_cast<std::ptrdiff_t>(want->size), got.begin()));
+      CHECK(
+          std::equal(want->bytes.begin(), want->bytes.begin() + static_cast<std::ptrdiff_t>(want->size), got.begin()));
       // Nothing past the reply is touched.
       CHECK(std::all_of(got.begin() + static_cast<std::ptrdiff_t>(want->size), got.end(),
                         [](std::byte b) { return b == std::byte{0xA5}; }));
@@ -380,7 +381,8 @@ TEST_CASE("§4 other regions answer like vfio-pci: BAR0 0x7, empty BARs and ROM 
     std::uint32_t flags;
     std::uint64_t size;
   };
-  for (const row r : {row{0, 0x7, 16 * MiB}, row{1, 0, 0}, row{3, 0, 0}, row{5, 0, 0}, row{6, 0, 0}, row{7, 0x3, 4096}}) {
+  for (const row r :
+       {row{0, 0x7, 16 * MiB}, row{1, 0, 0}, row{3, 0, 0}, row{5, 0, 0}, row{6, 0, 0}, row{7, 0x3, 4096}}) {
     CAPTURE(r.index);
     vfio::region_info info{sizeof(vfio::region_info), 0, r.index, 0, 0, 0};
     CHECK(shim::ioctl(d, vfio::ioctl::device_get_region_info, &info) == 0);
@@ -626,7 +628,7 @@ TEST_CASE("§7.2 a reset that lands during the readiness wait keeps reset_done s
   std::array<std::byte, 8> buf{};
   CHECK(d.pread(buf, at(usemem, 0)).value() == 8);  // this access completes (ordered before the reset)
   CHECK(d.reset_count() == resets + 1);
-  CHECK(d.reset_done());                          // but the reset's flag survives
+  CHECK(d.reset_done());                            // but the reset's flag survives
   CHECK(d.pread(buf, at(usemem, 0)).value() == 8);  // so the next access polls again
   CHECK(source.reads == 4);
   CHECK_FALSE(d.reset_done());
@@ -795,9 +797,11 @@ TEST_CASE("§6.1 E9 mapping exactly memlength works and is the device memory; on
   CHECK(bytes[0] == std::byte{0x4D});
   ::munmap(*p, hopper_usemem_real);
 
-  CHECK(d.mmap(nullptr, hopper_usemem_real + 4096, PROT_READ, at(usemem, 0)).error() == nvgrace::errc::invalid_argument);
+  CHECK(d.mmap(nullptr, hopper_usemem_real + 4096, PROT_READ, at(usemem, 0)).error() ==
+        nvgrace::errc::invalid_argument);
   CHECK(d.mmap(nullptr, 4096, PROT_READ, at(usemem, hopper_usemem_real)).error() == nvgrace::errc::invalid_argument);
-  CHECK(d.mmap(nullptr, ~std::uint64_t{0} - 4095, PROT_READ, at(usemem, 4096)).error() == nvgrace::errc::value_too_large);
+  CHECK(d.mmap(nullptr, ~std::uint64_t{0} - 4095, PROT_READ, at(usemem, 4096)).error() ==
+        nvgrace::errc::value_too_large);
 }
 
 TEST_CASE("§6.1 resmem maps write-combine and the partial last page of its memory is not mappable") {
@@ -874,24 +878,25 @@ TEST_CASE("§8.2 DEVICE_FEATURE DMA_BUF is validated in the core's order") {
   std::vector<std::byte> tiny(8);
   store_le<std::uint32_t>(tiny, 0, 7);
   store_le<std::uint32_t>(tiny, 4, get | vfio::feature_dma_buf);
-  CHECK(feature(d, tiny) == -EINVAL);                                         // argsz < 8
+  CHECK(feature(d, tiny) == -EINVAL);                                            // argsz < 8
   CHECK(req(get | vfio::feature_dma_buf | (1u << 20), usemem, one) == -EINVAL);  // unknown flag
-  CHECK(req(get | set | vfio::feature_dma_buf, usemem, one) == -EINVAL);       // GET and SET
-  CHECK(req(get | 1, usemem, one) == -ENOTTY);                                 // another feature
-  CHECK(req(set | vfio::feature_dma_buf, usemem, one) == -EINVAL);             // SET unsupported
+  CHECK(req(get | set | vfio::feature_dma_buf, usemem, one) == -EINVAL);         // GET and SET
+  CHECK(req(get | 1, usemem, one) == -ENOTTY);                                   // another feature
+  CHECK(req(set | vfio::feature_dma_buf, usemem, one) == -EINVAL);               // SET unsupported
   CHECK(req(probe | get | vfio::feature_dma_buf, usemem, one) == 0);
   CHECK(req(probe | set | vfio::feature_dma_buf, usemem, one) == -EINVAL);
-  CHECK(req(vfio::feature_dma_buf, usemem, one) == -EINVAL);                   // neither GET nor SET
+  CHECK(req(vfio::feature_dma_buf, usemem, one) == -EINVAL);  // neither GET nor SET
   auto short_arg = dma_buf_request(get | vfio::feature_dma_buf, usemem, {});
   store_le<std::uint32_t>(short_arg, 0, 8 + 15);
-  CHECK(feature(d, short_arg) == -EINVAL);                                    // argsz < 8 + 16
-  CHECK(req(get_dma_buf, usemem, {}) == -EINVAL);                              // nr_ranges 0
-  CHECK(req(get_dma_buf, usemem, one, 1) == -EINVAL);                          // flags ≠ 0
-  CHECK(req(get_dma_buf, 6, one) == -ENODEV);                                  // not a BAR
-  CHECK(req(get_dma_buf, usemem, {{100, 4096}}) == -EINVAL);                   // unaligned offset
-  CHECK(req(get_dma_buf, usemem, {{0, 0}}) == -EINVAL);                        // empty range
-  CHECK(req(get_dma_buf, usemem, {{0, std::uint64_t{1} << 63}, {0, std::uint64_t{1} << 63}}) == -EINVAL);  // total overflows
-  auto lying = dma_buf_request(get_dma_buf, usemem, one, 0, 2);                // claims 2 ranges, carries 1
+  CHECK(feature(d, short_arg) == -EINVAL);                    // argsz < 8 + 16
+  CHECK(req(get_dma_buf, usemem, {}) == -EINVAL);             // nr_ranges 0
+  CHECK(req(get_dma_buf, usemem, one, 1) == -EINVAL);         // flags ≠ 0
+  CHECK(req(get_dma_buf, 6, one) == -ENODEV);                 // not a BAR
+  CHECK(req(get_dma_buf, usemem, {{100, 4096}}) == -EINVAL);  // unaligned offset
+  CHECK(req(get_dma_buf, usemem, {{0, 0}}) == -EINVAL);       // empty range
+  CHECK(req(get_dma_buf, usemem, {{0, std::uint64_t{1} << 63}, {0, std::uint64_t{1} << 63}}) ==
+        -EINVAL);                                                // total overflows
+  auto lying = dma_buf_request(get_dma_buf, usemem, one, 0, 2);  // claims 2 ranges, carries 1
   CHECK(feature(d, lying) == -EFAULT);
   CHECK_FALSE(d.last_dma_buf().has_value());
 }
@@ -966,13 +971,13 @@ TEST_CASE("§2.1 E13 plain mode: IOEVENTFD is the core's: validated, stored, rem
   CHECK(ioeventfd(32, 4, at(usemem, 0x100), 7, -1) == 0);
   CHECK(d.ioeventfd_count() == 0);
   CHECK(ioeventfd(32, 4, at(usemem, 0x100), 7, -1) == -ENODEV);
-  CHECK(ioeventfd(27, 4, at(usemem, 0), 0, efd) == -EINVAL);              // argsz
-  CHECK(ioeventfd(32, 3, at(usemem, 0), 0, efd) == -EINVAL);              // two sizes
-  CHECK(ioeventfd(32, 0x14, at(usemem, 0), 0, efd) == -EINVAL);           // unknown flag
-  CHECK(ioeventfd(32, 4, at(usemem, 0), 0, -2) == -EINVAL);               // fd < −1
+  CHECK(ioeventfd(27, 4, at(usemem, 0), 0, efd) == -EINVAL);             // argsz
+  CHECK(ioeventfd(32, 3, at(usemem, 0), 0, efd) == -EINVAL);             // two sizes
+  CHECK(ioeventfd(32, 0x14, at(usemem, 0), 0, efd) == -EINVAL);          // unknown flag
+  CHECK(ioeventfd(32, 4, at(usemem, 0), 0, -2) == -EINVAL);              // fd < −1
   CHECK(ioeventfd(32, 8, at(usemem, 32 * MiB - 4), 0, efd) == -EINVAL);  // past the BAR
-  CHECK(ioeventfd(32, 4, at(1, 0), 0, efd) == -EINVAL);                   // no BAR there
-  CHECK(ioeventfd(32, 4, at(config_index, 0), 0, efd) == -EINVAL);        // not a BAR
+  CHECK(ioeventfd(32, 4, at(1, 0), 0, efd) == -EINVAL);                  // no BAR there
+  CHECK(ioeventfd(32, 4, at(config_index, 0), 0, efd) == -EINVAL);       // not a BAR
   CHECK(ioeventfd(32, 8, at(0, 0x1000), 1, efd) == 0);
   ::close(efd);
 }

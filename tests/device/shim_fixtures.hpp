@@ -46,8 +46,7 @@ inline constexpr std::uint32_t config_index = 7;
   return std::move(*d);
 }
 
-[[nodiscard]] inline shim_device make_hopper(
-    grace::resmem_return quirk = grace::resmem_return::upstream_short) {
+[[nodiscard]] inline shim_device make_hopper(grace::resmem_return quirk = grace::resmem_return::upstream_short) {
   auto options = shim::hopper(hopper_length);
   options.resmem_quirk = quirk;
   return make(options);

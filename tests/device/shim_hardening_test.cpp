@@ -30,7 +30,8 @@ std::vector<std::byte> read_bar0(shim_device& d, std::uint64_t offset, std::size
 
 }  // namespace
 
-TEST_CASE("§7.1 the readiness registers are read-only through the device file: their bytes are dropped, the rest written") {
+TEST_CASE(
+    "§7.1 the readiness registers are read-only through the device file: their bytes are dropped, the rest written") {
   auto d = make_hopper();
   for (const std::uint64_t reg : {shim::c2c_link_register, shim::hbm_training_register}) {
     CAPTURE(reg);
@@ -83,7 +84,8 @@ TEST_CASE("§6 BAR0's memory is not offered to other processes (region_source), 
   CHECK(d.plan_mmap(at(0, 0), 4096).has_value());  // the in-process mmap still works
 }
 
-TEST_CASE("§2.1 check_options: a BAR beyond the 2^40-byte region window is EOVERFLOW, emulated memory below 4 KiB EINVAL") {
+TEST_CASE(
+    "§2.1 check_options: a BAR beyond the 2^40-byte region window is EOVERFLOW, emulated memory below 4 KiB EINVAL") {
   using nvgrace::errc;
   // Blackwell: usemem's BAR is next_pow2(memory); 1 TiB fits the window exactly.
   CHECK(shim_device::check_options(shim::blackwell(1 * TiB)).has_value());
@@ -115,7 +117,7 @@ TEST_CASE("a failed create's value() traps at run time (SIGILL), never hands out
     ::signal(SIGILL, SIG_DFL);
     ::signal(SIGABRT, SIG_DFL);
     auto created = shim_device::create(shim::hopper(512 * MiB));  // EOVERFLOW: less than the carve-out
-    volatile auto mode = created.value().mode();                   // precondition: has_value()
+    volatile auto mode = created.value().mode();                  // precondition: has_value()
     static_cast<void>(mode);
     ::_exit(0);
   }

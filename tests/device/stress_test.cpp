@@ -10,10 +10,10 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
-#include <thread>
-#include <vector>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace device_test;
 

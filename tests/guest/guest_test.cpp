@@ -152,8 +152,8 @@ TEST_CASE("[guest] §4.1 region info: exact replies for every ivshmem region") {
     std::uint64_t size;
     std::uint32_t flags;
   };
-  const std::array<expected, 8> table{{{0x100, 0x7}, {0, 0}, {shm_size(), 0x7}, {0, 0}, {0, 0}, {0, 0}, {0, 0},
-                                       {0x100, 0x3}}};
+  const std::array<expected, 8> table{
+      {{0x100, 0x7}, {0, 0}, {shm_size(), 0x7}, {0, 0}, {0, 0}, {0, 0}, {0, 0}, {0x100, 0x3}}};
   for (std::uint32_t index = 0; index < table.size(); ++index) {
     CAPTURE(index);
     std::array<std::byte, vfio::region_info_size> reply{};
@@ -295,8 +295,8 @@ TEST_CASE("[guest] BAR2: writes through mmap and pwrite, each seen by the other 
   REQUIRE(dev.pwrite(odd, bar2 + layout::odd_offset).value() == 3);
   std::array<std::byte, 5> around{};
   REQUIRE(dev.pread(around, bar2 + layout::odd_offset - 1).value() == 5);
-  CHECK(around == std::array<std::byte, 5>{std::byte{0}, std::byte{0x11}, std::byte{0x22}, std::byte{0x33},
-                                           std::byte{0}});
+  CHECK(around ==
+        std::array<std::byte, 5>{std::byte{0}, std::byte{0x11}, std::byte{0x22}, std::byte{0x33}, std::byte{0}});
 }
 
 TEST_CASE("[guest] region ends: short count at the BAR end, EINVAL past it, mmap bounded by the region") {

@@ -14,7 +14,9 @@ inline constexpr std::uint64_t seed_offset = 0x8000;
 inline constexpr std::string_view seed_text = "NVGRACE-HOST-SEED";
 inline constexpr std::size_t seed_size = 256;
 /// Bytes after the seed text: (i * 5 + 7) & 0xff.
-[[nodiscard]] constexpr std::byte seed_byte(std::size_t i) noexcept { return static_cast<std::byte>((i * 5 + 7) & 0xFF); }
+[[nodiscard]] constexpr std::byte seed_byte(std::size_t i) noexcept {
+  return static_cast<std::byte>((i * 5 + 7) & 0xFF);
+}
 
 // Written by the guest, checked by the host.
 inline constexpr std::uint64_t mmap_text_offset = 0x0;
@@ -26,8 +28,10 @@ inline constexpr std::uint32_t word_count = 1024;
 [[nodiscard]] constexpr std::uint32_t word(std::uint32_t i) noexcept { return 0x5A000000u | i; }
 inline constexpr std::uint64_t block_offset = 0x3000;
 inline constexpr std::size_t block_size = 4096;
-[[nodiscard]] constexpr std::byte block_byte(std::size_t i) noexcept { return static_cast<std::byte>((i * 7 + 3) & 0xFF); }
-inline constexpr std::uint64_t odd_offset = 0x4001;  // 3 bytes 11 22 33
+[[nodiscard]] constexpr std::byte block_byte(std::size_t i) noexcept {
+  return static_cast<std::byte>((i * 7 + 3) & 0xFF);
+}
+inline constexpr std::uint64_t odd_offset = 0x4001;           // 3 bytes 11 22 33
 inline constexpr std::uint64_t accessor_map_offset = 0x5000;  // accessor, through its mapping
 inline constexpr std::string_view accessor_map_text = "NVGRACE-ACCESSOR-MAPPED";
 inline constexpr std::uint64_t accessor_file_offset = 0x5100;  // accessor, through pwrite

@@ -160,10 +160,26 @@ TEST_CASE("[linux] parse_pci_address: the forms sysfs and lspci print") {
 }
 
 TEST_CASE("[linux] parse_pci_address: everything else is EINVAL") {
-  for (const char* bad : {"", "0000:01:00", "0000:01:00.", "0000:01:00.8", "0000:01:20.0", "0000:1:00.0",
-                          "0000:001:00.0", "000:01:00.0", "123456789:01:00.0", "0000:01:00.0 ", " 0000:01:00.0",
-                          "0000:01:00.00", "0000-01:00.0", "0000:01.00.0", "g000:01:00.0", "0000:01:0g.0",
-                          "0000::01:00.0", "01:00", "/dev/vfio/3", "0000:01:00.0/"}) {
+  for (const char* bad : {"",
+                          "0000:01:00",
+                          "0000:01:00.",
+                          "0000:01:00.8",
+                          "0000:01:20.0",
+                          "0000:1:00.0",
+                          "0000:001:00.0",
+                          "000:01:00.0",
+                          "123456789:01:00.0",
+                          "0000:01:00.0 ",
+                          " 0000:01:00.0",
+                          "0000:01:00.00",
+                          "0000-01:00.0",
+                          "0000:01.00.0",
+                          "g000:01:00.0",
+                          "0000:01:0g.0",
+                          "0000::01:00.0",
+                          "01:00",
+                          "/dev/vfio/3",
+                          "0000:01:00.0/"}) {
     CAPTURE(bad);
     const auto parsed = lv::parse_pci_address(bad);
     REQUIRE_FALSE(parsed);
@@ -285,7 +301,8 @@ TEST_CASE("[linux] open_pci: resolves the group through sysfs, then opens it") {
 }
 
 TEST_CASE("[linux] open_cdev: missing cdev or iommufd is ENOENT, a non-VFIO file is ENOTTY") {
-  CHECK(lv::device::open_cdev("/dev/vfio/devices/vfio-nonexistent").error() == nvgrace::errc::no_such_file_or_directory);
+  CHECK(lv::device::open_cdev("/dev/vfio/devices/vfio-nonexistent").error() ==
+        nvgrace::errc::no_such_file_or_directory);
   CHECK(lv::device::open_cdev("/dev/null", "/nonexistent/iommu").error() == nvgrace::errc::no_such_file_or_directory);
   // VFIO_DEVICE_BIND_IOMMUFD on /dev/null
   CHECK(lv::device::open_cdev("/dev/null", "/dev/null").error() == nvgrace::errc::inappropriate_io_control_operation);
@@ -379,7 +396,7 @@ TEST_CASE("[linux] mmap: MAP_SHARED at the file offset, MAP_FIXED at a given add
   CHECK(std::memcmp(want, "page-two+shared", 15) == 0);
 
   CHECK(dev->mmap(nullptr, page, PROT_READ, 1).error() == nvgrace::errc::invalid_argument);  // unaligned offset
-  CHECK(dev->mmap(nullptr, 0, PROT_READ, 0).error() == nvgrace::errc::invalid_argument);      // zero length
+  CHECK(dev->mmap(nullptr, 0, PROT_READ, 0).error() == nvgrace::errc::invalid_argument);     // zero length
   CHECK(dev->mmap(nullptr, page, PROT_READ, std::uint64_t{1} << 63).error() == nvgrace::errc::invalid_argument);
 }
 

@@ -101,13 +101,13 @@ TEST_CASE("probe: a Hopper device passes every rule on both emulated regions") {
   CHECK(r.grace->name == "GH200 120GB");
   CHECK(r.generation == nvgrace::grace::generation::hopper);
   const std::map<std::string, np::verdict> expected{
-      {"2:emulated", np::verdict::pass},     {"2:size_pow2", np::verdict::pass},
-      {"2:region_info", np::verdict::pass},  {"2:bar_flags", np::verdict::pass},
-      {"2:bar_sizing", np::verdict::pass},   {"2:read_padding", np::verdict::pass},
+      {"2:emulated", np::verdict::pass},      {"2:size_pow2", np::verdict::pass},
+      {"2:region_info", np::verdict::pass},   {"2:bar_flags", np::verdict::pass},
+      {"2:bar_sizing", np::verdict::pass},    {"2:read_padding", np::verdict::pass},
       {"2:write_padding", np::verdict::pass}, {"2:mmap_bound", np::verdict::pass},
-      {"4:emulated", np::verdict::pass},     {"4:size_pow2", np::verdict::pass},
-      {"4:region_info", np::verdict::pass},  {"4:bar_flags", np::verdict::pass},
-      {"4:bar_sizing", np::verdict::pass},   {"4:read_padding", np::verdict::pass},
+      {"4:emulated", np::verdict::pass},      {"4:size_pow2", np::verdict::pass},
+      {"4:region_info", np::verdict::pass},   {"4:bar_flags", np::verdict::pass},
+      {"4:bar_sizing", np::verdict::pass},    {"4:read_padding", np::verdict::pass},
       {"4:write_padding", np::verdict::pass}, {"4:mmap_bound", np::verdict::pass}};
   CHECK(verdicts(r) == expected);
   CHECK(r.rules.size() == 16);
@@ -183,8 +183,9 @@ TEST_CASE("probe §10 E1: the usemem BAR is sized before the round-down, judged 
   CHECK(verdicts(judged_old).at("2:size_pow2") == np::verdict::pass);
   for (const auto& rule : judged_old.rules)
     if (rule.id == "size_pow2" && rule.region == 4)
-      CHECK(rule.detail == "size 0x2000000000, sparse area 0x1000000000; memory length 0x1046400000 gives size "
-                           "0x1000000000, area 0x1000000000 (kernel rule 6.13)");
+      CHECK(rule.detail ==
+            "size 0x2000000000, sparse area 0x1000000000; memory length 0x1046400000 gives size "
+            "0x1000000000, area 0x1000000000 (kernel rule 6.13)");
 
   // A 6.13 device passes under the 6.13 rule.
   auto options = shim::hopper(65 * GiB + 100 * MiB);
@@ -213,11 +214,13 @@ TEST_CASE("probe §10 E7: the padding accesses straddle the real end, so resmem'
   for (const auto& rule : r.rules) {
     if (rule.region != 2) continue;
     if (rule.id == "read_padding")
-      CHECK(rule.detail == "pread of 24 bytes at 0x52bffff8 (8 of memory, 16 of padding) returned 8 (the memory "
-                           "part: E7)");
+      CHECK(rule.detail ==
+            "pread of 24 bytes at 0x52bffff8 (8 of memory, 16 of padding) returned 8 (the memory "
+            "part: E7)");
     if (rule.id == "write_padding")
-      CHECK(rule.detail == "pwrite of 24 bytes at 0x52bffff8 (8 of memory, 16 of padding) (memory bytes as read, "
-                           "zeros) returned 8 (the memory part: E7); padding still reads 0xff");
+      CHECK(rule.detail ==
+            "pwrite of 24 bytes at 0x52bffff8 (8 of memory, 16 of padding) (memory bytes as read, "
+            "zeros) returned 8 (the memory part: E7); padding still reads 0xff");
   }
   std::array<std::byte, 8> after{};
   REQUIRE(dev.pread(after, last8).value() == 8);
@@ -239,7 +242,7 @@ TEST_CASE("probe: a Grace id without emulated regions (fallback ops) fails the l
   const auto r = np::run(dev);
   REQUIRE(r.grace.has_value());
   const std::map<std::string, np::verdict> expected{{"2:emulated", np::verdict::fail},
-                                                       {"4:emulated", np::verdict::fail}};
+                                                    {"4:emulated", np::verdict::fail}};
   CHECK(verdicts(r) == expected);
   CHECK(np::exit_status(r) == 1);
 }
@@ -283,15 +286,17 @@ TEST_CASE("§2.3 E1 probe: a Hopper usemem BAR sized before the 512 MiB round-do
       if (x.id == "size_pow2" && x.region == 4) return x.detail;
     return std::string();
   };
-  CHECK(rule(r) == "size 0x40000000 = next power of two of 0x32c00123 (memory length 0x72c00123 less the 1 GiB "
-                   "carve-out, before the 512 MiB round-down), kernel rule current");
+  CHECK(rule(r) ==
+        "size 0x40000000 = next power of two of 0x32c00123 (memory length 0x72c00123 less the 1 GiB "
+        "carve-out, before the 512 MiB round-down), kernel rule current");
   // Held to the 6.13 rule (sized after the round-down), the same device fails exactly that rule.
   np::options old;
   old.rule = nvgrace::grace::kernel_rule::v6_13;
   const auto r13 = np::run(dev, old);
   CHECK(verdicts(r13).at("4:size_pow2") == np::verdict::fail);
-  CHECK(rule(r13) == "size 0x40000000, sparse area 0x20000000; memory length 0x72c00123 gives size 0x20000000, "
-                     "area 0x20000000 (kernel rule 6.13)");
+  CHECK(rule(r13) ==
+        "size 0x40000000, sparse area 0x20000000; memory length 0x72c00123 gives size 0x20000000, "
+        "area 0x20000000 (kernel rule 6.13)");
   CHECK(np::exit_status(r13) == 1);
 }
 
@@ -325,11 +330,12 @@ TEST_CASE("probe: text and JSON outputs carry the verdicts and the facts") {
   CHECK(text.find("summary: 15 passed, 1 failed, 0 skipped\n") != std::string::npos);
 
   const auto json = np::to_json(target, r);
-  CHECK(json.rfind(R"({"schema":"nvgrace-probe/1","tool":"nvgrace-probe","version":")" + std::string(nvgrace::version.string) +
-                       R"(","target":"0000:01:00.0","mode":"group","node":"/dev/vfio/7",)"
-                   R"("bdf":"0000:01:00.0","iommu_type":3,"device":{"error":null,"flags":3,"reset":true,"pci":true,)"
-                   R"("num_regions":9,"num_irqs":5},)",
-                   0) == 0);
+  CHECK(json.rfind(
+            R"({"schema":"nvgrace-probe/1","tool":"nvgrace-probe","version":")" + std::string(nvgrace::version.string) +
+                R"(","target":"0000:01:00.0","mode":"group","node":"/dev/vfio/7",)"
+                R"("bdf":"0000:01:00.0","iommu_type":3,"device":{"error":null,"flags":3,"reset":true,"pci":true,)"
+                R"("num_regions":9,"num_irqs":5},)",
+            0) == 0);
   // Every 64-bit value also as hex: JSON readers that keep 53 bits (jq, JavaScript) stay exact.
   CHECK(json.find(R"({"index":4,"name":"BAR4","error":null,"size":137438953472,"size_hex":"0x2000000000",)"
                   R"("offset":4398046511104,"offset_hex":"0x40000000000","flags":15,)"
@@ -338,8 +344,10 @@ TEST_CASE("probe: text and JSON outputs carry the verdicts and the facts") {
         std::string::npos);
   CHECK(json.find(R"({"id":"bar_flags","spec":"§3","doc":"docs/probe.md#bar_flags","region":4,"result":"FAIL",)") !=
         std::string::npos);
-  CHECK(json.find(R"("grace":{"applies":true,"model":"GH200 120GB","generation":"hopper","kernel_rule":"current","rules":[)") !=
-        std::string::npos);
+  CHECK(
+      json.find(
+          R"("grace":{"applies":true,"model":"GH200 120GB","generation":"hopper","kernel_rule":"current","rules":[)") !=
+      std::string::npos);
   const std::string_view tail = R"(,"summary":{"passed":15,"failed":1,"skipped":0},"exit_status":1})";
   CHECK(std::string_view(json).ends_with(tail));
 }

@@ -18,14 +18,14 @@ TEST_CASE("[probe] JSON escaping: quote, backslash and control characters") {
 }
 
 TEST_CASE("[probe] JSON escaping: well-formed UTF-8 passes, malformed bytes become U+FFFD") {
-  CHECK(json::escaped("\xc3\xa9") == "\"\xc3\xa9\"");                  // é
-  CHECK(json::escaped("\xe2\x82\xac") == "\"\xe2\x82\xac\"");          // €
-  CHECK(json::escaped("\xf0\x9f\x98\x80") == "\"\xf0\x9f\x98\x80\"");  // U+1F600
-  CHECK(json::escaped("\x80") == R"("\ufffd")");                       // stray continuation byte
-  CHECK(json::escaped("\xc3") == R"("\ufffd")");                       // truncated
-  CHECK(json::escaped("\xc0\xaf") == R"("\ufffd\ufffd")");             // overlong '/'
-  CHECK(json::escaped("\xe0\x80\xaf") == R"("\ufffd\ufffd\ufffd")");   // overlong 3-byte
-  CHECK(json::escaped("\xed\xa0\x80") == R"("\ufffd\ufffd\ufffd")");   // surrogate U+D800
+  CHECK(json::escaped("\xc3\xa9") == "\"\xc3\xa9\"");                           // é
+  CHECK(json::escaped("\xe2\x82\xac") == "\"\xe2\x82\xac\"");                   // €
+  CHECK(json::escaped("\xf0\x9f\x98\x80") == "\"\xf0\x9f\x98\x80\"");           // U+1F600
+  CHECK(json::escaped("\x80") == R"("\ufffd")");                                // stray continuation byte
+  CHECK(json::escaped("\xc3") == R"("\ufffd")");                                // truncated
+  CHECK(json::escaped("\xc0\xaf") == R"("\ufffd\ufffd")");                      // overlong '/'
+  CHECK(json::escaped("\xe0\x80\xaf") == R"("\ufffd\ufffd\ufffd")");            // overlong 3-byte
+  CHECK(json::escaped("\xed\xa0\x80") == R"("\ufffd\ufffd\ufffd")");            // surrogate U+D800
   CHECK(json::escaped("\xf4\x90\x80\x80") == R"("\ufffd\ufffd\ufffd\ufffd")");  // above U+10FFFF
   CHECK(json::escaped("\xff") == R"("\ufffd")");
   CHECK(json::escaped("a\xffz\xc3\xa9") == "\"a\\ufffdz\xc3\xa9\"");
@@ -54,9 +54,8 @@ TEST_CASE("[probe] JSON writer: commas, nesting, numbers, literals") {
   w.member("k", std::uint32_t{7});
   w.end_object();
   w.end_object();
-  CHECK(w.str() ==
-        R"({"schema":"nvgrace-probe/1","big":18446744073709551615,"neg":-5,"yes":true,"none":null,)"
-        R"("list":[1,{},[],"x\"y"],"nested":{"k":7}})");
+  CHECK(w.str() == R"({"schema":"nvgrace-probe/1","big":18446744073709551615,"neg":-5,"yes":true,"none":null,)"
+                   R"("list":[1,{},[],"x\"y"],"nested":{"k":7}})");
 }
 
 TEST_CASE("[probe] JSON writer: a 64-bit value also as a hex string") {

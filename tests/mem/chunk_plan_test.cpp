@@ -18,7 +18,8 @@ using nvgrace::vfio::next_chunk_width;
 /// True when chunks(offset, count, max_width) is exactly `expected` widths,
 /// contiguous from `offset`.
 template <std::size_t N>
-constexpr bool plan_is(std::uint64_t offset, std::uint64_t count, const unsigned (&expected)[N], unsigned max_width = 8) {
+constexpr bool plan_is(std::uint64_t offset, std::uint64_t count, const unsigned (&expected)[N],
+                       unsigned max_width = 8) {
   std::size_t i = 0;
   std::uint64_t at = offset;
   for (const chunk c : chunks(offset, count, max_width)) {

@@ -249,7 +249,9 @@ TEST_CASE("§5.3 uncached copies make exactly the chunk plan's aligned accesses,
   CHECK(accesses > 0);
 }
 
-TEST_CASE("§5.3 the spec examples as real accesses: off 3 count 13 → 1, 4, 8; off 6 count 3 → 2, 1; off 0 count 20 → 8, 8, 4") {
+TEST_CASE(
+    "§5.3 the spec examples as real accesses: off 3 count 13 → 1, 4, 8; off 6 count 3 → 2, 1; off 0 count 20 → 8, 8, "
+    "4") {
   window_fixture f(40, caching::uncached);
   const auto base = reinterpret_cast<std::uintptr_t>(f.view().base);
   std::array<std::byte, 20> buffer{};

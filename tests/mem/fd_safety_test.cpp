@@ -60,7 +60,8 @@ int in_child(F f) {
 
 }  // namespace
 
-TEST_CASE("memfd_memory::create seals the size (shrink, grow) and further seals; open_file and adopt say whether they are") {
+TEST_CASE(
+    "memfd_memory::create seals the size (shrink, grow) and further seals; open_file and adopt say whether they are") {
   auto m = mem::memfd_memory::create(3 * page + 100);
   REQUIRE(m);
   const int fd = m->source().fd;
@@ -100,7 +101,8 @@ TEST_CASE("memfd_memory::create seals the size (shrink, grow) and further seals;
   CHECK_FALSE(unsealed->size_sealed());
 }
 
-TEST_CASE("guard_faults: an access past a truncated file's end is nullopt, the bytes before it stay, the next access works") {
+TEST_CASE(
+    "guard_faults: an access past a truncated file's end is nullopt, the bytes before it stay, the next access works") {
   temp_file file;
   auto m = mem::memfd_memory::open_file(file.path.c_str(), 4 * page);
   REQUIRE(m);
@@ -140,7 +142,8 @@ TEST_CASE("guard_faults: an access past a truncated file's end is nullopt, the b
   CHECK(*outer == 2);
   // Many in a row (the signal mask is left as it was each time).
   int faults = 0;
-  for (int i = 0; i < 100; ++i) faults += posix::guard_faults([&] { return std::to_integer<int>(base[2 * page]); }) ? 0 : 1;
+  for (int i = 0; i < 100; ++i)
+    faults += posix::guard_faults([&] { return std::to_integer<int>(base[2 * page]); }) ? 0 : 1;
   CHECK(faults == 100);
   sigset_t mask;
   REQUIRE(::pthread_sigmask(SIG_SETMASK, nullptr, &mask) == 0);

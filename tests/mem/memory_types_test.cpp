@@ -27,7 +27,8 @@ using namespace nvgrace::mem;
 static_assert(device_memory<anonymous_memory> && !mappable_memory<anonymous_memory>);
 static_assert(mappable_memory<memfd_memory>);
 static_assert(device_memory<span_memory> && !mappable_memory<span_memory>);
-static_assert(!std::is_copy_constructible_v<anonymous_memory> && std::is_nothrow_move_constructible_v<anonymous_memory>);
+static_assert(!std::is_copy_constructible_v<anonymous_memory> &&
+              std::is_nothrow_move_constructible_v<anonymous_memory>);
 static_assert(!std::is_copy_constructible_v<memfd_memory> && std::is_nothrow_move_constructible_v<memfd_memory>);
 static_assert(!std::is_copy_assignable_v<memfd_memory> && std::is_nothrow_move_assignable_v<memfd_memory>);
 
@@ -146,7 +147,8 @@ TEST_CASE("§6.1 memfd_memory can be mapped again via its fd at its offset and s
   const auto data = ramp(200, 7);
   CHECK(write_window(mem.view(), 3 * page - 100, data) == 200);
 
-  void* again = ::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_SHARED, source.fd, static_cast<off_t>(source.offset));
+  void* again =
+      ::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_SHARED, source.fd, static_cast<off_t>(source.offset));
   REQUIRE(again != MAP_FAILED);
   auto* bytes = static_cast<std::byte*>(again);
   CHECK(std::vector(bytes + 3 * page - 100, bytes + 3 * page + 5) == std::vector(data.begin(), data.begin() + 105));
@@ -252,7 +254,8 @@ TEST_CASE("§6.1 memfd_memory::adopt errors close the fd and report an errno") {
   CHECK(memfd_memory::adopt(fd, 100, page).error() == nvgrace::errc::invalid_argument);  // offset not page-aligned
   CHECK_FALSE(fd_is_open(fd));
   fd = fresh();
-  CHECK(memfd_memory::adopt(fd, page, page + 1).error() == nvgrace::errc::invalid_argument);  // past the end of the file
+  CHECK(memfd_memory::adopt(fd, page, page + 1).error() ==
+        nvgrace::errc::invalid_argument);  // past the end of the file
   CHECK_FALSE(fd_is_open(fd));
   fd = fresh();
   CHECK(memfd_memory::adopt(fd, 0, 0).error() == nvgrace::errc::invalid_argument);

@@ -116,7 +116,8 @@ TEST_CASE("§10 E6 reads past memlength: 0xFF padding, clipped at the BAR, EINVA
   CHECK(p.advance == 1);
   CHECK(plan_access(direction::read, use, b, 1).error() == nvgrace::errc::invalid_argument);
   CHECK(plan_access(direction::write, use, b, 0).error() == nvgrace::errc::invalid_argument);
-  CHECK(plan_access(direction::read, use, ~std::uint64_t{0}, ~std::uint64_t{0}).error() == nvgrace::errc::invalid_argument);
+  CHECK(plan_access(direction::read, use, ~std::uint64_t{0}, ~std::uint64_t{0}).error() ==
+        nvgrace::errc::invalid_argument);
   // A huge count from offset 0 clips to the BAR without overflow.
   p = plan_access(direction::write, use, 0, ~std::uint64_t{0}).value();
   CHECK(p.count == b);
@@ -126,7 +127,8 @@ TEST_CASE("§10 E6 reads past memlength: 0xFF padding, clipped at the BAR, EINVA
 
 TEST_CASE("§10 E7 a resmem read straddling memlength comes back short, position not advanced") {
   const grace::memregion res{0x4017'C000'0000, 0x52C0'0000, 0x8000'0000};
-  const auto quirk = plan_access(direction::read, res, 0x52C0'0000 - 4, 16, true, resmem_return::upstream_short).value();
+  const auto quirk =
+      plan_access(direction::read, res, 0x52C0'0000 - 4, 16, true, resmem_return::upstream_short).value();
   CHECK(quirk.count == 16);
   CHECK(quirk.memory_bytes == 4);
   CHECK(quirk.padding_bytes == 0);

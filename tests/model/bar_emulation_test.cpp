@@ -85,7 +85,7 @@ TEST_CASE("§3 read value: masked to the BAR size with flags 0xC; writes stored 
   const std::array<std::byte, 8> ones{std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF},
                                       std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}, std::byte{0xFF}};
   CHECK(regs.intercept_config_write(hopper, 0x20, ones) == std::optional<std::uint64_t>{8});
-  CHECK(regs.raw(4) == ~std::uint64_t{0});  // raw, no masking on write
+  CHECK(regs.raw(4) == ~std::uint64_t{0});                     // raw, no masking on write
   CHECK(regs.read_value(hopper, 4) == 0xFFFF'FFE0'0000'000C);  // 128 GiB
   CHECK(regs.intercept_config_write(hopper, 0x18, ones) == std::optional<std::uint64_t>{8});
   CHECK(regs.read_value(hopper, 2) == 0xFFFF'FFFF'C000'000C);  // 1 GiB
@@ -218,7 +218,8 @@ void check_windows_exhaustively(const grace::layout& l) {
           const std::uint64_t a = pos + i;
           if (a < chosen->start || a >= chosen->start + 8) continue;
           const unsigned shift = static_cast<unsigned>(8 * (a - chosen->start));
-          raw = (raw & ~(std::uint64_t{0xFF} << shift)) | (std::uint64_t{std::to_integer<std::uint8_t>(data[i])} << shift);
+          raw = (raw & ~(std::uint64_t{0xFF} << shift)) |
+                (std::uint64_t{std::to_integer<std::uint8_t>(data[i])} << shift);
           ++stored;
         }
         CHECK(*result == stored);

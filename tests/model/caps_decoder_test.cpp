@@ -130,7 +130,8 @@ TEST_CASE("§4.2 decoder: every single-byte corruption (all 256 values) is an er
       } else {
         ++failed;
         const auto e = caps.error();
-        CHECK((e == nvgrace::errc::bad_message || e == nvgrace::errc::invalid_argument || e == nvgrace::errc::no_buffer_space));
+        CHECK((e == nvgrace::errc::bad_message || e == nvgrace::errc::invalid_argument ||
+               e == nvgrace::errc::no_buffer_space));
       }
     }
   }

@@ -69,7 +69,7 @@ TEST_CASE("cli: usage errors") {
   CHECK(parse({"--json=1"}).error == "option '--json' takes no value");
   CHECK(parse({"--size=1", "--size", "2"}).error == "option '--size' given twice");
   CHECK(parse({"--json", "--json"}).error == "option '--json' given twice");
-  CHECK(parse({"-v", "--verbose", "-vv"}).error.empty());  // repeatable
+  CHECK(parse({"-v", "--verbose", "-vv"}).error.empty());          // repeatable
   CHECK(parse({"--siz", "1"}).error == "unknown option '--siz'");  // no abbreviations
 }
 

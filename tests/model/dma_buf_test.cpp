@@ -53,7 +53,8 @@ TEST_CASE("§8.2 step 7 ranges: empty or unaligned → EINVAL, sum overflow → 
   CHECK(vfio::check_dma_buf_ranges(overflow).error() == nvgrace::errc::invalid_argument);
   const std::array<region_dma_range, 2> swiotlb_bit{{{0, std::uint64_t{1} << 62}, {0, std::uint64_t{1} << 62}}};
   CHECK(vfio::check_dma_buf_ranges(swiotlb_bit).error() == nvgrace::errc::invalid_argument);
-  const std::array<region_dma_range, 2> just_below{{{0, std::uint64_t{1} << 62}, {0, (std::uint64_t{1} << 62) - 0x1000}}};
+  const std::array<region_dma_range, 2> just_below{
+      {{0, std::uint64_t{1} << 62}, {0, (std::uint64_t{1} << 62) - 0x1000}}};
   CHECK(vfio::check_dma_buf_ranges(just_below).has_value());
 }
 

@@ -67,7 +67,7 @@ TEST_CASE("§1 the five device ids, names and generations") {
 TEST_CASE("§2.2 DVSEC bit 0 set means Blackwell, clear or missing means Hopper") {
   auto config = config_space();
   CHECK(grace::generation_from_config(config).value() == generation::hopper);  // no extended caps
-  put_header(config, 0x100, 0x0001, 0x140);                                      // AER, then the DVSEC
+  put_header(config, 0x100, 0x0001, 0x140);                                    // AER, then the DVSEC
   put_dvsec(config, 0x140, 0, nvidia, 3, 0x0001);
   CHECK(pci::find_dvsec(config, nvidia, 3).value() == 0x140);
   CHECK(grace::generation_from_config(config).value() == generation::blackwell);
@@ -142,7 +142,8 @@ TEST_CASE("§2.2 walker: a DVSEC inside a cycle is still found") {
 
 TEST_CASE("§2.2 walker: 480 packed capabilities are all visited") {
   auto config = config_space();
-  for (std::uint16_t at = 0x100; at < 0xFF8; at += 8) put_header(config, at, 0x000B, static_cast<std::uint16_t>(at + 8));
+  for (std::uint16_t at = 0x100; at < 0xFF8; at += 8)
+    put_header(config, at, 0x000B, static_cast<std::uint16_t>(at + 8));
   put_header(config, 0xFF8, 0x0042, 0);
   std::size_t visits = 0;
   const auto found = pci::walk_ext_caps(config, [&](std::uint16_t, pci::ext_cap_header h) {
@@ -245,7 +246,8 @@ TEST_CASE("§2.2 walker robustness: random and corrupted spaces never read out o
     }
     const exact_copy copy(config);
     const auto g = grace::generation_from_config(copy.span());
-    if (g) ++found;
+    if (g)
+      ++found;
     else {
       ++errors;
       CHECK(g.error() == nvgrace::errc::bad_message);

@@ -42,9 +42,11 @@ TEST_CASE("§2.1 ACPI: missing properties or size 0 mean plain mode, not an erro
 TEST_CASE("§2.1 ACPI: values beyond the address width are EOVERFLOW, in the driver's order") {
   const grace::address_widths narrow{48, 40};
   CHECK(grace::fetch_memory({std::uint64_t{1} << 48, GiB}, narrow).error() == nvgrace::errc::value_too_large);
-  CHECK(grace::fetch_memory({(std::uint64_t{1} << 48) - 1, GiB}, narrow).value().phys_base == (std::uint64_t{1} << 48) - 1);
+  CHECK(grace::fetch_memory({(std::uint64_t{1} << 48) - 1, GiB}, narrow).value().phys_base ==
+        (std::uint64_t{1} << 48) - 1);
   CHECK(grace::fetch_memory({base, std::uint64_t{1} << 40}, narrow).error() == nvgrace::errc::value_too_large);
-  CHECK(grace::fetch_memory({base, (std::uint64_t{1} << 40) - 1}, narrow).value().length == (std::uint64_t{1} << 40) - 1);
+  CHECK(grace::fetch_memory({base, (std::uint64_t{1} << 40) - 1}, narrow).value().length ==
+        (std::uint64_t{1} << 40) - 1);
   // The base is checked before the size is even looked at.
   CHECK(grace::fetch_memory({std::uint64_t{1} << 48, std::nullopt}, narrow).error() == nvgrace::errc::value_too_large);
   // On 64-bit arm64 the width checks can never fire.
@@ -139,7 +141,8 @@ TEST_CASE("§2.3 extremes: 64-bit limits are errors, never a crash") {
   CHECK(derive_layout(base, std::uint64_t{1} << 63, generation::blackwell).value().usemem.reported_size ==
         std::uint64_t{1} << 63);
   CHECK(derive_layout(0, max, generation::hopper).error() == nvgrace::errc::value_too_large);
-  CHECK(grace::describe_layout_error(0, max, generation::hopper) == "usable memory has no 64-bit power of two above it");
+  CHECK(grace::describe_layout_error(0, max, generation::hopper) ==
+        "usable memory has no 64-bit power of two above it");
   // The 6.13 rule sizes after the round-down, which can also exceed 2^63.
   CHECK(derive_layout(0, max, generation::hopper, kernel_rule::v6_13).error() == nvgrace::errc::value_too_large);
   // Hopper resmem base overflow (step 7).

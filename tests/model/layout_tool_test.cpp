@@ -17,7 +17,9 @@ using namespace nvgrace;
 using namespace nvgrace::layout_tool;
 
 tools::cli::outcome run_tool(std::vector<std::string_view> args) { return run(args); }
-bool contains(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 TEST_CASE("layout tool: SIZE and ADDR take the library's size syntax") {
   CHECK(parse_args(std::vector<std::string_view>{"96G"}).opts.size == 96 * GiB);
@@ -44,8 +46,8 @@ TEST_CASE("layout tool: human sizes") {
 }
 
 TEST_CASE("layout tool: arguments") {
-  const std::vector<std::string_view> all{"1.5GiB", "--base", "0x1000", "--generation", "blackwell",
-                                          "--kernel-rule", "6.13", "--json"};
+  const std::vector<std::string_view> all{"1.5GiB",    "--base",        "0x1000", "--generation",
+                                          "blackwell", "--kernel-rule", "6.13",   "--json"};
   const auto p = parse_args(all);
   REQUIRE(p.error.empty());
   CHECK(p.opts.size == GiB + 512 * MiB);
@@ -68,7 +70,8 @@ TEST_CASE("layout tool: arguments") {
   CHECK(err({"--frobnicate"}) == "unknown option '--frobnicate'");
   CHECK(err({"--json=yes"}) == "option '--json' takes no value");
   CHECK(err({"1GiB", "2GiB"}) == "more than one SIZE given ('2GiB')");
-  CHECK(err({"12XB"}) == "bad SIZE '12XB' (at character 3): unknown unit (expected B, K, KiB, M, MiB, G, GiB, T or TiB)");
+  CHECK(err({"12XB"}) ==
+        "bad SIZE '12XB' (at character 3): unknown unit (expected B, K, KiB, M, MiB, G, GiB, T or TiB)");
   CHECK(err({"--base", "0x"}) == "bad ADDR '0x' (at character 3): 0x needs hex digits");
   CHECK(err({"--", "-1"}) == "bad SIZE '-1': a size starts with a digit");
   CHECK(err({"--generation=blackwell", "--kernel-rule=6.13"}).empty());
@@ -107,7 +110,8 @@ TEST_CASE("layout tool: with --json a failure is a JSON document on stdout too")
   CHECK(refused.err == "nvgrace-layout: error: 1.25 GiB on Hopper: usable memory rounds down to 0 (EINVAL)\n");
   const auto usage = run_tool({"12XB", "--json"});
   CHECK(usage.status == 2);
-  CHECK(contains(usage.out, "\"error\":{\"errno\":22,\"name\":\"EINVAL\",\"message\":\"bad SIZE '12XB' (at character 3)"));
+  CHECK(contains(usage.out,
+                 "\"error\":{\"errno\":22,\"name\":\"EINVAL\",\"message\":\"bad SIZE '12XB' (at character 3)"));
   CHECK(contains(usage.out, "\"exit_status\":2}"));
   // After "--" a "--json" is an operand (a bad SIZE), not the flag.
   CHECK(run_tool({"--", "--json"}).out.empty());
@@ -127,17 +131,21 @@ TEST_CASE("layout tool: the default text output (96 GiB Hopper)") {
   CHECK(r.status == 0);
   CHECK(r.err.empty());
   CHECK(contains(r.out, "mode: emulated"));
-  CHECK(contains(r.out, "4      usemem  0x40000000000   0x400000000000-0x4017bfffffff      0x17c0000000 (95 GiB)    "
-                        "0x2000000000 (128 GiB)   0x840000000 (33 GiB)"));
-  CHECK(contains(r.out, "2      resmem  0x20000000000   0x4017c0000000-0x4017ffffffff      0x40000000 (1 GiB)       "
-                        "0x40000000 (1 GiB)       0x0 (0 B)"));
+  CHECK(contains(r.out,
+                 "4      usemem  0x40000000000   0x400000000000-0x4017bfffffff      0x17c0000000 (95 GiB)    "
+                 "0x2000000000 (128 GiB)   0x840000000 (33 GiB)"));
+  CHECK(contains(r.out,
+                 "2      resmem  0x20000000000   0x4017c0000000-0x4017ffffffff      0x40000000 (1 GiB)       "
+                 "0x40000000 (1 GiB)       0x0 (0 B)"));
   // 95/128 of 64 cells = 47.5 → 48 cells of memory.
   CHECK(contains(r.out, "|" + std::string(48, '#') + std::string(16, '.') + "|"));
-  CHECK(contains(r.out, "reads 000000000000000c; after all-ones to both dwords reads ffffffe00000000c -> size "
-                        "0x2000000000 (128 GiB)"));
+  CHECK(contains(r.out,
+                 "reads 000000000000000c; after all-ones to both dwords reads ffffffe00000000c -> size "
+                 "0x2000000000 (128 GiB)"));
   CHECK(contains(r.out, "after all-ones to both dwords reads ffffffffc000000c -> size 0x40000000 (1 GiB)"));
-  CHECK(contains(r.out, "    0000: 40 00 00 00 0f 00 00 00 04 00 00 00 00 00 00 00\n"
-                        "    0010: 00 00 00 00 20 00 00 00 00 00 00 00 00 04 00 00\n"));
+  CHECK(contains(r.out,
+                 "    0000: 40 00 00 00 0f 00 00 00 04 00 00 00 00 00 00 00\n"
+                 "    0010: 00 00 00 00 20 00 00 00 00 00 00 00 00 04 00 00\n"));
   CHECK(contains(r.out, "    0030: 00 00 00 00 00 00 00 00 00 00 00 c0 17 00 00 00\n"));
 }
 
@@ -163,11 +171,12 @@ TEST_CASE("layout tool: JSON carries integers in bytes, each 64-bit one also as 
   CHECK(contains(r.out, "\"mode\":\"emulated\""));
   CHECK(contains(r.out, "\"base\":70368744177664,\"base_hex\":\"0x400000000000\""));
   CHECK(contains(r.out, "\"size\":103079215104,\"size_hex\":\"0x1800000000\""));
-  CHECK(contains(r.out, "{\"index\":4,\"name\":\"usemem\",\"file_offset\":4398046511104,\"file_offset_hex\":"
-                        "\"0x40000000000\",\"phys\":70368744177664,\"phys_hex\":\"0x400000000000\",\"phys_end\":"
-                        "70470749650944,\"phys_end_hex\":\"0x4017c0000000\",\"real_length\":102005473280,"
-                        "\"real_length_hex\":\"0x17c0000000\",\"reported_size\":137438953472,\"reported_size_hex\":"
-                        "\"0x2000000000\",\"padding\":35433480192,\"padding_hex\":\"0x840000000\""));
+  CHECK(contains(r.out,
+                 "{\"index\":4,\"name\":\"usemem\",\"file_offset\":4398046511104,\"file_offset_hex\":"
+                 "\"0x40000000000\",\"phys\":70368744177664,\"phys_hex\":\"0x400000000000\",\"phys_end\":"
+                 "70470749650944,\"phys_end_hex\":\"0x4017c0000000\",\"real_length\":102005473280,"
+                 "\"real_length_hex\":\"0x17c0000000\",\"reported_size\":137438953472,\"reported_size_hex\":"
+                 "\"0x2000000000\",\"padding\":35433480192,\"padding_hex\":\"0x840000000\""));
   CHECK(contains(r.out, "{\"index\":2,\"name\":\"resmem\",\"file_offset\":2199023255552,"));
   // Blackwell memory that runs past 2^64 (not validated by the driver): no end.
   const auto wrap = run_tool({"0x200000000", "--base", "0xffffffff00000000", "--generation", "blackwell", "--json"});
@@ -176,10 +185,12 @@ TEST_CASE("layout tool: JSON carries integers in bytes, each 64-bit one also as 
   CHECK(contains(run_tool({"0x200000000", "--base", "0xffffffff00000000", "--generation", "blackwell"}).out,
                  "0xffffffff00000000-(wraps past 2^64)"));
   // The value that jq 1.6 and JavaScript round: also exact as hex.
-  CHECK(contains(r.out, "\"bar_probe\":{\"before\":12,\"before_hex\":\"0xc\",\"after\":18446743936270598156,"
-                        "\"after_hex\":\"0xffffffe00000000c\",\"size\":137438953472,\"size_hex\":\"0x2000000000\"}"));
-  CHECK(contains(r.out, "\"argsz_32\":\"400000000f0000000400000000000000000000002000000000000000000400"
-                        "00\""));
+  CHECK(contains(r.out,
+                 "\"bar_probe\":{\"before\":12,\"before_hex\":\"0xc\",\"after\":18446743936270598156,"
+                 "\"after_hex\":\"0xffffffe00000000c\",\"size\":137438953472,\"size_hex\":\"0x2000000000\"}"));
+  CHECK(contains(r.out,
+                 "\"argsz_32\":\"400000000f0000000400000000000000000000002000000000000000000400"
+                 "00\""));
   const auto bw = run_tool({"186GiB", "--generation", "blackwell", "--json"});
   CHECK(contains(bw.out, "\"generation\":\"blackwell\""));
   CHECK_FALSE(contains(bw.out, "\"index\":2"));

@@ -21,7 +21,8 @@ TEST_CASE("§6.1 §10 E9 mmap: exactly memlength maps, one page more is EINVAL, 
   CHECK(whole == grace::mmap_plan{0, use.real_length, false, grace::stage2_memory::cacheable});
   CHECK(grace::check_mmap(use, false, 0, use.real_length + 4096).error() == nvgrace::errc::invalid_argument);
   CHECK(grace::check_mmap(use, false, 1, use.real_length).error() == nvgrace::errc::invalid_argument);
-  CHECK(grace::check_mmap(use, false, (use.real_length >> 12) - 1, 4096).value().region_offset == use.real_length - 4096);
+  CHECK(grace::check_mmap(use, false, (use.real_length >> 12) - 1, 4096).value().region_offset ==
+        use.real_length - 4096);
   // The padding up to the BAR size is never mappable.
   CHECK(grace::check_mmap(use, false, use.real_length >> 12, 4096).error() == nvgrace::errc::invalid_argument);
   CHECK(grace::check_mmap(use, false, ~std::uint64_t{0} >> 4, 4096).error() == nvgrace::errc::value_too_large);

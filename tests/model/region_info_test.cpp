@@ -37,11 +37,10 @@ std::vector<std::byte> reply(const grace::layout& l, std::uint32_t index, std::u
 }
 
 TEST_CASE("§4.3 BAR4 of 96 GiB Hopper, argsz 64: exact 64 bytes") {
-  CHECK(reply(hopper, 4, 64) ==
-        bytes({0x40, 0, 0, 0, 0x0F, 0, 0, 0, 0x04, 0, 0, 0, 0x20, 0, 0, 0,  //
-               0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0x04, 0, 0,       //
-               0x01, 0, 0x01, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0,    //
-               0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xC0, 0x17, 0, 0, 0}));
+  CHECK(reply(hopper, 4, 64) == bytes({0x40, 0, 0,    0, 0x0F, 0, 0, 0, 0x04, 0, 0, 0,    0x20, 0,    0, 0,  //
+                                       0,    0, 0,    0, 0x20, 0, 0, 0, 0,    0, 0, 0,    0,    0x04, 0, 0,  //
+                                       0x01, 0, 0x01, 0, 0,    0, 0, 0, 0x01, 0, 0, 0,    0,    0,    0, 0,  //
+                                       0,    0, 0,    0, 0,    0, 0, 0, 0,    0, 0, 0xC0, 0x17, 0,    0, 0}));
 }
 
 TEST_CASE("§4.2 argsz below 32 is EINVAL and writes nothing") {
@@ -116,11 +115,11 @@ TEST_CASE("§4.3 non-emulated regions are the core's: ENOENT; a short buffer is 
 
 TEST_CASE("§4.2 cap chain: every capability padded to 8 bytes, next offsets shifted by 32") {
   vfio::cap_chain<> caps;
-  REQUIRE(caps.add_msix_mappable());                                                      // 8 bytes
-  REQUIRE(caps.add(0x77, 2, bytes({0xAA, 0xBB, 0xCC})));                                   // 11 → 16
+  REQUIRE(caps.add_msix_mappable());                      // 8 bytes
+  REQUIRE(caps.add(0x77, 2, bytes({0xAA, 0xBB, 0xCC})));  // 11 → 16
   const std::array<vfio::sparse_mmap_area, 2> areas{{{0, 0x1000}, {0x2000, 0x1000}}};
-  REQUIRE(caps.add_sparse_mmap(areas));                                                    // 48
-  REQUIRE(caps.add_type(0x8000'10DE, 1));                                                  // 16
+  REQUIRE(caps.add_sparse_mmap(areas));    // 48
+  REQUIRE(caps.add_type(0x8000'10DE, 1));  // 16
   CHECK(caps.count() == 4);
   CHECK(caps.size() == 8 + 16 + 48 + 16);
   const auto chain = caps.bytes();

@@ -46,7 +46,9 @@ namespace p = nvgrace::pci;
 // vfio_device_info grew a 4-byte tail `pad` in newer headers (24 bytes); ours
 // is the 20-byte form. Both agree on every field nvgrace uses.
 template <class T>
-concept has_pad = requires(T t) { t.pad; };
+concept has_pad = requires(T t) {
+  t.pad;
+};
 static_assert(sizeof(v::device_info) == 20);
 static_assert(sizeof(vfio_device_info) == (has_pad<vfio_device_info> ? 24 : 20));
 NVGRACE_SAME_FIELD(device_info, vfio_device_info, argsz);
@@ -238,7 +240,8 @@ static_assert(p::reg::subsystem_vendor_id == PCI_SUBSYSTEM_VENDOR_ID && p::reg::
 static_assert(p::reg::rom_address == PCI_ROM_ADDRESS && p::reg::capability_list == PCI_CAPABILITY_LIST);
 static_assert(p::reg::interrupt_line == PCI_INTERRUPT_LINE && p::reg::interrupt_pin == PCI_INTERRUPT_PIN);
 static_assert(p::command_bits::io == PCI_COMMAND_IO && p::command_bits::memory == PCI_COMMAND_MEMORY);
-static_assert(p::command_bits::master == PCI_COMMAND_MASTER && p::command_bits::intx_disable == PCI_COMMAND_INTX_DISABLE);
+static_assert(p::command_bits::master == PCI_COMMAND_MASTER &&
+              p::command_bits::intx_disable == PCI_COMMAND_INTX_DISABLE);
 static_assert(p::status_bits::cap_list == PCI_STATUS_CAP_LIST);
 static_assert(p::bar_bits::space_io == PCI_BASE_ADDRESS_SPACE_IO);
 static_assert(p::bar_bits::mem_type_mask == PCI_BASE_ADDRESS_MEM_TYPE_MASK);
@@ -253,7 +256,8 @@ static_assert(nvgrace::grace::emulated_bar_flags == (PCI_BASE_ADDRESS_MEM_TYPE_6
 static_assert(nvgrace::grace::resmem_bar_window == PCI_BASE_ADDRESS_2);
 static_assert(nvgrace::grace::usemem_bar_window == PCI_BASE_ADDRESS_4);
 static_assert(p::cap::power_management == PCI_CAP_ID_PM && p::cap::msi == PCI_CAP_ID_MSI);
-static_assert(p::cap::vendor == PCI_CAP_ID_VNDR && p::cap::express == PCI_CAP_ID_EXP && p::cap::msix == PCI_CAP_ID_MSIX);
+static_assert(p::cap::vendor == PCI_CAP_ID_VNDR && p::cap::express == PCI_CAP_ID_EXP &&
+              p::cap::msix == PCI_CAP_ID_MSIX);
 static_assert(p::ext_cap::dvsec == PCI_EXT_CAP_ID_DVSEC);
 static_assert(p::config_space_size == PCI_CFG_SPACE_SIZE && p::ext_config_space_size == PCI_CFG_SPACE_EXP_SIZE);
 static_assert(p::ext_cap_start == PCI_CFG_SPACE_SIZE);

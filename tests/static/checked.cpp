@@ -40,7 +40,8 @@ static_assert(checked_add(1, max).error() == nvgrace::errc::value_too_large);
 static_assert(*checked_sub(5, 5) == 0);
 static_assert(checked_sub(4, 5).error() == nvgrace::errc::value_too_large);
 static_assert(*checked_mul(0, max) == 0 && *checked_mul(max, 0) == 0);
-static_assert(*checked_mul(std::uint64_t{1} << 32, (std::uint64_t{1} << 32) - 1) == max - ((std::uint64_t{1} << 32) - 1));
+static_assert(*checked_mul(std::uint64_t{1} << 32, (std::uint64_t{1} << 32) - 1) ==
+              max - ((std::uint64_t{1} << 32) - 1));
 static_assert(checked_mul(std::uint64_t{1} << 32, std::uint64_t{1} << 32).error() == nvgrace::errc::value_too_large);
 static_assert(checked_mul(3, max / 2).error() == nvgrace::errc::value_too_large);
 

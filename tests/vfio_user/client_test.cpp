@@ -104,14 +104,25 @@ TEST_CASE("§4.2 client get_region_info argsz 100: argsz echoed, cap at 32, tail
   fixture f;
   auto b = info_buffer(100, bar);
   REQUIRE(f.c.get_region_info(b));
-  CHECK(std::vector<std::byte>(b.begin(), b.begin() + 64) ==
-        bytes_builder()
-            .u32(100).u32(0xF).u32(bar).u32(32).u64(bar_size).u64(bar_pos)
-            .u16(1).u16(1).u32(0).u32(1).u32(0).u64(0).u64(memlength)
-            .bytes());
+  CHECK(std::vector<std::byte>(b.begin(), b.begin() + 64) == bytes_builder()
+                                                                 .u32(100)
+                                                                 .u32(0xF)
+                                                                 .u32(bar)
+                                                                 .u32(32)
+                                                                 .u64(bar_size)
+                                                                 .u64(bar_pos)
+                                                                 .u16(1)
+                                                                 .u16(1)
+                                                                 .u32(0)
+                                                                 .u32(1)
+                                                                 .u32(0)
+                                                                 .u64(0)
+                                                                 .u64(memlength)
+                                                                 .bytes());
   CHECK(std::all_of(b.begin() + 64, b.end(), [](std::byte x) { return x == std::byte{0xAA}; }));
   REQUIRE(f.c.region_fd(bar) >= 0);
-  struct stat a {}, d {};
+  struct stat a {
+  }, d{};
   REQUIRE(::fstat(f.c.region_fd(bar), &a) == 0);
   REQUIRE(::fstat(f.device.memory_fd(), &d) == 0);
   CHECK(a.st_ino == d.st_ino);
@@ -249,7 +260,8 @@ TEST_CASE("vfio-user P2 client: an error reply is its errno; the connection stay
   CHECK(c->connected());
 }
 
-TEST_CASE("vfio-user P12 client: wrong reply id or type, a mismatched or oversized reply are EPROTO/EMSGSIZE and close") {
+TEST_CASE(
+    "vfio-user P12 client: wrong reply id or type, a mismatched or oversized reply are EPROTO/EMSGSIZE and close") {
   SUBCASE("wrong id") {
     auto s = scripted::start();
     s.handshake();
@@ -322,8 +334,19 @@ TEST_CASE("vfio-user P6 client: a malformed cap chain from the server is EPROTO,
   // next = 40 points backwards into the cap itself.
   s.server_end.send(make_message(req.h.id, command::device_get_region_info,
                                  bytes_builder()
-                                     .u32(64).u32(0xF).u32(bar).u32(32).u64(0x4000).u64(0)
-                                     .u16(1).u16(1).u32(36).u32(1).u32(0).u64(0).u64(0x1000)
+                                     .u32(64)
+                                     .u32(0xF)
+                                     .u32(bar)
+                                     .u32(32)
+                                     .u64(0x4000)
+                                     .u64(0)
+                                     .u16(1)
+                                     .u16(1)
+                                     .u32(36)
+                                     .u32(1)
+                                     .u32(0)
+                                     .u64(0)
+                                     .u64(0x1000)
                                      .bytes(),
                                  1));
   CHECK(fut.get().error() == nvgrace::errc::protocol_error);
@@ -348,7 +371,9 @@ TEST_CASE("vfio-user P12 client: an fd on a reply that takes none is never recei
 
 // ---- replies that lie about the region-info chain, and sizes that must be bounded -------
 
-TEST_CASE("vfio-user P6 client: a short region-info reply in the kernel form (CAPS, cap_offset 0) and in the wire form (no CAPS) read the same") {
+TEST_CASE(
+    "vfio-user P6 client: a short region-info reply in the kernel form (CAPS, cap_offset 0) and in the wire form (no "
+    "CAPS) read the same") {
   for (const std::uint32_t flags : {0xFu, 0x7u}) {
     CAPTURE(flags);
     auto s = scripted::start();
@@ -413,7 +438,8 @@ TEST_CASE("vfio-user P6 client mmap: the size a server says region info needs is
   REQUIRE(c);
   const auto short_reply = [&](std::uint16_t id, std::uint32_t needed) {
     s.server_end.send(make_message(id, command::device_get_region_info,
-                                   bytes_builder().u32(needed).u32(0x7).u32(bar).u32(0).u64(bar_size).u64(0).bytes(), 1));
+                                   bytes_builder().u32(needed).u32(0x7).u32(bar).u32(0).u64(bar_size).u64(0).bytes(),
+                                   1));
   };
   // argsz 0xFFFFFFFF: EMSGSIZE at once: no second request, no 4 GiB buffer, the connection kept.
   auto fut = std::async(std::launch::async, [&] { return c->mmap(nullptr, 4096, PROT_READ, bar_pos); });

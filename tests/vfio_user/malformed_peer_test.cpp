@@ -61,8 +61,8 @@ read_outcome region_read(raw_peer& peer, std::uint32_t region, std::uint64_t off
 }
 
 /// REGION_WRITE of `data`: the count replied, or its errno (negated).
-std::int64_t region_write(raw_peer& peer, std::uint32_t region, std::uint64_t offset,
-                          std::span<const std::byte> data, std::uint16_t id = 0x6100) {
+std::int64_t region_write(raw_peer& peer, std::uint32_t region, std::uint64_t offset, std::span<const std::byte> data,
+                          std::uint16_t id = 0x6100) {
   auto r = peer.call(make_message(id, command::region_write, write_req(offset, region, data)));
   if ((r.h.flags & message_flags::error) != 0) return -static_cast<std::int64_t>(r.h.error);
   REQUIRE(r.payload.size() == 16);
@@ -107,8 +107,10 @@ struct served {
   explicit served(server_options options = {}, unsigned seed = 0)
       : served(make_shim(shim::blackwell(memlength)), options, seed) {}
   served(shim_device d, server_options options, unsigned seed)
-      : device(std::move(d)), initial(seed != 0 ? pattern(memlength, seed) : std::vector<std::byte>(memlength)),
-        server(device, log.options(options)), peer(server.connect()) {
+      : device(std::move(d)),
+        initial(seed != 0 ? pattern(memlength, seed) : std::vector<std::byte>(memlength)),
+        server(device, log.options(options)),
+        peer(server.connect()) {
     gpu_poke(device, 0, initial);
     peer.negotiate();
   }
@@ -177,7 +179,8 @@ TEST_CASE("fds handed out: a memory file a peer truncates: EIO past the new end,
   REQUIRE(::ftruncate(fd, 8192) == 0);    // the peer shrinks the file to two pages
 
   // The two pages that remain read and write as before.
-  CHECK(region_read(peer, usemem, 0x100, 8).data == std::vector<std::byte>(initial.begin() + 0x100, initial.begin() + 0x108));
+  CHECK(region_read(peer, usemem, 0x100, 8).data ==
+        std::vector<std::byte>(initial.begin() + 0x100, initial.begin() + 0x108));
   CHECK(region_write(peer, usemem, 0x1FF8, pattern(8, 9)) == 8);
   // Past the new end: EIO for reads, writes and an access across the end; the server lives.
   CHECK(region_read(peer, usemem, 0x3000, 8).error == static_cast<std::uint32_t>(EIO));
@@ -223,10 +226,11 @@ TEST_CASE("fds accepted: SET_IRQS(EVENTFD) refuses anything but an eventfd (EINV
     CHECK_ERROR_REPLY(r, 0x70, command::device_set_irqs, EINVAL);
   }
   pipe_write.reset();
-  CHECK(pipe_write_end_closed(pipe_read.get()));  // the server's copy is closed
+  CHECK(pipe_write_end_closed(pipe_read.get()));             // the server's copy is closed
   CHECK((::fcntl(memfd.get(), F_GETFL) & O_NONBLOCK) == 0);  // and its flags were not touched
   // Nothing was assigned: a trigger signals nothing and succeeds.
-  auto t = peer.call(make_message(0x71, command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 1)));
+  auto t = peer.call(
+      make_message(0x71, command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 1)));
   CHECK_REPLY(t, 0x71, command::device_set_irqs, 0);
   // A real eventfd is taken (and made non-blocking: its open file is shared with the peer).
   auto ev = make_eventfd();
@@ -243,17 +247,20 @@ TEST_CASE("fds accepted: an eventfd whose counter is full never blocks the serve
   served f;
   auto& peer = f.peer;
   auto ev = make_eventfd();  // blocking, as the peer created it
-  auto a = peer.call(make_message(1, command::device_set_irqs, set_irqs_req(fl::data_eventfd | fl::action_trigger, 3, 0, 1)),
-                     {ev.get()});
+  auto a =
+      peer.call(make_message(1, command::device_set_irqs, set_irqs_req(fl::data_eventfd | fl::action_trigger, 3, 0, 1)),
+                {ev.get()});
   CHECK_REPLY(a, 1, command::device_set_irqs, 0);
   std::uint64_t value = eventfd_full;
   REQUIRE(::write(ev.get(), &value, 8) == 8);
   // The peer even clears O_NONBLOCK again on the open file it shares with the server.
   REQUIRE(::fcntl(ev.get(), F_SETFL, ::fcntl(ev.get(), F_GETFL) & ~O_NONBLOCK) == 0);
   const auto one = bytes_builder().u8(1).bytes();
-  auto b = peer.call(make_message(2, command::device_set_irqs, set_irqs_req(fl::data_bool | fl::action_trigger, 3, 0, 1, one)));
+  auto b = peer.call(
+      make_message(2, command::device_set_irqs, set_irqs_req(fl::data_bool | fl::action_trigger, 3, 0, 1, one)));
   CHECK_ERROR_REPLY(b, 2, command::device_set_irqs, EAGAIN);
-  auto n = peer.call(make_message(3, command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 1)));
+  auto n =
+      peer.call(make_message(3, command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 1)));
   CHECK_ERROR_REPLY(n, 3, command::device_set_irqs, EAGAIN);
   const auto failures = f.log.of(event::kind::irq_signal_failed);
   REQUIRE(failures.size() == 2);
@@ -263,7 +270,8 @@ TEST_CASE("fds accepted: an eventfd whose counter is full never blocks the serve
   REQUIRE(::read(ev.get(), &value, 8) == 8);
   CHECK(value == eventfd_full);  // unchanged by the failed signals
   // Drained, it is signalled again.
-  auto c = peer.call(make_message(4, command::device_set_irqs, set_irqs_req(fl::data_bool | fl::action_trigger, 3, 0, 1, one)));
+  auto c = peer.call(
+      make_message(4, command::device_set_irqs, set_irqs_req(fl::data_bool | fl::action_trigger, 3, 0, 1, one)));
   CHECK_REPLY(c, 4, command::device_set_irqs, 0);
   REQUIRE(::read(ev.get(), &value, 8) == 8);
   CHECK(value == 1);
@@ -273,7 +281,9 @@ TEST_CASE("fds accepted: an eventfd whose counter is full never blocks the serve
 
 // ---- device state left behind ------------------------------------------------------------
 
-TEST_CASE("state left behind: the readiness registers are read-only to a peer; reset then the next client is served at once") {
+TEST_CASE(
+    "state left behind: the readiness registers are read-only to a peer; reset then the next client is served at "
+    "once") {
   served f({}, 0x64);
   {
     auto& peer = f.peer;
@@ -305,7 +315,8 @@ TEST_CASE("state left behind: the readiness registers are read-only to a peer; r
 
 // ---- silent and slow peers --------------------------------------------------------------
 
-TEST_CASE("silent peer: a client that never sends VERSION is dropped after handshake_timeout; the one behind it is served") {
+TEST_CASE(
+    "silent peer: a client that never sends VERSION is dropped after handshake_timeout; the one behind it is served") {
   auto device = make_shim(shim::blackwell(memlength));
   event_log log;
   threaded_server<shim_device> server(device, log.options(quick(300)));
@@ -331,7 +342,8 @@ TEST_CASE("slow peer: a message stopped half way is dropped after message_timeou
   CHECK_ERROR_REPLY(r, 7, command::region_write, ETIMEDOUT);
   CHECK(peer.closed());
   REQUIRE(f.log.count(event::kind::timed_out) == 1);
-  CHECK(std::string(f.log.of(event::kind::timed_out)[0].detail) == "a message was not complete within message_timeout_ms");
+  CHECK(std::string(f.log.of(event::kind::timed_out)[0].detail) ==
+        "a message was not complete within message_timeout_ms");
   CHECK(gpu_snapshot(f.device) == f.initial);
   f.next_client();
 }
@@ -378,7 +390,8 @@ TEST_CASE("slow peer: a client that never reads its replies is dropped after sen
   // more than a UNIX socket buffers (the sender's SO_SNDBUF, ~208 KiB).
   std::vector<std::byte> requests;
   for (std::uint16_t i = 0; i < 32; ++i) {
-    const auto m = make_message(static_cast<std::uint16_t>(100 + i), command::region_read, read_req(0, usemem, 128u << 10));
+    const auto m =
+        make_message(static_cast<std::uint16_t>(100 + i), command::region_read, read_req(0, usemem, 128u << 10));
     requests.insert(requests.end(), m.begin(), m.end());
   }
   hog.send(requests);
@@ -394,7 +407,9 @@ TEST_CASE("slow peer: a client that never reads its replies is dropped after sen
 
 // ---- fd hoarding ----------------------------------------------------------------------------
 
-TEST_CASE("fd hoarding: a 1 MiB WRITE sent one byte per sendmsg, each with an fd: at most the budget is held, then EINVAL and close") {
+TEST_CASE(
+    "fd hoarding: a 1 MiB WRITE sent one byte per sendmsg, each with an fd: at most the budget is held, then EINVAL "
+    "and close") {
   served f;
   auto& peer = f.peer;
   int p[2];
@@ -421,7 +436,7 @@ TEST_CASE("fd hoarding: a 1 MiB WRITE sent one byte per sendmsg, each with an fd
   CHECK(peer.closed());
   pipe_write.reset();
   CHECK(pipe_write_end_closed(pipe_read.get()));  // every copy the server received is closed
-  CHECK(open_fd_count() == baseline - 2);          // less our write end and the server's socket
+  CHECK(open_fd_count() == baseline - 2);         // less our write end and the server's socket
   REQUIRE(f.log.count(event::kind::framing_error) == 1);
   CHECK(std::string(f.log.of(event::kind::framing_error)[0].detail) ==
         "more fds arrived than a connection may hold while framing");

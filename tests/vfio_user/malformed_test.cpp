@@ -106,11 +106,11 @@ std::vector<malformed> table() {
        10});
   add({"unknown command 0x99", msg(16, 0x99, good_read), expect::error, EINVAL, 16, 0x99});
   add({"command 0", msg(17, 0, {}), expect::error, EINVAL, 17, 0});
-  add({"server-to-client DMA_WRITE sent to the server", msg(18, cmd(command::dma_write), write8), expect::error,
-       EINVAL, 18, cmd(command::dma_write)});
+  add({"server-to-client DMA_WRITE sent to the server", msg(18, cmd(command::dma_write), write8), expect::error, EINVAL,
+       18, cmd(command::dma_write)});
   add({"DEVICE_FEATURE (no migration)",
-       msg(19, cmd(command::device_feature), bytes_builder().u32(8).u32(0x10001).bytes()),
-       expect::error, EINVAL, 19, cmd(command::device_feature)});
+       msg(19, cmd(command::device_feature), bytes_builder().u32(8).u32(0x10001).bytes()), expect::error, EINVAL, 19,
+       cmd(command::device_feature)});
   add({"REGION_WRITE_MULTI (not advertised)",
        msg(20, cmd(command::region_write_multi), bytes_builder().u64(1).u64(0).u32(bar).u32(8).u64(0).bytes()),
        expect::error, EINVAL, 20, cmd(command::region_write_multi)});
@@ -155,12 +155,12 @@ std::vector<malformed> table() {
        expect::error, EINVAL, 56, 9});
   add({"READ offset 2^64 - 1", msg(57, 9, read_req(~std::uint64_t{0}, bar, 8)), expect::error, EINVAL, 57, 9});
   add({"READ at the BAR end", msg(58, 9, read_req(bar_size, bar, 1)), expect::error, EINVAL, 58, 9});
-  add({"WRITE count larger than its data", msg(60, 10, write_req(0, bar, pattern(8, 1), 16)), expect::error, EINVAL,
-       60, 10});
+  add({"WRITE count larger than its data", msg(60, 10, write_req(0, bar, pattern(8, 1), 16)), expect::error, EINVAL, 60,
+       10});
   add({"WRITE count smaller than its data", msg(61, 10, write_req(0, bar, pattern(16, 1), 8)), expect::error, EINVAL,
        61, 10});
-  add({"WRITE payload shorter than its fixed part", msg(62, 10, bytes_builder().u64(0).bytes()), expect::error,
-       EINVAL, 62, 10});
+  add({"WRITE payload shorter than its fixed part", msg(62, 10, bytes_builder().u64(0).bytes()), expect::error, EINVAL,
+       62, 10});
   add({"WRITE with an fd", msg(63, 10, write8), expect::error, EINVAL, 63, 10, 1});
   add({"WRITE at the BAR end", msg(64, 10, write_req(bar_size, bar, pattern(8, 1))), expect::error, EINVAL, 64, 10});
   add({"WRITE to region 2^32-1", msg(65, 10, write_req(0, 0xFFFFFFFF, pattern(8, 1))), expect::error, EINVAL, 65, 10});
@@ -171,8 +171,8 @@ std::vector<malformed> table() {
 
   // ---- DEVICE_SET_IRQS ----
   add({"SET_IRQS two data types",
-       msg(70, 8, set_irqs_req(irq::data_none | irq::data_bool | irq::action_trigger, 3, 0, 1)),
-       expect::error, EINVAL, 70, 8});
+       msg(70, 8, set_irqs_req(irq::data_none | irq::data_bool | irq::action_trigger, 3, 0, 1)), expect::error, EINVAL,
+       70, 8});
   add({"SET_IRQS no action", msg(71, 8, set_irqs_req(irq::data_none, 3, 0, 1)), expect::error, EINVAL, 71, 8});
   add({"SET_IRQS unknown flag bit", msg(72, 8, set_irqs_req(irq::data_none | irq::action_trigger | 0x40, 3, 0, 1)),
        expect::error, EINVAL, 72, 8});
@@ -203,8 +203,16 @@ std::vector<malformed> table() {
   add({"DMA_MAP unaligned address", msg(94, 2, dma_map_req(3, 0, 0x100800, 0x1000)), expect::error, EINVAL, 94, 2});
   add({"DMA_MAP unknown flags", msg(95, 2, dma_map_req(0x10, 0, 0x100000, 0x1000)), expect::error, EINVAL, 95, 2});
   add({"DMA_MAP with two fds", msg(96, 2, dma_map_req(3, 0, 0x100000, 0x1000)), expect::error, EINVAL, 96, 2, 2});
-  add({"DMA_MAP overlapping a window (its fd closed)", msg(97, 2, dma_map_req(3, 0, 0x201000, 0x1000)), expect::error,
-       EEXIST, 97, 2, 1, false, delivery::normal, {msg(900, 2, dma_map_req(3, 0, 0x200000, 0x4000))}});
+  add({"DMA_MAP overlapping a window (its fd closed)",
+       msg(97, 2, dma_map_req(3, 0, 0x201000, 0x1000)),
+       expect::error,
+       EEXIST,
+       97,
+       2,
+       1,
+       false,
+       delivery::normal,
+       {msg(900, 2, dma_map_req(3, 0, 0x200000, 0x4000))}});
   add({"DMA_UNMAP of no window", msg(98, 3, dma_unmap_req(0, 0x900000, 0x1000)), expect::error, ENOENT, 98, 3});
   add({"DMA_UNMAP size not matching", msg(99, 3, dma_unmap_req(0, 0x200000, 0x1000)), expect::error, ENOENT, 99, 3});
   add({"DMA_UNMAP dirty bitmap (no migration)", msg(100, 3, dma_unmap_req(1, 0x200000, 0x4000)), expect::error, EINVAL,

@@ -92,10 +92,9 @@ TEST_CASE("vfio-user P4 capabilities: QEMU's offer parses, every key read") {
 }
 
 TEST_CASE("vfio-user P4 capabilities: libvfio-user's reply with spaces, unknown keys skipped") {
-  auto caps = parse_capabilities(
-      R"( { "capabilities": { "max_msg_fds": 8, "max_data_xfer_size": 1048576,)"
-      R"( "x": [1, -2.5e3, "s\"\u00e9", null, {}],)"
-      R"( "twin_socket": {"supported": true, "fd_index": 0} }, "other": false } )");
+  auto caps = parse_capabilities(R"( { "capabilities": { "max_msg_fds": 8, "max_data_xfer_size": 1048576,)"
+                                 R"( "x": [1, -2.5e3, "s\"\u00e9", null, {}],)"
+                                 R"( "twin_socket": {"supported": true, "fd_index": 0} }, "other": false } )");
   REQUIRE(caps);
   CHECK(caps->max_msg_fds == 8u);
   CHECK(caps->twin_socket);

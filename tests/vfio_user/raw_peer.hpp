@@ -172,7 +172,8 @@ private:
     while (got < out.size()) {
       pollfd p{fd_.get(), POLLIN, 0};
       REQUIRE(::poll(&p, 1, ms) == 1);
-      const ssize_t n = receive_some(fd_.get(), out.subspan(got), [fds](unique_fd fd) { fds->push_back(std::move(fd)); });
+      const ssize_t n =
+          receive_some(fd_.get(), out.subspan(got), [fds](unique_fd fd) { fds->push_back(std::move(fd)); });
       REQUIRE(n > 0);
       got += static_cast<std::size_t>(n);
     }

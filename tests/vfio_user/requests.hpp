@@ -67,24 +67,24 @@ inline std::vector<std::byte> pattern(std::size_t n, unsigned seed) {
 }
 
 /// Reply header fields, checked exactly.
-#define CHECK_REPLY(r, id_, cmd_, payload_size)                                     \
-  do {                                                                              \
-    CHECK((r).h.id == (id_));                                                       \
-    CHECK((r).h.command == static_cast<std::uint16_t>(cmd_));                       \
-    CHECK((r).h.flags == ::nvgrace::vfio_user::message_flags::type_reply);          \
-    CHECK((r).h.error == 0u);                                                       \
-    CHECK((r).h.size == ::nvgrace::vfio_user::header_size + (payload_size));        \
+#define CHECK_REPLY(r, id_, cmd_, payload_size)                              \
+  do {                                                                       \
+    CHECK((r).h.id == (id_));                                                \
+    CHECK((r).h.command == static_cast<std::uint16_t>(cmd_));                \
+    CHECK((r).h.flags == ::nvgrace::vfio_user::message_flags::type_reply);   \
+    CHECK((r).h.error == 0u);                                                \
+    CHECK((r).h.size == ::nvgrace::vfio_user::header_size + (payload_size)); \
   } while (false)
 
 /// An error reply: header only, flags 0x21, exact errno.
-#define CHECK_ERROR_REPLY(r, id_, cmd_, err)                                        \
-  do {                                                                              \
-    CHECK((r).h.id == (id_));                                                       \
-    CHECK((r).h.command == static_cast<std::uint16_t>(cmd_));                       \
-    CHECK((r).h.flags == 0x21u);                                                    \
-    CHECK((r).h.size == 16u);                                                       \
-    CHECK((r).h.error == static_cast<std::uint32_t>(err));                          \
-    CHECK((r).payload.empty());                                                     \
+#define CHECK_ERROR_REPLY(r, id_, cmd_, err)                  \
+  do {                                                        \
+    CHECK((r).h.id == (id_));                                 \
+    CHECK((r).h.command == static_cast<std::uint16_t>(cmd_)); \
+    CHECK((r).h.flags == 0x21u);                              \
+    CHECK((r).h.size == 16u);                                 \
+    CHECK((r).h.error == static_cast<std::uint32_t>(err));    \
+    CHECK((r).payload.empty());                               \
   } while (false)
 
 }  // namespace nvgrace::vfio_user::testing

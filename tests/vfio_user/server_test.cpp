@@ -41,7 +41,8 @@ std::string payload_text(const reply& r, std::size_t from) {
 }
 
 bool same_file(int a, int b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
 }
 
@@ -54,9 +55,9 @@ TEST_CASE("vfio-user P4 VERSION: major 0, minor min(client, ours), our capabilit
   threaded_server<test_device> server(device, options);
   for (auto [client_minor, expected] : {std::pair{0, 0}, std::pair{1, 1}, std::pair{7, 2}}) {
     auto peer = server.connect();
-    auto r = peer.call(make_message(11, command::version,
-                                    version_payload(0, static_cast<std::uint16_t>(client_minor),
-                                                    R"({"capabilities":{"max_msg_fds":16}})")));
+    auto r = peer.call(make_message(
+        11, command::version,
+        version_payload(0, static_cast<std::uint16_t>(client_minor), R"({"capabilities":{"max_msg_fds":16}})")));
     const std::string json = R"({"capabilities":{"max_msg_fds":16,"max_data_xfer_size":1048576,)"
                              R"("max_dma_maps":65535,"pgsizes":4096}})";
     CHECK_REPLY(r, 11, command::version, 4 + json.size() + 1);
@@ -102,7 +103,8 @@ TEST_CASE("vfio-user P6 §4.3 GET_REGION_INFO argsz 32: the bare struct with arg
   CHECK(r.fds.empty());
 }
 
-TEST_CASE("vfio-user P6 the device behind the server answers the short query in the kernel form: CAPS set, cap_offset 0") {
+TEST_CASE(
+    "vfio-user P6 the device behind the server answers the short query in the kernel form: CAPS set, cap_offset 0") {
   fixture f;
   std::array<std::byte, 32> buffer{};
   store_le<std::uint32_t>(buffer, 0, 32);
@@ -129,9 +131,19 @@ TEST_CASE("vfio-user P6 §4.3 GET_REGION_INFO argsz 64: struct + sparse cap {0, 
   auto r = f.peer.call(make_message(6, command::device_get_region_info, region_info_req(64, bar)));
   CHECK_REPLY(r, 6, command::device_get_region_info, 64);
   CHECK(r.payload == bytes_builder()
-                         .u32(64).u32(0xF).u32(bar).u32(32).u64(bar_size).u64(0)  // info
-                         .u16(1).u16(1).u32(0).u32(1).u32(0)                       // cap header, nr_areas, reserved
-                         .u64(0).u64(memlength)                                    // the area
+                         .u32(64)
+                         .u32(0xF)
+                         .u32(bar)
+                         .u32(32)
+                         .u64(bar_size)
+                         .u64(0)  // info
+                         .u16(1)
+                         .u16(1)
+                         .u32(0)
+                         .u32(1)
+                         .u32(0)  // cap header, nr_areas, reserved
+                         .u64(0)
+                         .u64(memlength)  // the area
                          .bytes());
   REQUIRE(r.fds.size() == 1);
   CHECK(same_file(r.fds[0].get(), f.device.memory_fd()));

@@ -47,8 +47,8 @@ inline std::vector<std::byte> gpu_snapshot_range(const shim_device& d, std::uint
 /// Overwrite GPU memory at `offset` (from the start of the whole memory).
 inline void gpu_poke(const shim_device& d, std::uint64_t offset, std::span<const std::byte> bytes) {
   const auto& memory = d.gpu_memory();
-  const auto n = ::pwrite(memory.source().fd, bytes.data(), bytes.size(),
-                          static_cast<off_t>(memory.source().offset + offset));
+  const auto n =
+      ::pwrite(memory.source().fd, bytes.data(), bytes.size(), static_cast<off_t>(memory.source().offset + offset));
   Expects(n == static_cast<ssize_t>(bytes.size()));
 }
 

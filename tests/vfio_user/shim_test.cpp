@@ -45,7 +45,8 @@ struct fixture {
 };
 
 bool same_file(int a, int b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   return ::fstat(a, &sa) == 0 && ::fstat(b, &sb) == 0 && sa.st_ino == sb.st_ino && sa.st_dev == sb.st_dev;
 }
 
@@ -61,8 +62,19 @@ TEST_CASE("§4.3 vfio-user P6 Hopper usemem (region 4) on the wire: 1 GiB BAR, a
   auto full = f.peer.call(make_message(2, command::device_get_region_info, region_info_req(64, 4)));
   CHECK_REPLY(full, 2, command::device_get_region_info, 64);
   CHECK(full.payload == bytes_builder()
-                            .u32(64).u32(0xF).u32(4).u32(32).u64(use_bar).u64(0)
-                            .u16(1).u16(1).u32(0).u32(1).u32(0).u64(0).u64(use_len)
+                            .u32(64)
+                            .u32(0xF)
+                            .u32(4)
+                            .u32(32)
+                            .u64(use_bar)
+                            .u64(0)
+                            .u16(1)
+                            .u16(1)
+                            .u32(0)
+                            .u32(1)
+                            .u32(0)
+                            .u64(0)
+                            .u64(use_len)
                             .bytes());
   REQUIRE(full.fds.size() == 1);
   CHECK(same_file(full.fds[0].get(), f.device.gpu_memory().source().fd));
@@ -73,8 +85,19 @@ TEST_CASE("§4.3 vfio-user P6 Hopper resmem (region 2) on the wire: 2 GiB BAR, t
   auto full = f.peer.call(make_message(3, command::device_get_region_info, region_info_req(64, 2)));
   CHECK_REPLY(full, 3, command::device_get_region_info, 64);
   CHECK(full.payload == bytes_builder()
-                            .u32(64).u32(0xF).u32(2).u32(32).u64(res_bar).u64(use_len)
-                            .u16(1).u16(1).u32(0).u32(1).u32(0).u64(0).u64(res_len)
+                            .u32(64)
+                            .u32(0xF)
+                            .u32(2)
+                            .u32(32)
+                            .u64(res_bar)
+                            .u64(use_len)
+                            .u16(1)
+                            .u16(1)
+                            .u32(0)
+                            .u32(1)
+                            .u32(0)
+                            .u64(0)
+                            .u64(res_len)
                             .bytes());
   CHECK(full.fds.size() == 1);
 }
@@ -95,10 +118,8 @@ TEST_CASE("§5.1 E7 vfio-user P7 with the documented resmem return the same read
   gpu_poke(f.device, memlength - 4, bytes_builder().u32(0xA1B2C3D4).bytes());
   auto r = f.peer.call(make_message(4, command::region_read, read_req(res_len - 4, 2, 16)));
   CHECK_REPLY(r, 4, command::region_read, 16 + 16);
-  CHECK(r.payload == bytes_builder()
-                         .u64(res_len - 4).u32(2).u32(16)
-                         .u32(0xA1B2C3D4).u32(0xFFFFFFFF).u64(~std::uint64_t{0})
-                         .bytes());
+  CHECK(r.payload ==
+        bytes_builder().u64(res_len - 4).u32(2).u32(16).u32(0xA1B2C3D4).u32(0xFFFFFFFF).u64(~std::uint64_t{0}).bytes());
 }
 
 TEST_CASE("§5.1 vfio-user P7 usemem: a read crossing the real length is padded, one crossing the BAR end is short") {

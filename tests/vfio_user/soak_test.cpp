@@ -194,7 +194,10 @@ public:
         send_raw(std::span<const std::byte>(m).first(16 + pick(200)));
         break;
       }
-      case 1: ::shutdown(fd_.get(), SHUT_WR); drain(); break;
+      case 1:
+        ::shutdown(fd_.get(), SHUT_WR);
+        drain();
+        break;
       case 2:
         if (pick(10) == 0) drain(3000);  // silent until the server gives up on us
         break;
@@ -245,8 +248,10 @@ private:
       const ssize_t n = receive_some(fd_.get(), out.subspan(got), [&](unique_fd fd) {
         if (!fds_allowed) return;
         // A peer's attack on the memory it was handed: must fail on a sealed memfd.
-        if (::ftruncate(fd.get(), 0) == 0) ++counts_.truncations_allowed;
-        else ++counts_.truncations_refused;
+        if (::ftruncate(fd.get(), 0) == 0)
+          ++counts_.truncations_allowed;
+        else
+          ++counts_.truncations_refused;
       });
       if (n <= 0) {
         ++counts_.closed_by_server;
@@ -271,9 +276,12 @@ private:
     namespace fl = vfio::irq_set_flags;
     switch (pick(10)) {
       case 0: return good(make_message(id(), command::device_get_info, device_info_req()));
-      case 1: return good(make_message(id(), command::device_get_region_info,
-                                       region_info_req(pick(2) ? 32 : 256, static_cast<std::uint32_t>(pick(9)))));
-      case 2: return good(make_message(id(), command::device_get_irq_info, irq_info_req(static_cast<std::uint32_t>(pick(5)))));
+      case 1:
+        return good(make_message(id(), command::device_get_region_info,
+                                 region_info_req(pick(2) ? 32 : 256, static_cast<std::uint32_t>(pick(9)))));
+      case 2:
+        return good(
+            make_message(id(), command::device_get_irq_info, irq_info_req(static_cast<std::uint32_t>(pick(5)))));
       case 3: {  // reads past the long-lived client's half (padding included), up to 1 MiB
         const auto offset = owned + pick((2u << 20) - owned);
         const auto count = static_cast<std::uint32_t>(std::min<std::uint64_t>(1 + pick(1u << 20), (2u << 20) - offset));
@@ -282,8 +290,9 @@ private:
       case 4: {  // writes only past the long-lived client's half
         const auto offset = owned + pick(memlength - owned);
         const auto count = 1 + pick(std::min<std::uint64_t>(64u << 10, (2u << 20) - offset));
-        return good(make_message(id(), command::region_write,
-                                 write_req(offset, usemem, pattern(static_cast<std::size_t>(count), static_cast<unsigned>(pick(256))))));
+        return good(make_message(
+            id(), command::region_write,
+            write_req(offset, usemem, pattern(static_cast<std::size_t>(count), static_cast<unsigned>(pick(256))))));
       }
       case 5: return good(make_message(id(), command::region_read, read_req(pick(64) * 4, 7, 4)));  // config
       case 6: {  // an eventfd, then triggers, sometimes with its counter full
@@ -292,10 +301,12 @@ private:
           const std::uint64_t full = 0xFFFF'FFFF'FFFF'FFFEull;
           static_cast<void>(::write(ev.get(), &full, 8));
         }
-        if (!good(make_message(id(), command::device_set_irqs, set_irqs_req(fl::data_eventfd | fl::action_trigger, 3, 0, 1)),
+        if (!good(make_message(id(), command::device_set_irqs,
+                               set_irqs_req(fl::data_eventfd | fl::action_trigger, 3, 0, 1)),
                   ev.get()))
           return false;
-        return good(make_message(id(), command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 1)));
+        return good(
+            make_message(id(), command::device_set_irqs, set_irqs_req(fl::data_none | fl::action_trigger, 3, 0, 1)));
       }
       case 7: {
         const std::uint64_t address = pick(1024) << 20;
@@ -314,12 +325,13 @@ private:
   bool bad_request() {
     namespace fl = vfio::irq_set_flags;
     switch (pick(12)) {
-      case 0: return bad(make_message(id(), 0x99, read_req(0, usemem, 8)));                  // unknown command
-      case 1: return bad(make_message(id(), 9, read_req(0, usemem, 8), 0x1));                // reply-typed
-      case 2: return bad(make_message(id(), 9, read_req(0, usemem, 8), 0x100));              // unknown flag
+      case 0: return bad(make_message(id(), 0x99, read_req(0, usemem, 8)));                         // unknown command
+      case 1: return bad(make_message(id(), 9, read_req(0, usemem, 8), 0x1));                       // reply-typed
+      case 2: return bad(make_message(id(), 9, read_req(0, usemem, 8), 0x100));                     // unknown flag
       case 3: return bad(make_message(id(), command::region_read, read_req(2u << 20, usemem, 8)));  // at the BAR end
       case 4: return bad(make_message(id(), command::region_read, read_req(0, 0xdeadbeef, 8)));
-      case 5: return bad(make_message(id(), command::region_write, write_req(0, usemem, pattern(8, 1), 16)));  // count lies
+      case 5:
+        return bad(make_message(id(), command::region_write, write_req(0, usemem, pattern(8, 1), 16)));  // count lies
       case 6: {  // an fd where none belongs
         unique_fd stray(::dup(STDERR_FILENO));
         return bad(make_message(id(), command::device_get_region_info, region_info_req(64, usemem)), stray.get());
@@ -332,12 +344,14 @@ private:
         int p[2];
         if (::pipe2(p, O_CLOEXEC) != 0) return false;
         unique_fd r(p[0]), w(p[1]);
-        return bad(make_message(id(), command::device_set_irqs, set_irqs_req(fl::data_eventfd | fl::action_trigger, 3, 0, 1)),
-                   w.get());
+        return bad(
+            make_message(id(), command::device_set_irqs, set_irqs_req(fl::data_eventfd | fl::action_trigger, 3, 0, 1)),
+            w.get());
       }
       case 9: return bad(make_message(id(), command::dma_map, dma_map_req(3, 0, 0x100800, 0x1000)));  // unaligned
       case 10: {  // NO_REPLY on a bad write: no answer comes
-        return bad(make_message(id(), 10, write_req(2u << 20, usemem, pattern(8, 1)), message_flags::no_reply), -1, false);
+        return bad(make_message(id(), 10, write_req(2u << 20, usemem, pattern(8, 1)), message_flags::no_reply), -1,
+                   false);
       }
       default: {  // an unframeable size: EINVAL, then the server closes
         auto m = make_message(id(), 9, read_req(0, usemem, 8));
@@ -435,8 +449,10 @@ TEST_CASE("soak: short-lived clients with good and bad requests, one long-lived 
     } else {
       std::vector<std::byte> got(length);
       const auto done = owner->pread(got, vfio::region_offset(usemem) + offset);
-      if (!done || *done != length) ++own.failures;
-      else if (std::memcmp(got.data(), shadow.data() + offset, length) != 0) ++own.mismatches;
+      if (!done || *done != length)
+        ++own.failures;
+      else if (std::memcmp(got.data(), shadow.data() + offset, length) != 0)
+        ++own.mismatches;
       ++own.reads;
     }
   }

@@ -6,11 +6,11 @@
 // they control, independent of the shim. `Mappable` decides whether it offers
 // `region_source`.
 
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/mem/copy.hpp>
 #include <nvgrace/mem/memfd_memory.hpp>
 #include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/region_info.hpp>
 
 #include <gsl/assert>
@@ -121,9 +121,7 @@ public:
     return p;
   }
 
-  std::optional<mem::map_source> region_source(std::uint32_t index)
-    requires Mappable
-  {
+  std::optional<mem::map_source> region_source(std::uint32_t index) requires Mappable {
     if (index != bar_index) return std::nullopt;
     return memory_.source();
   }

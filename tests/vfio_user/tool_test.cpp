@@ -45,9 +45,9 @@ namespace {
 /// How to start the program beyond its arguments.
 struct launch {
   std::vector<std::pair<std::string, std::string>> env;  ///< set in the child
-  int keep_fd = -1;        ///< an fd the child inherits as it is (for --fd)
-  int activation_fd = -1;  ///< becomes fd 3 with LISTEN_FDS=1 LISTEN_PID=<child>
-  std::string listen_pid;  ///< with activation_fd: this LISTEN_PID instead of the child's
+  int keep_fd = -1;                                      ///< an fd the child inherits as it is (for --fd)
+  int activation_fd = -1;                                ///< becomes fd 3 with LISTEN_FDS=1 LISTEN_PID=<child>
+  std::string listen_pid;                                ///< with activation_fd: this LISTEN_PID instead of the child's
 };
 
 /// The server program in a child process with its stderr captured.
@@ -160,9 +160,7 @@ unique_fd listening_socket(const std::string& path) {
 }
 
 /// A socket file nobody listens on: what a server killed with SIGKILL leaves behind.
-void leave_stale_socket(const std::string& path) {
-  unique_fd fd = listening_socket(path);
-}
+void leave_stale_socket(const std::string& path) { unique_fd fd = listening_socket(path); }
 
 /// A datagram socket standing in for the service manager's NOTIFY_SOCKET;
 /// `abstract` binds "@name" in the abstract namespace instead of a path.
@@ -311,29 +309,36 @@ TEST_CASE("tool: bad arguments print one error line with the rule and errno and 
   };
   const std::string help = "; see 'nvgrace-vfio-user-server --help'\n";
   const bad cases[] = {
-      {{}, "nvgrace-vfio-user-server: error: no socket: give --socket-path PATH or --fd N, or start the server through "
-           "socket activation (EINVAL)" + help},
+      {{},
+       "nvgrace-vfio-user-server: error: no socket: give --socket-path PATH or --fd N, or start the server through "
+       "socket activation (EINVAL)" +
+           help},
       {{"--socket-path", sock.path, "--size", "12Q"},
        "nvgrace-vfio-user-server: error: bad SIZE '12Q' (at character 3): unknown unit (expected B, K, KiB, M, MiB, G, "
-       "GiB, T or TiB) (EINVAL)" + help},
+       "GiB, T or TiB) (EINVAL)" +
+           help},
       {{"--socket-path", sock.path, "--size", "0"},
        "nvgrace-vfio-user-server: error: --size must be more than 0 bytes (EINVAL)" + help},
       {{"--socket-path", sock.path, "--generation", "ampere"},
        "nvgrace-vfio-user-server: error: --generation must be hopper or blackwell, not 'ampere' (EINVAL)" + help},
       {{"--socket-path", sock.path, "--size", "1G"},
        "nvgrace-vfio-user-server: error: --size 1 GiB on Hopper: usable memory rounds down to 0 (a Hopper device needs "
-       "at least 1536M) (EINVAL)" + help},
+       "at least 1536M) (EINVAL)" +
+           help},
       {{"--socket-path", sock.path, "--size", "512M"},
        "nvgrace-vfio-user-server: error: --size 512 MiB on Hopper: memory is smaller than the 1 GiB carve-out (a "
-       "Hopper device needs at least 1536M) (EOVERFLOW)" + help},
+       "Hopper device needs at least 1536M) (EOVERFLOW)" +
+           help},
       // A BAR larger than the 1 TiB that a VFIO region can span.
       {{"--socket-path", sock.path, "--size", "64T"},
        "nvgrace-vfio-user-server: error: --size 64 TiB on Hopper needs a 64 TiB BAR at region 4, which does not fit "
-       "the 1 TiB window of a VFIO region (at most 1 TiB on Blackwell, 1 TiB + 1 GiB on Hopper) (EOVERFLOW)" + help},
+       "the 1 TiB window of a VFIO region (at most 1 TiB on Blackwell, 1 TiB + 1 GiB on Hopper) (EOVERFLOW)" +
+           help},
       {{"--socket-path", sock.path, "--size", "1T+1", "--generation", "blackwell"},
        "nvgrace-vfio-user-server: error: --size 1099511627777 B on Blackwell needs a 2 TiB BAR at region 4, which "
        "does not fit the 1 TiB window of a VFIO region (at most 1 TiB on Blackwell, 1 TiB + 1 GiB on Hopper) "
-       "(EOVERFLOW)" + help},
+       "(EOVERFLOW)" +
+           help},
       {{"--socket"}, "nvgrace-vfio-user-server: error: option '--socket' needs a value (PATH) (EINVAL)" + help},
       {{"--socket-path", sock.path, "--frobnicate"},
        "nvgrace-vfio-user-server: error: unknown option '--frobnicate' (EINVAL)" + help},
@@ -387,9 +392,9 @@ TEST_CASE("tool: a stale socket (the server was killed) is replaced, so a restar
   REQUIRE(exists(sock.path));  // SIGKILL leaves the socket file
   program restarted({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
   REQUIRE(wait_for_log(restarted, "listening on " + sock.path));
-  CHECK(restarted.log().rfind("nvgrace-vfio-user-server: removed stale socket " + sock.path +
-                                  " (nothing was listening on it)\n",
-                              0) == 0);
+  CHECK(restarted.log().rfind(
+            "nvgrace-vfio-user-server: removed stale socket " + sock.path + " (nothing was listening on it)\n", 0) ==
+        0);
   check_serves(sock.path);
   restarted.signal(SIGTERM);
   CHECK(exit_status(restarted) == 0);
@@ -404,7 +409,12 @@ TEST_CASE("tool: a stale socket (the server was killed) is replaced, so a restar
 
 TEST_CASE("tool: a path that is not a socket is never removed") {
   socket_path sock;
-  { std::FILE* f = std::fopen(sock.path.c_str(), "w"); REQUIRE(f); std::fputs("data", f); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen(sock.path.c_str(), "w");
+    REQUIRE(f);
+    std::fputs("data", f);
+    std::fclose(f);
+  }
   program p({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
   CHECK(exit_status(p) == 3);
   CHECK(p.log() == "nvgrace-vfio-user-server: error: cannot listen on '" + sock.path +
@@ -421,7 +431,11 @@ TEST_CASE("tool: at exit only its own socket file is removed") {
   REQUIRE(wait_for_socket(sock.path));
   // Someone replaces the path while the server runs: the new file is not the server's to remove.
   REQUIRE(::unlink(sock.path.c_str()) == 0);
-  { std::FILE* f = std::fopen(sock.path.c_str(), "w"); REQUIRE(f); std::fclose(f); }
+  {
+    std::FILE* f = std::fopen(sock.path.c_str(), "w");
+    REQUIRE(f);
+    std::fclose(f);
+  }
   p.signal(SIGTERM);
   CHECK(exit_status(p) == 0);
   CHECK(exists(sock.path));
@@ -430,8 +444,8 @@ TEST_CASE("tool: at exit only its own socket file is removed") {
 TEST_CASE("tool: --socket-mode and --socket-group set the socket's permissions before it listens") {
   socket_path sock;
   const gid_t gid = ::getegid();
-  program p({"--socket-path", sock.path, "--socket-mode", "0660", "--socket-group", std::to_string(gid), "--size",
-             "1M", "--generation", "blackwell"});
+  program p({"--socket-path", sock.path, "--socket-mode", "0660", "--socket-group", std::to_string(gid), "--size", "1M",
+             "--generation", "blackwell"});
   REQUIRE(wait_for_log(p, "listening on"));
   struct stat st {};
   REQUIRE(::stat(sock.path.c_str(), &st) == 0);
@@ -582,8 +596,9 @@ TEST_CASE("tool: --print-ssdt prints the firmware table that gives the slot its 
     program p(args);
     const int status = p.wait();
     CHECK(WEXITSTATUS(status) == 2);
-    CHECK(p.log() == "nvgrace-vfio-user-server: error: --print-ssdt needs --base and --size (EINVAL); see "
-                      "'nvgrace-vfio-user-server --help'\n");
+    CHECK(p.log() ==
+          "nvgrace-vfio-user-server: error: --print-ssdt needs --base and --size (EINVAL); see "
+          "'nvgrace-vfio-user-server --help'\n");
   }
   program bad_name({"--print-ssdt", "--base", "0", "--size", "1G", "--acpi-name", "9GPU"});
   CHECK(WEXITSTATUS(bad_name.wait()) == 2);
@@ -591,8 +606,8 @@ TEST_CASE("tool: --print-ssdt prints the firmware table that gives the slot its 
 
 TEST_CASE("tool: --physical serves the GPU's PCI function before the variant driver") {
   socket_path sock;
-  program server({"--socket", sock.path, "--physical", "--generation", "blackwell", "--bar2-size", "64K",
-                  "--bar4-size", "0", "--ready", "never"});
+  program server({"--socket", sock.path, "--physical", "--generation", "blackwell", "--bar2-size", "64K", "--bar4-size",
+                  "0", "--ready", "never"});
   REQUIRE(wait_for_socket(sock.path));
   auto c = client::connect(sock.path.c_str());
   REQUIRE(c);
@@ -611,9 +626,9 @@ TEST_CASE("tool: --physical serves the GPU's PCI function before the variant dri
     REQUIRE(c->pread(v, vfio::file_offset(7, offset)).value() == 4);
     return load_le<std::uint32_t>(v, 0);
   };
-  CHECK(config(0) == 0x2941'10DEu);                 // GB200 by default for Blackwell
-  CHECK((config(8) >> 8) == 0x030200u);             // 3D controller
-  CHECK((config(0x10A - 2) >> 16 & 1) == 1u);       // DVSEC word +0xA bit 0: no MIG hardware bug
+  CHECK(config(0) == 0x2941'10DEu);            // GB200 by default for Blackwell
+  CHECK((config(8) >> 8) == 0x030200u);        // 3D controller
+  CHECK((config(0x10A - 2) >> 16 & 1) == 1u);  // DVSEC word +0xA bit 0: no MIG hardware bug
   const auto bar0 = [&](std::uint64_t offset) {
     std::array<std::byte, 4> v{};
     REQUIRE(c->pread(v, vfio::file_offset(0, offset)).value() == 4);
@@ -642,8 +657,8 @@ TEST_CASE("tool: --physical serves the GPU's PCI function before the variant dri
 
 TEST_CASE("tool: --physical --no-dvsec --cxl --ready MS: the function's DVSECs and a late readiness") {
   socket_path sock;
-  program server({"--socket", sock.path, "--physical", "--generation", "blackwell", "--no-dvsec", "--cxl",
-                  "--ready", "60000"});
+  program server(
+      {"--socket", sock.path, "--physical", "--generation", "blackwell", "--no-dvsec", "--cxl", "--ready", "60000"});
   REQUIRE(wait_for_socket(sock.path));
   auto c = client::connect(sock.path.c_str());
   REQUIRE(c);

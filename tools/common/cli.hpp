@@ -216,7 +216,7 @@ inline void begin_document(json::writer& w, const tool& t) {
 struct failure {
   int status = exit_failure;
   nvgrace::errc error = nvgrace::errc::invalid_argument;
-  std::string message;  ///< the sentence, without the tool name or errno
+  std::string message;    ///< the sentence, without the tool name or errno
   std::string hint = {};  ///< text after the errno on the stderr line only ("; see 'TOOL --help'")
 };
 
@@ -255,8 +255,9 @@ struct outcome {
   }
   /// A usage error (exit 2, EINVAL); the sentence gets a pointer to --help.
   outcome& usage(const tool& t, std::string_view message, bool json) {
-    return fail(t, {exit_usage, nvgrace::errc::invalid_argument, std::string(message),
-                    "; see '" + std::string(t.name) + " --help'"},
+    return fail(t,
+                {exit_usage, nvgrace::errc::invalid_argument, std::string(message),
+                 "; see '" + std::string(t.name) + " --help'"},
                 json);
   }
 };

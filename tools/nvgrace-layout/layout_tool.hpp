@@ -134,9 +134,12 @@ inline constexpr std::string_view usage_text =
       if (!r.ok()) return out.error = tools::cli::size_error("ADDR", v, r), out;
       out.opts.base = r.bytes;
     } else if (name == "--generation") {
-      if (v == "hopper") out.opts.generation = grace::generation::hopper;
-      else if (v == "blackwell") out.opts.generation = grace::generation::blackwell;
-      else return out.error = "bad generation '" + std::string(v) + "': expected hopper or blackwell", out;
+      if (v == "hopper")
+        out.opts.generation = grace::generation::hopper;
+      else if (v == "blackwell")
+        out.opts.generation = grace::generation::blackwell;
+      else
+        return out.error = "bad generation '" + std::string(v) + "': expected hopper or blackwell", out;
     } else if (name == "--kernel-rule") {
       if (!grace::parse_kernel_rule(v, out.opts.rule))
         return out.error = "bad kernel rule '" + std::string(v) + "': expected current, 7.1, 6.18 or 6.13", out;
@@ -156,9 +159,9 @@ inline constexpr std::string_view usage_text =
 struct report {
   options opts;
   grace::probe_outcome outcome;   ///< valid when error is {}
-  nvgrace::errc error{};               ///< the probe failure (derive_layout's errno)
-  std::string_view rule;           ///< the layout rule behind `error`
-  std::string_view plain_reason;   ///< why the device is plain (empty if emulated)
+  nvgrace::errc error{};          ///< the probe failure (derive_layout's errno)
+  std::string_view rule;          ///< the layout rule behind `error`
+  std::string_view plain_reason;  ///< why the device is plain (empty if emulated)
 };
 
 [[nodiscard]] constexpr report evaluate(const options& o) noexcept {
@@ -250,12 +253,15 @@ struct report {
     out += "note: kernels up to 6.13 have no Blackwell case; every device gets Hopper's 1 GiB carve-out\n";
   if (!l.has_resmem())
     out += "note: index 2 is not emulated; the physical BAR2/3 is passed through (config 0x18-0x1f is not emulated)\n";
-  out += "\nindex  name    file offset     physical range                     real length              "
-         "reported size            padding\n";
+  out +=
+      "\nindex  name    file offset     physical range                     real length              "
+      "reported size            padding\n";
   for (const auto index : emulated_indices(l)) {
     const grace::memregion m = *l.region(index);
     std::string row = std::to_string(index) + "      " + std::string(grace::region_name(index)) + "  ";
-    const auto pad = [](std::string s, std::size_t w) { return s.size() < w ? s + std::string(w - s.size(), ' ') : s + " "; };
+    const auto pad = [](std::string s, std::size_t w) {
+      return s.size() < w ? s + std::string(w - s.size(), ' ') : s + " ";
+    };
     row += pad(hex(vfio::region_offset(index)), 16);
     const auto last = checked_add(m.phys_base, m.real_length - 1);
     const std::string range = m.real_length == 0 ? hex(m.phys_base) + " (empty)"
@@ -277,16 +283,16 @@ struct report {
            human_size(m.padding()) + ", reads 0xFF, writes dropped, never mappable\n";
     const auto probe = sizing_probe(l, index);
     const auto window = grace::bar_window(index);
-    out += "  BAR register (config " + hex(window) + "-" + hex(window + 7) + "): reads " +
-           hex_fixed(probe.before, 16) + "; after all-ones to both dwords reads " + hex_fixed(probe.after, 16) +
-           " -> size " + hex(probe.size) + " (" + human_size(probe.size) + ")\n";
+    out += "  BAR register (config " + hex(window) + "-" + hex(window + 7) + "): reads " + hex_fixed(probe.before, 16) +
+           "; after all-ones to both dwords reads " + hex_fixed(probe.after, 16) + " -> size " + hex(probe.size) +
+           " (" + human_size(probe.size) + ")\n";
     const auto short_reply = reply_bytes(l, index, vfio::region_info_size);
     out += "  GET_REGION_INFO argsz 32 -> " + std::to_string(short_reply.size) + " bytes (asks for argsz " +
            std::to_string(grace::emulated_region_info_size) + "):\n";
     out += hex_dump(std::span<const std::byte>(short_reply.bytes).first(short_reply.size));
     const auto full_reply = reply_bytes(l, index, grace::emulated_region_info_size);
-    out += "  GET_REGION_INFO argsz 64 -> " + std::to_string(full_reply.size) + " bytes (cap_offset 32, sparse area {0, " +
-           hex(m.real_length) + "}):\n";
+    out += "  GET_REGION_INFO argsz 64 -> " + std::to_string(full_reply.size) +
+           " bytes (cap_offset 32, sparse area {0, " + hex(m.real_length) + "}):\n";
     out += hex_dump(std::span<const std::byte>(full_reply.bytes).first(full_reply.size));
   }
   return out;

@@ -79,7 +79,7 @@ constexpr std::array<cli::option, 10> option_table{{
 std::string message_of(nvgrace::errc e) { return std::string(nvgrace::errno_message(e)); }
 
 bool exists(const std::string& path) {
-  struct ::stat st{};
+  struct ::stat st {};
   return ::stat(path.c_str(), &st) == 0;
 }
 
@@ -151,19 +151,21 @@ cli::outcome& pci_open_failure(context& ctx, const std::string& bdf, nvgrace::er
   if (e == nvgrace::errc::no_such_file_or_directory && !exists(device_dir))
     return ctx.fail(cli::exit_cannot_open, e, "no PCI device " + bdf + " (" + device_dir + " does not exist)");
   if (e == nvgrace::errc::no_such_file_or_directory)
-    return ctx.fail(cli::exit_cannot_open, e,
-                "PCI device " + bdf + " has an IOMMU group but no /dev/vfio node for it: bind the device to vfio-pci");
+    return ctx.fail(
+        cli::exit_cannot_open, e,
+        "PCI device " + bdf + " has an IOMMU group but no /dev/vfio node for it: bind the device to vfio-pci");
   if (e == nvgrace::errc::no_such_device)
     return ctx.fail(cli::exit_cannot_open, e,
-                "PCI device " + bdf + " has no IOMMU group (no IOMMU, and vfio's no-IOMMU mode is off)");
+                    "PCI device " + bdf + " has no IOMMU group (no IOMMU, and vfio's no-IOMMU mode is off)");
   return ctx.fail(cli::exit_cannot_open, e, "cannot open PCI device " + bdf + " through VFIO: " + message_of(e));
 }
 
 cli::outcome& group_open_failure(context& ctx, const std::string& node, const std::string& bdf, nvgrace::errc e) {
   if (e == nvgrace::errc::device_or_resource_busy)
     return ctx.fail(cli::exit_cannot_open, e,
-                "group " + node + " is busy or not viable: every device in it must be bound to vfio-pci and no "
-                "other process (a VM) may hold it");
+                    "group " + node +
+                        " is busy or not viable: every device in it must be bound to vfio-pci and no "
+                        "other process (a VM) may hold it");
   if (e == nvgrace::errc::permission_denied || e == nvgrace::errc::operation_not_permitted)
     return ctx.fail(cli::exit_cannot_open, e, "not allowed to open " + node + " (run as root, or own the group node)");
   return ctx.fail(cli::exit_cannot_open, e, "opening " + bdf + " through " + node + " failed: " + message_of(e));
@@ -180,7 +182,7 @@ cli::outcome& run(context& ctx) {
     const auto address = lv::parse_pci_address(args.target);
     if (!address)
       return ctx.fail(cli::exit_usage, address.error(),
-                  "'" + args.target + "' is neither a PCI address (DDDD:BB:DD.F) nor a path under /dev/vfio");
+                      "'" + args.target + "' is neither a PCI address (DDDD:BB:DD.F) nor a path under /dev/vfio");
     target.bdf = std::string(lv::to_string(*address).view());
     const auto node = lv::group_node_for(*address, paths);
     if (!node) return pci_open_failure(ctx, target.bdf, node.error());
@@ -194,12 +196,13 @@ cli::outcome& run(context& ctx) {
     auto opened = lv::device::open_cdev(args.target, args.iommufd);
     if (!opened)
       return ctx.fail(cli::exit_cannot_open, opened.error(),
-                  "cannot open the VFIO device cdev " + args.target + " bound to " + args.iommufd + ": " +
-                      message_of(opened.error()));
+                      "cannot open the VFIO device cdev " + args.target + " bound to " + args.iommufd + ": " +
+                          message_of(opened.error()));
     dev = std::move(*opened);
     target.mode = "cdev";
     // The PCI address, for display: /sys/class/vfio-dev/vfioX/device links to it.
-    const std::string link = args.sysfs + "/class/vfio-dev/" + std::string(lv::detail::basename(args.target)) + "/device";
+    const std::string link =
+        args.sysfs + "/class/vfio-dev/" + std::string(lv::detail::basename(args.target)) + "/device";
     char buffer[512];
     if (const ssize_t n = ::readlink(link.c_str(), buffer, sizeof buffer - 1); n > 0) {
       const auto name = lv::detail::basename(std::string_view(buffer, static_cast<std::size_t>(n)));
@@ -209,22 +212,24 @@ cli::outcome& run(context& ctx) {
     target.node = args.target;
     if (!lv::group_number_of(args.target))
       return ctx.fail(cli::exit_usage, nvgrace::errc::invalid_argument,
-                  "'" + args.target + "' is neither a group node (/dev/vfio/N, /dev/vfio/noiommu-N) nor a cdev "
-                  "(/dev/vfio/devices/vfioX)");
+                      "'" + args.target +
+                          "' is neither a group node (/dev/vfio/N, /dev/vfio/noiommu-N) nor a cdev "
+                          "(/dev/vfio/devices/vfioX)");
     nvgrace::result<lv::pci_address> address = nvgrace::errc::invalid_argument;
     if (!args.device.empty()) {
       address = lv::parse_pci_address(args.device);
       if (!address)
-        return ctx.fail(cli::exit_usage, address.error(), "--device '" + args.device + "' is not a PCI address (DDDD:BB:DD.F)");
+        return ctx.fail(cli::exit_usage, address.error(),
+                        "--device '" + args.device + "' is not a PCI address (DDDD:BB:DD.F)");
     } else {
       address = lv::sole_device_of_group(args.target, paths);
       if (!address && address.error() == nvgrace::errc::invalid_argument)
         return ctx.fail(cli::exit_usage, address.error(),
-                    "group " + args.target + " holds several devices: name one with --device");
+                        "group " + args.target + " holds several devices: name one with --device");
       if (!address)
         return ctx.fail(cli::exit_cannot_open, address.error(),
-                    "cannot find the device of group " + args.target + " in " + args.sysfs +
-                        "/kernel/iommu_groups: " + message_of(address.error()));
+                        "cannot find the device of group " + args.target + " in " + args.sysfs +
+                            "/kernel/iommu_groups: " + message_of(address.error()));
     }
     target.bdf = std::string(lv::to_string(*address).view());
     auto opened = lv::device::open_group(args.target, *address, args.container);

@@ -6,7 +6,6 @@
 /// for an NVIDIA Grace GPU check the nvgrace rules one by one.
 
 #include <nvgrace/access/accessor.hpp>
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
@@ -17,6 +16,7 @@
 #include <nvgrace/posix/mapping.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/region_info.hpp>
 
 #include <sys/mman.h>
@@ -37,10 +37,10 @@ namespace nvgrace::tools::probe {
 /// One region as GET_REGION_INFO described it.
 struct region_fact {
   std::uint32_t index = 0;
-  nvgrace::errc error{};                 ///< the ioctl's errno (EINVAL: absent, e.g. VGA)
-  std::uint32_t needed_argsz = 0;    ///< argsz the reply asked for on the 32-byte query
-  vfio::region_info info{};          ///< the final reply's fixed part
-  nvgrace::errc caps_error{};            ///< the capability chain could not be decoded
+  nvgrace::errc error{};                                      ///< the ioctl's errno (EINVAL: absent, e.g. VGA)
+  std::uint32_t needed_argsz = 0;                             ///< argsz the reply asked for on the 32-byte query
+  vfio::region_info info{};                                   ///< the final reply's fixed part
+  nvgrace::errc caps_error{};                                 ///< the capability chain could not be decoded
   std::optional<std::vector<vfio::sparse_mmap_area>> sparse;  ///< SPARSE_MMAP areas
   std::optional<vfio::region_type> type;                      ///< TYPE capability
   bool msix_mappable = false;                                 ///< MSIX_MAPPABLE capability
@@ -75,7 +75,7 @@ struct bar_fact {
   bar_kind kind = bar_kind::none;
   bool prefetchable = false;
   std::uint64_t size = 0;
-  bool restored = false;       ///< the register reads its original value afterwards
+  bool restored = false;  ///< the register reads its original value afterwards
 };
 
 enum class verdict : std::uint8_t { pass, fail, skip };
@@ -91,11 +91,11 @@ enum class verdict : std::uint8_t { pass, fail, skip };
 
 /// One nvgrace rule checked on one region.
 struct rule_result {
-  std::string id;        ///< stable name, e.g. "size_pow2"
-  std::string spec;      ///< the section of docs/semantics.md, e.g. "§2.3"
+  std::string id;    ///< stable name, e.g. "size_pow2"
+  std::string spec;  ///< the section of docs/semantics.md, e.g. "§2.3"
   std::uint32_t region = 0;
   verdict outcome = verdict::skip;
-  std::string detail;    ///< what was seen
+  std::string detail;  ///< what was seen
 };
 
 struct pci_identity {
@@ -119,8 +119,8 @@ struct report {
   nvgrace::errc bar_error{};  ///< sizing failed (a config access failed or was short)
   std::vector<bar_fact> bars;
 
-  std::optional<grace::device_id> grace;          ///< the Grace id-table entry, if the device is one
-  std::optional<grace::generation> generation;    ///< from the NVIDIA DVSEC in config space
+  std::optional<grace::device_id> grace;                  ///< the Grace id-table entry, if the device is one
+  std::optional<grace::generation> generation;            ///< from the NVIDIA DVSEC in config space
   grace::kernel_rule rule = grace::kernel_rule::current;  ///< the driver the rules were judged by
   std::vector<rule_result> rules;
 
@@ -270,17 +270,16 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
   // round-down), usemem alone on Blackwell. The model's layout of that length
   // under the probe's kernel rule gives each region's BAR and real length.
   {
-    const grace::generation gen =
-        grace::knows_blackwell(facts.rule) ? facts.generation.value_or(grace::generation::hopper)
-                                           : grace::generation::hopper;
-    const region_fact* other = facts.region(region.index == grace::usemem_index ? grace::resmem_index
-                                                                                 : grace::usemem_index);
+    const grace::generation gen = grace::knows_blackwell(facts.rule)
+                                      ? facts.generation.value_or(grace::generation::hopper)
+                                      : grace::generation::hopper;
+    const region_fact* other =
+        facts.region(region.index == grace::usemem_index ? grace::resmem_index : grace::usemem_index);
     const bool other_has_area = other != nullptr && other->sparse && other->sparse->size() == 1;
     // The ACPI length: usemem + resmem on Hopper, usemem alone on Blackwell.
-    const result<std::uint64_t> length =
-        gen != grace::generation::hopper ? result<std::uint64_t>(memlength)
-        : other_has_area                 ? checked_add(memlength, (*other->sparse)[0].size)
-                                         : result<std::uint64_t>(errc::invalid_argument);
+    const result<std::uint64_t> length = gen != grace::generation::hopper ? result<std::uint64_t>(memlength)
+                                         : other_has_area ? checked_add(memlength, (*other->sparse)[0].size)
+                                                          : result<std::uint64_t>(errc::invalid_argument);
     const std::string rule_text = "kernel rule " + std::string(grace::to_string(facts.rule));
     if (!length) {
       add("size_pow2", "§2.3", verdict::fail,
@@ -299,8 +298,7 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
                 " gives size " + hex(expected->reported_size) + ", area " + hex(expected->real_length) + " (" +
                 rule_text + ")");
       } else {
-        const bool sized_before_round_down = gen == grace::generation::hopper &&
-                                             region.index == grace::usemem_index &&
+        const bool sized_before_round_down = gen == grace::generation::hopper && region.index == grace::usemem_index &&
                                              grace::sizes_bar_before_round_down(facts.rule);
         add("size_pow2", "§2.3", verdict::pass,
             "size " + hex(size) + " = next power of two of " +
@@ -346,7 +344,8 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
     constexpr std::size_t lead_max = 8;
     constexpr std::size_t padding_max = 16;
     const std::size_t lead = static_cast<std::size_t>(memlength < lead_max ? memlength : lead_max);
-    const std::size_t padding = static_cast<std::size_t>(size - memlength < padding_max ? size - memlength : padding_max);
+    const std::size_t padding =
+        static_cast<std::size_t>(size - memlength < padding_max ? size - memlength : padding_max);
     const std::size_t count = lead + padding;
     const std::uint64_t at = memlength - lead;
     const bool resmem = region.index == grace::resmem_index;
@@ -359,9 +358,9 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
     };
     // A count is right when it is the whole access, or (resmem only) the memory part.
     const auto count_text = [&](std::size_t n) {
-      return n == count ? std::to_string(n) : n == lead && resmem ? std::to_string(n) + " (the memory part: E7)"
-                                                                   : std::to_string(n) + " (expected " +
-                                                                         std::to_string(count) + ")";
+      return n == count            ? std::to_string(n)
+             : n == lead && resmem ? std::to_string(n) + " (the memory part: E7)"
+                                   : std::to_string(n) + " (expected " + std::to_string(count) + ")";
     };
     const auto counts = [&](std::size_t n) { return n == count || (resmem && n == lead); };
     const std::string where = std::to_string(count) + " bytes at " + hex(at) + " (" + std::to_string(lead) +
@@ -375,7 +374,9 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
       const bool ok = counts(*read) && (short_return || padding_all_ff());
       add("read_padding", "§5.1", ok ? verdict::pass : verdict::fail,
           "pread of " + where + " returned " + count_text(*read) +
-              (short_return ? std::string() : padding_all_ff() ? "; padding all 0xff" : "; padding not all 0xff"));
+              (short_return       ? std::string()
+               : padding_all_ff() ? "; padding all 0xff"
+                                  : "; padding not all 0xff"));
     }
 
     // The write carries the memory bytes just read, so the memory keeps its
@@ -384,8 +385,8 @@ void check_emulated_region(access::accessor<F>& acc, const report& facts, const 
     const auto memory = acc.read(region.index, at, std::span<std::byte>(data).first(lead));
     if (!memory || *memory != lead) {
       add("write_padding", "§5.2", verdict::fail,
-          "reading the " + std::to_string(lead) + " memory bytes at " + hex(at) + " failed: " +
-              (memory ? "returned " + std::to_string(*memory) : errno_text(memory.error())));
+          "reading the " + std::to_string(lead) + " memory bytes at " + hex(at) +
+              " failed: " + (memory ? "returned " + std::to_string(*memory) : errno_text(memory.error())));
     } else {
       const auto wrote = acc.write(region.index, at, std::span<const std::byte>(data).first(count));
       if (!wrote) {
@@ -430,7 +431,8 @@ void check_grace_rules(access::accessor<F>& acc, report& facts) {
       facts.rules.push_back(rule_result{"emulated", index == 4 ? "§2.3" : "§2.2", index, v, std::move(detail)});
     };
     if (region == nullptr || !region->present()) {
-      add(verdict::fail, "GET_REGION_INFO: " + errno_text(region == nullptr ? nvgrace::errc::no_such_device : region->error));
+      add(verdict::fail,
+          "GET_REGION_INFO: " + errno_text(region == nullptr ? nvgrace::errc::no_such_device : region->error));
       continue;
     }
     if (region->caps_error != nvgrace::errc{}) {
@@ -488,7 +490,8 @@ template <vfio::device_file F>
     facts.config_error = facts.bar_error = nvgrace::errc::no_such_device;
     return facts;
   }
-  std::vector<std::byte> space(static_cast<std::size_t>(std::min<std::uint64_t>(config->size(), pci::ext_config_space_size)));
+  std::vector<std::byte> space(
+      static_cast<std::size_t>(std::min<std::uint64_t>(config->size(), pci::ext_config_space_size)));
   const auto got = acc->read(vfio::to_index(vfio::region::config), 0, space);
   if (!got || *got != space.size()) {
     facts.config_error = got ? nvgrace::errc::io_error : got.error();

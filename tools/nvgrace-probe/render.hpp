@@ -21,10 +21,10 @@ inline constexpr cli::tool tool{"nvgrace-probe", "nvgrace-probe/1"};
 
 /// How the device was reached (printed as given; empty fields are omitted / null).
 struct target_info {
-  std::string target;       ///< the command-line argument
-  std::string mode;         ///< "group" or "cdev"
-  std::string node;         ///< group node or cdev path
-  std::string bdf;          ///< PCI address, when known
+  std::string target;  ///< the command-line argument
+  std::string mode;    ///< "group" or "cdev"
+  std::string node;    ///< group node or cdev path
+  std::string bdf;     ///< PCI address, when known
   unsigned long iommu_type = 0;
 };
 
@@ -108,7 +108,8 @@ namespace detail {
     out += detail::pad(hex(region.info.size), 21) + detail::pad(hex(region.info.offset), 21) +
            detail::pad(hex(region.info.flags) + " " + detail::region_flag_letters(region.info.flags), 10) +
            std::to_string(region.needed_argsz) + "\n";
-    if (region.caps_error != nvgrace::errc{}) out += "      capabilities: " + detail::errno_text(region.caps_error) + "\n";
+    if (region.caps_error != nvgrace::errc{})
+      out += "      capabilities: " + detail::errno_text(region.caps_error) + "\n";
     if (region.sparse) {
       out += "      cap SPARSE_MMAP: " + std::to_string(region.sparse->size()) + " area(s)\n";
       for (std::size_t i = 0; i < region.sparse->size(); ++i)

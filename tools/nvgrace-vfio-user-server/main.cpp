@@ -304,7 +304,9 @@ arguments interpret(const cli::command_line& line) {
   arguments a;
   bool have_path = false;
   int verbose = 0, quiet = 0;
-  const auto bad = [](std::string message) { die({cli::exit_usage, nvgrace::errc::invalid_argument, std::move(message)}); };
+  const auto bad = [](std::string message) {
+    die({cli::exit_usage, nvgrace::errc::invalid_argument, std::move(message)});
+  };
   for (const auto& item : line.items) {
     if (item.opt == nullptr) bad("unexpected argument '" + std::string(item.value) + "'");
     const std::string_view name = item.opt->name;
@@ -332,9 +334,12 @@ arguments interpret(const cli::command_line& line) {
       a.size = r.bytes;
       a.size_given = true;
     } else if (name == "--generation") {
-      if (v == "hopper") a.generation = grace::generation::hopper;
-      else if (v == "blackwell") a.generation = grace::generation::blackwell;
-      else bad("--generation must be hopper or blackwell, not '" + std::string(v) + "'");
+      if (v == "hopper")
+        a.generation = grace::generation::hopper;
+      else if (v == "blackwell")
+        a.generation = grace::generation::blackwell;
+      else
+        bad("--generation must be hopper or blackwell, not '" + std::string(v) + "'");
     } else if (name == "--memory-file") {
       if (v.empty()) bad("--memory-file needs a non-empty path");
       a.memory_file = v;
@@ -342,7 +347,8 @@ arguments interpret(const cli::command_line& line) {
       a.physical = true;
     } else if (name == "--device-id") {
       const auto r = parse_size(v);
-      if (!r.ok() || r.bytes > 0xFFFF) bad("--device-id must be a 16-bit number such as 0x2342, not '" + std::string(v) + "'");
+      if (!r.ok() || r.bytes > 0xFFFF)
+        bad("--device-id must be a 16-bit number such as 0x2342, not '" + std::string(v) + "'");
       a.device_id = static_cast<std::uint16_t>(r.bytes);
     } else if (name == "--bar2-size" || name == "--bar4-size") {
       const auto r = parse_size(v);
@@ -398,8 +404,7 @@ arguments interpret(const cli::command_line& line) {
   if (!activation)
     die({cli::exit_usage, activation.error(), "socket activation passed other than one socket (LISTEN_FDS must be 1)"});
   const int given = (have_path ? 1 : 0) + (a.fd >= 0 ? 1 : 0) + (activation->has_value() ? 1 : 0);
-  if (given == 0)
-    bad("no socket: give --socket-path PATH or --fd N, or start the server through socket activation");
+  if (given == 0) bad("no socket: give --socket-path PATH or --fd N, or start the server through socket activation");
   if (given > 1)
     bad(std::string("more than one socket: ") + (have_path ? "--socket-path " : "") + (a.fd >= 0 ? "--fd " : "") +
         (activation->has_value() ? "LISTEN_FDS " : "") + "(give one)");
@@ -426,7 +431,8 @@ void check_size(const arguments& args, const shim::device_options& options) {
   const std::string amount = std::string(format_size(args.size).view());
   const std::string gen = args.generation == grace::generation::hopper ? "Hopper" : "Blackwell";
   if (!outcome) {
-    const auto rule = grace::describe_layout_error(*options.acpi.gpu_mem_base_pa, args.size, args.generation, options.rule);
+    const auto rule =
+        grace::describe_layout_error(*options.acpi.gpu_mem_base_pa, args.size, args.generation, options.rule);
     std::string message = "--size " + amount + " on " + gen + ": " + std::string(rule);
     if (args.generation == grace::generation::hopper && args.size < 1536 * MiB)
       message += " (a Hopper device needs at least 1536M)";
@@ -475,8 +481,7 @@ device create_device(const arguments& args, const shim::device_options& options)
     die({cli::exit_cannot_open, memory.error(),
          "cannot open memory file '" + args.memory_file + "': " + system_error(memory.error())});
   auto created = device::create(options, std::move(*memory));
-  if (!created)
-    die({cli::exit_failure, created.error(), "cannot create the device: " + system_error(created.error())});
+  if (!created) die({cli::exit_failure, created.error(), "cannot create the device: " + system_error(created.error())});
   return std::move(*created);
 }
 
@@ -519,7 +524,7 @@ int listen_on_path(const arguments& args, bound_path& bound) {
     die({cli::exit_usage, addr.error(),
          "--socket-path '" + path + "' is too long for a UNIX socket (at most " +
              std::to_string(sizeof(::sockaddr_un::sun_path) - 1) + " bytes)"});
-  struct ::stat st{};
+  struct ::stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode))
       die({cli::exit_cannot_open, nvgrace::errc::file_exists,
@@ -530,8 +535,8 @@ int listen_on_path(const arguments& args, bound_path& bound) {
            "cannot listen on '" + path + "': another server is listening on it"});
     if (!alive && alive.error() != nvgrace::errc::no_such_file_or_directory)
       die({cli::exit_cannot_open, alive.error(),
-           "cannot listen on '" + path + "': cannot tell whether the existing socket is in use: " +
-               system_error(alive.error())});
+           "cannot listen on '" + path +
+               "': cannot tell whether the existing socket is in use: " + system_error(alive.error())});
     if (alive && ::unlink(path.c_str()) != 0 && errno != ENOENT)
       die({cli::exit_cannot_open, static_cast<nvgrace::errc>(errno),
            "cannot remove the stale socket '" + path + "': " + system_error(static_cast<nvgrace::errc>(errno))});
@@ -602,7 +607,8 @@ void notify(const std::string& state) {
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   if (path[0] == '@') addr.sun_path[0] = '\0';
-  const auto length = static_cast<::socklen_t>(offsetof(::sockaddr_un, sun_path) + path.size() + (path[0] == '/' ? 1 : 0));
+  const auto length =
+      static_cast<::socklen_t>(offsetof(::sockaddr_un, sun_path) + path.size() + (path[0] == '/' ? 1 : 0));
   unique_fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd || ::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const ::sockaddr*>(&addr),
                       length) < 0)
@@ -625,9 +631,7 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
       ++log.connection;
       log_line(1, connection_name(log) + (e.peer_pid >= 0 ? " from pid " + std::to_string(e.peer_pid) : std::string()));
       break;
-    case kind::negotiated:
-      log_line(2, connection_name(log) + ": protocol version 0." + std::to_string(e.minor));
-      break;
+    case kind::negotiated: log_line(2, connection_name(log) + ": protocol version 0." + std::to_string(e.minor)); break;
     case kind::error_reply:
       log_line(1, connection_name(log) + ": " + std::string(vfio_user::command_name(e.request.command)) + " (id " +
                       std::to_string(e.request.id) + ") refused: " + name_of(e.error) +
@@ -637,9 +641,7 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
       log_line(0, connection_name(log) + ": unframeable message (size " + std::to_string(e.request.size) +
                       "): " + name_of(e.error) + ", closing");
       break;
-    case kind::socket_error:
-      log_line(0, connection_name(log) + ": socket error: " + name_of(e.error));
-      break;
+    case kind::socket_error: log_line(0, connection_name(log) + ": socket error: " + name_of(e.error)); break;
     case kind::disconnected: {
       // What the connection carried, so an operator (or a test) can see which accesses
       // were trapped: "closed after 412 messages: VERSION 1, DMA_MAP 34, ...".
@@ -651,9 +653,10 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
           line += std::string(vfio_user::command_name(static_cast<std::uint16_t>(c))) + " " +
                   std::to_string(e.counts->by_command[c]);
           // Region accesses also say which regions they were for: "REGION_READ 3 (region 4: 1, region 7: 2)".
-          const auto* per_region = c == static_cast<std::size_t>(vfio_user::command::region_read)    ? &e.counts->reads_by_region
-                                   : c == static_cast<std::size_t>(vfio_user::command::region_write) ? &e.counts->writes_by_region
-                                                                                                     : nullptr;
+          const auto* per_region =
+              c == static_cast<std::size_t>(vfio_user::command::region_read)    ? &e.counts->reads_by_region
+              : c == static_cast<std::size_t>(vfio_user::command::region_write) ? &e.counts->writes_by_region
+                                                                                : nullptr;
           if (per_region != nullptr) {
             std::string regions;
             for (std::size_t r = 0; r < per_region->size(); ++r) {
@@ -665,21 +668,23 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
             if (!regions.empty()) line += regions + ")";
           }
         }
-        if (e.counts->unknown != 0) line += (line.empty() ? ": " : ", ") + std::string("UNKNOWN ") + std::to_string(e.counts->unknown);
+        if (e.counts->unknown != 0)
+          line += (line.empty() ? ": " : ", ") + std::string("UNKNOWN ") + std::to_string(e.counts->unknown);
       }
       log_line(1, connection_name(log) + " closed after " + std::to_string(e.messages) + " messages" + line);
       break;
     }
     case kind::timed_out:
-      log_line(0, connection_name(log) + ": " + std::string(e.detail != nullptr ? e.detail : "timed out") + ", closing");
+      log_line(0,
+               connection_name(log) + ": " + std::string(e.detail != nullptr ? e.detail : "timed out") + ", closing");
       break;
     case kind::irq_signal_failed:
       log_line(0, connection_name(log) + ": IRQ eventfd not signalled: " + name_of(e.error));
       break;
     case kind::memory_fault:
       log_line(0, connection_name(log) + ": " + std::string(vfio_user::command_name(e.request.command)) + " (id " +
-                      std::to_string(e.request.id) + ") touched GPU memory past the end of its file: " +
-                      name_of(e.error));
+                      std::to_string(e.request.id) +
+                      ") touched GPU memory past the end of its file: " + name_of(e.error));
       break;
   }
 }
@@ -703,20 +708,20 @@ int main(int argc, char** argv) {
     return cli::exit_ok;
   }
 
-  struct ::sigaction stop{};
+  struct ::sigaction stop {};
   stop.sa_handler = on_stop_signal;
   sigemptyset(&stop.sa_mask);
   stop.sa_flags = 0;  // no SA_RESTART: blocked calls return so the stop is seen
   ::sigaction(SIGTERM, &stop, nullptr);
   ::sigaction(SIGINT, &stop, nullptr);
-  struct ::sigaction hangup{};
+  struct ::sigaction hangup {};
   hangup.sa_handler = on_hangup;
   sigemptyset(&hangup.sa_mask);
   hangup.sa_flags = SA_RESTART;
   ::sigaction(SIGHUP, &hangup, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  const auto options = args.physical                                 ? physical_options(args)
+  const auto options = args.physical                                  ? physical_options(args)
                        : args.generation == grace::generation::hopper ? shim::hopper(args.size)
                                                                       : shim::blackwell(args.size);
   if (!args.physical) check_size(args, options);
@@ -743,8 +748,7 @@ int main(int argc, char** argv) {
       srv.adopt_listener(adopt_fd(args.fd, "the socket-activation fd " + std::to_string(args.fd)));
       where = "fd " + std::to_string(args.fd) + " from socket activation";
       break;
-    case socket_source::none:
-      break;
+    case socket_source::none: break;
   }
   running.store(&srv);
   if (stop_signalled != 0) srv.request_stop();  // a SIGTERM that came before `running` was set
@@ -755,9 +759,10 @@ int main(int argc, char** argv) {
     const auto kib = [](std::uint64_t n) { return std::to_string(n / KiB) + " KiB"; };
     char id[8];
     std::snprintf(id, sizeof id, "%04x", static_cast<unsigned>(dev.device_id()));
-    const std::string ready = !args.ready_after_ms        ? "never ready"
-                              : *args.ready_after_ms == 0 ? "ready"
-                                                          : "ready after " + std::to_string(*args.ready_after_ms) + " ms";
+    const std::string ready = !args.ready_after_ms ? "never ready"
+                              : *args.ready_after_ms == 0
+                                  ? "ready"
+                                  : "ready after " + std::to_string(*args.ready_after_ms) + " ms";
     log_line(1, "listening on " + where + " (physical function " + id + ", " + generation + ", BAR2 " +
                     kib(args.bar2_size) + ", BAR4 " + kib(args.bar4_size) + ", " + ready + ")");
   } else {
@@ -771,7 +776,7 @@ int main(int argc, char** argv) {
   notify("STOPPING=1");
   if (!bound.path.empty()) {
     // Remove the socket file only if it is still the one this process created.
-    struct ::stat st{};
+    struct ::stat st {};
     if (::stat(bound.path.c_str(), &st) == 0 && st.st_dev == bound.dev && st.st_ino == bound.ino)
       ::unlink(bound.path.c_str());
   }

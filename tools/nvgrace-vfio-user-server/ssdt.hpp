@@ -25,11 +25,11 @@ namespace nvgrace::tools::ssdt {
 
 /// What the table describes.
 struct description {
-  std::uint64_t base = 0;    ///< nvidia,gpu-mem-base-pa
-  std::uint64_t size = 0;    ///< nvidia,gpu-mem-size
-  unsigned slot = 0x10;      ///< PCI device number on the root bus (0..31)
-  unsigned function = 0;     ///< PCI function number (0..7)
-  std::string name = "GPU0"; ///< the ACPI object name: four characters, A-Z, 0-9 or _, not starting with a digit
+  std::uint64_t base = 0;     ///< nvidia,gpu-mem-base-pa
+  std::uint64_t size = 0;     ///< nvidia,gpu-mem-size
+  unsigned slot = 0x10;       ///< PCI device number on the root bus (0..31)
+  unsigned function = 0;      ///< PCI function number (0..7)
+  std::string name = "GPU0";  ///< the ACPI object name: four characters, A-Z, 0-9 or _, not starting with a digit
 };
 
 /// True when `name` is a valid four-character ACPI name segment.

@@ -34,19 +34,19 @@
 /// bytes. A device that exceeds them is refused with E2BIG.
 
 #include <nvgrace/core/bytes.hpp>
-#include <nvgrace/grace/mmap.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/detail/minmax.hpp>
+#include <nvgrace/grace/mmap.hpp>
 #include <nvgrace/mem/copy.hpp>
 #include <nvgrace/mem/device_memory.hpp>
 #include <nvgrace/pci/config.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/mapping.hpp>
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/region_info.hpp>
-#include <nvgrace/detail/minmax.hpp>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -124,9 +124,9 @@ struct region {
 
 /// A BAR as sizing through config space shows it.
 struct bar_info {
-  unsigned bar = 0;            ///< BAR number 0..5
-  bool implemented = false;    ///< false: reads back 0, or the upper half of a 64-bit BAR
-  bool upper_half = false;     ///< this register is the high dword of BAR `bar - 1`
+  unsigned bar = 0;          ///< BAR number 0..5
+  bool implemented = false;  ///< false: reads back 0, or the upper half of a 64-bit BAR
+  bool upper_half = false;   ///< this register is the high dword of BAR `bar - 1`
   bool is_io = false;
   bool is_64bit = false;
   bool prefetchable = false;
@@ -157,7 +157,8 @@ struct accessor_options {
 /// The other byte types a buffer may be made of (std::uint8_t is unsigned
 /// char on every platform nvgrace runs on).
 template <class B>
-concept byte_like = std::same_as<std::remove_const_t<B>, unsigned char> || std::same_as<std::remove_const_t<B>, char>;
+concept byte_like = std::same_as < std::remove_const_t<B>,
+unsigned char > || std::same_as<std::remove_const_t<B>, char>;
 
 /// Map every mmap-able area at open (the default).
 inline constexpr accessor_options map_all{true, std::nullopt};
@@ -231,10 +232,14 @@ public:
   accessor(const accessor&) = delete;
   accessor& operator=(const accessor&) = delete;
   accessor(accessor&& other) noexcept
-      : file_(std::exchange(other.file_, nullptr)), device_info_(other.device_info_),
-        region_count_(std::exchange(other.region_count_, 0)), present_(std::exchange(other.present_, 0)),
+      : file_(std::exchange(other.file_, nullptr)),
+        device_info_(other.device_info_),
+        region_count_(std::exchange(other.region_count_, 0)),
+        present_(std::exchange(other.present_, 0)),
         mapped_generation_(other.mapped_generation_),
-        regions_(other.regions_), words_(std::exchange(other.words_, {})), owners_(std::move(other.owners_)) {
+        regions_(other.regions_),
+        words_(std::exchange(other.words_, {})),
+        owners_(std::move(other.owners_)) {
     for (auto& r : other.regions_) r.mapped_count = 0;  // the mappings moved with us
   }
   accessor& operator=(accessor&& other) noexcept {
@@ -363,8 +368,8 @@ public:
   /// Read a config register of 1, 2, 4 or 8 bytes (little-endian) with one
   /// pread. EIO when the device returns fewer bytes.
   template <class T>
-    requires(std::unsigned_integral<T> && (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8))
-  [[nodiscard]] result<T> config_read(std::uint64_t offset) noexcept {
+  requires(std::unsigned_integral<T> && (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8))
+      [[nodiscard]] result<T> config_read(std::uint64_t offset) noexcept {
     std::array<std::byte, sizeof(T)> bytes{};
     const auto n = file_->pread(bytes, config_offset(offset));
     if (!n) return n.error();
@@ -376,8 +381,8 @@ public:
   /// the bytes the device accepted: a write that touches an emulated BAR
   /// window may legitimately return fewer (§3.3).
   template <class T>
-    requires(std::unsigned_integral<T> && (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8))
-  [[nodiscard]] result<std::size_t> config_write(std::uint64_t offset, T value) noexcept {
+  requires(std::unsigned_integral<T> && (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8))
+      [[nodiscard]] result<std::size_t> config_write(std::uint64_t offset, T value) noexcept {
     std::array<std::byte, sizeof(T)> bytes{};
     store_le<T>(bytes, 0, value);
     return file_->pwrite(bytes, config_offset(offset));
@@ -392,7 +397,9 @@ public:
     std::array<bar_info, 6> bars{};
     const auto command = config_read<std::uint16_t>(pci::reg::command);
     if (!command) return command.error();
-    if (auto s = set_command(static_cast<std::uint16_t>(*command & ~(pci::command_bits::io | pci::command_bits::memory))); !s)
+    if (auto s =
+            set_command(static_cast<std::uint16_t>(*command & ~(pci::command_bits::io | pci::command_bits::memory)));
+        !s)
       return s.error();
     status failure;
     for (unsigned bar = 0; bar < 6 && failure; ++bar) {
@@ -402,8 +409,10 @@ public:
         continue;
       }
       const auto sized = size_one(bar);
-      if (!sized) failure = sized.error();
-      else bars[bar] = *sized;
+      if (!sized)
+        failure = sized.error();
+      else
+        bars[bar] = *sized;
     }
     // The command register is restored even when sizing failed half-way.
     const auto restored = set_command(*command);
@@ -417,7 +426,9 @@ public:
     NVGRACE_EXPECTS(bar < 6);
     const auto command = config_read<std::uint16_t>(pci::reg::command);
     if (!command) return command.error();
-    if (auto s = set_command(static_cast<std::uint16_t>(*command & ~(pci::command_bits::io | pci::command_bits::memory))); !s)
+    if (auto s =
+            set_command(static_cast<std::uint16_t>(*command & ~(pci::command_bits::io | pci::command_bits::memory)));
+        !s)
       return s.error();
     const auto sized = size_one(bar);
     const auto restored = set_command(*command);
@@ -433,9 +444,9 @@ private:
   /// a naturally aligned access of at most 8 bytes that starts inside it ends
   /// inside it. length 0: nothing mapped, no word path.
   struct word_window {
-    std::uintptr_t base = 0;    ///< address of region offset `offset`
-    std::uint64_t offset = 0;   ///< region offset of the first mapped byte
-    std::uint64_t length = 0;   ///< bytes mapped
+    std::uintptr_t base = 0;   ///< address of region offset `offset`
+    std::uint64_t offset = 0;  ///< region offset of the first mapped byte
+    std::uint64_t length = 0;  ///< bytes mapped
   };
 
   /// read() and write(): an aligned access of 1, 2, 4 or 8 bytes inside the
@@ -457,8 +468,10 @@ private:
         if constexpr (knows_mapping_generation<File>) valid = file_->mapping_generation() == mapped_generation_;
         if (valid) [[likely]] {
           auto* const memory = reinterpret_cast<std::byte*>(address);
-          if constexpr (std::is_const_v<Byte>) mem::write_word(memory, bytes.data(), bytes.size());
-          else mem::read_word(memory, bytes.data(), bytes.size());
+          if constexpr (std::is_const_v<Byte>)
+            mem::write_word(memory, bytes.data(), bytes.size());
+          else
+            mem::read_word(memory, bytes.data(), bytes.size());
           return bytes.size();
         }
       }
@@ -481,8 +494,10 @@ private:
         }
         // Wholly inside the mapping: no padding, so the copy path's memory copy.
         const mem::memory_view memory{m->base, m->length, r.caching};
-        if constexpr (std::is_const_v<Byte>) mem::write_memory(memory, offset - m->offset, bytes);
-        else mem::read_memory(memory, offset - m->offset, bytes);
+        if constexpr (std::is_const_v<Byte>)
+          mem::write_memory(memory, offset - m->offset, bytes);
+        else
+          mem::read_memory(memory, offset - m->offset, bytes);
         return bytes.size();
       }
     }
@@ -517,8 +532,10 @@ private:
   [[gnu::noinline]] result<std::size_t> transfer_through_file(std::uint32_t index, std::uint64_t offset,
                                                               std::span<Byte> bytes) noexcept {
     if (index >= region_count_ || offset > vfio::offset_mask) return errc::invalid_argument;
-    if constexpr (std::is_const_v<Byte>) return file_->pwrite(bytes, vfio::region_offset(index) + offset);
-    else return file_->pread(bytes, vfio::region_offset(index) + offset);
+    if constexpr (std::is_const_v<Byte>)
+      return file_->pwrite(bytes, vfio::region_offset(index) + offset);
+    else
+      return file_->pread(bytes, vfio::region_offset(index) + offset);
   }
 
   [[nodiscard]] static constexpr std::uint64_t config_offset(std::uint64_t offset) noexcept {
@@ -589,7 +606,8 @@ private:
 
   /// The mapping that holds all of [offset, offset + count), if any. An empty
   /// access is never served from a mapping: the device decides what it means.
-  [[nodiscard, gnu::always_inline]] static const mapped_area* covering(const region& r, std::uint64_t offset, std::size_t count) noexcept {
+  [[nodiscard, gnu::always_inline]] static const mapped_area* covering(const region& r, std::uint64_t offset,
+                                                                       std::size_t count) noexcept {
     if (count == 0) return nullptr;
     for (std::uint32_t i = 0; i < r.mapped_count; ++i) {
       const mapped_area& m = r.mapped[i];
@@ -645,7 +663,8 @@ private:
     const std::uint64_t length = align_down(a.size, page);
     if (length == 0) return posix::mapping{};
     if (!is_aligned(a.offset, page)) return errc::invalid_argument;
-    const std::uint64_t alignment = nvgrace::detail::max(page, nvgrace::detail::min(max_mapping_alignment, std::bit_floor(length)));
+    const std::uint64_t alignment =
+        nvgrace::detail::max(page, nvgrace::detail::min(max_mapping_alignment, std::bit_floor(length)));
     const auto reserve_length = checked_add(length, alignment);
     if (!reserve_length) return reserve_length.error();
     // Reserve address space, place the area at its aligned start inside it,
@@ -655,8 +674,8 @@ private:
     if (!reservation) return reservation.error();
     const auto reserved = reinterpret_cast<std::uintptr_t>(reservation->data());
     const std::uintptr_t start = (reserved + (alignment - 1)) & ~static_cast<std::uintptr_t>(alignment - 1);
-    const auto mapped = file_->mmap(reinterpret_cast<void*>(start), length, PROT_READ | PROT_WRITE,
-                                    r.file_offset() + a.offset);
+    const auto mapped =
+        file_->mmap(reinterpret_cast<void*>(start), length, PROT_READ | PROT_WRITE, r.file_offset() + a.offset);
     if (!mapped) return mapped.error();  // the reservation unmaps itself
     std::byte* base = reservation->release();
     const std::uintptr_t end = start + static_cast<std::uintptr_t>(length);
@@ -675,7 +694,7 @@ private:
   File* file_ = nullptr;
   vfio::device_info device_info_{};
   std::uint32_t region_count_ = 0;
-  std::uint32_t present_ = 0;  ///< bit i: region i exists
+  std::uint32_t present_ = 0;            ///< bit i: region i exists
   std::uint64_t mapped_generation_ = 0;  ///< the file's mapping generation the mappings are valid for
   std::array<region, max_regions> regions_{};
   std::array<word_window, max_regions> words_{};  ///< for transfer's word path; see word_window

@@ -48,9 +48,9 @@ inline contract_handler set_contract_handler(contract_handler handler) noexcept 
 }  // namespace nvgrace
 
 #if defined(NVGRACE_NO_RUNTIME_CONTRACTS)
-#define NVGRACE_DETAIL_CHECK(cond)                                                              \
-  ((!std::is_constant_evaluated() || static_cast<bool>(cond))                                   \
-       ? static_cast<void>(0)                                                                   \
+#define NVGRACE_DETAIL_CHECK(cond)                            \
+  ((!std::is_constant_evaluated() || static_cast<bool>(cond)) \
+       ? static_cast<void>(0)                                 \
        : ::nvgrace::detail::contract_violated(#cond, __FILE__, __LINE__))
 #else
 #define NVGRACE_DETAIL_CHECK(cond) \

@@ -26,9 +26,7 @@ inline constexpr bool error_code_bridge_included<void> = true;
 [[nodiscard]] constexpr std::errc to_std_errc(errc e) noexcept { return static_cast<std::errc>(to_errno(e)); }
 [[nodiscard]] constexpr errc from_std_errc(std::errc e) noexcept { return static_cast<errc>(static_cast<int>(e)); }
 
-[[nodiscard]] inline std::error_code make_error_code(errc e) noexcept {
-  return {to_errno(e), std::generic_category()};
-}
+[[nodiscard]] inline std::error_code make_error_code(errc e) noexcept { return {to_errno(e), std::generic_category()}; }
 [[nodiscard]] inline std::error_condition make_error_condition(errc e) noexcept {
   return {to_errno(e), std::generic_category()};
 }

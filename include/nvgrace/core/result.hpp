@@ -158,9 +158,7 @@ public:
   constexpr T* operator->() noexcept { return __builtin_addressof(value()); }
   constexpr const T* operator->() const noexcept { return __builtin_addressof(value()); }
 
-  friend constexpr bool operator==(const result& a, const result& b) noexcept
-    requires std::equality_comparable<T>
-  {
+  friend constexpr bool operator==(const result& a, const result& b) noexcept requires std::equality_comparable<T> {
     if (a.error() != b.error()) return false;
     return !a.has_value() || a.storage_.value_ == b.storage_.value_;
   }

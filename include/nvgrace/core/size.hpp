@@ -36,10 +36,10 @@ namespace nvgrace {
 
 /// A parsed size, or why the text is not one.
 struct size_parse {
-  std::uint64_t bytes = 0;    ///< the value (0 on error)
-  errc error{};               ///< EINVAL (malformed) or EOVERFLOW (above 2^64 - 1); {} on success
-  text_view reason{};  ///< which rule failed, e.g. "unknown unit"; empty on success
-  std::size_t position = 0;   ///< offset in the text where it failed
+  std::uint64_t bytes = 0;   ///< the value (0 on error)
+  errc error{};              ///< EINVAL (malformed) or EOVERFLOW (above 2^64 - 1); {} on success
+  text_view reason{};        ///< which rule failed, e.g. "unknown unit"; empty on success
+  std::size_t position = 0;  ///< offset in the text where it failed
 
   [[nodiscard]] constexpr bool ok() const noexcept { return error == errc{}; }
   /// The value as a result<uint64_t> (the reason is dropped).
@@ -51,7 +51,9 @@ struct size_parse {
 
 namespace detail::size_syntax {
 
-[[nodiscard]] constexpr char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+[[nodiscard]] constexpr char lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 [[nodiscard]] constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 [[nodiscard]] constexpr int hex_digit(char c) noexcept {
   if (is_digit(c)) return c - '0';

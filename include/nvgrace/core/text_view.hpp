@@ -40,12 +40,13 @@ public:
   /// The empty text.
   constexpr text_view() noexcept = default;
   /// A NUL-terminated string, e.g. a literal. Precondition: not null.
-  constexpr text_view(const char* s) noexcept : data_(s), size_(length_of(s)) {}  // NOLINT: implicit, as std::string_view's
+  constexpr text_view(const char* s) noexcept
+      : data_(s), size_(length_of(s)) {}  // NOLINT: implicit, as std::string_view's
   constexpr text_view(const char* s, std::size_t n) noexcept : data_(s), size_(n) {}
   /// Any contiguous character sequence with data() and size():
   /// `std::string_view`, `std::string`, `std::span<const char>`...
   template <class Chars>
-    requires detail::char_sequence<Chars>
+  requires detail::char_sequence<Chars>
   constexpr text_view(const Chars& c) noexcept  // NOLINT: implicit, as std::string_view's
       : data_(c.data()), size_(static_cast<std::size_t>(c.size())) {}
 
@@ -93,8 +94,8 @@ public:
   /// Converts to any string type built from (pointer, length): std::string_view,
   /// std::string.
   template <class String>
-    requires(!detail::is_text_view<String> && requires(const char* p, std::size_t n) { String(p, n); })
-  constexpr operator String() const {
+  requires(!detail::is_text_view<String> && requires(const char* p, std::size_t n) { String(p, n); }) constexpr
+  operator String() const {
     return String(data_, size_);
   }
 
@@ -108,15 +109,13 @@ public:
   /// The same against a std::string_view or std::string as such, so that
   /// their own comparisons (which would convert this view) are not ambiguous.
   template <class Chars>
-    requires detail::char_sequence<Chars>
-  friend constexpr bool operator==(text_view a, const Chars& b) noexcept {
-    return a == text_view(b);
-  }
+  requires detail::char_sequence<Chars>
+  friend constexpr bool operator==(text_view a, const Chars& b) noexcept { return a == text_view(b); }
 
   /// Writes the characters to any stream with write(const char*, n) (an
   /// std::ostream, for one), without naming <ostream>.
   template <class Stream>
-    requires requires(Stream& s, const char* p, long n) { s.write(p, n); }
+  requires requires(Stream& s, const char* p, long n) { s.write(p, n); }
   friend Stream& operator<<(Stream& s, text_view t) {
     s.write(t.data_, static_cast<long>(t.size_));
     return s;

@@ -22,8 +22,8 @@ enum class order : int {
 
 template <class T>
 class atomic_word {
-  static_assert(std::is_trivially_copyable_v<T> && (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 ||
-                                                    sizeof(T) == 8),
+  static_assert(std::is_trivially_copyable_v<T> &&
+                    (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8),
                 "a lock-free word: a trivially copyable type of 1, 2, 4 or 8 bytes");
 
 public:
@@ -32,24 +32,20 @@ public:
   atomic_word(const atomic_word&) = delete;
   atomic_word& operator=(const atomic_word&) = delete;
 
-  [[nodiscard]] T load(order o = order::seq_cst) const noexcept { return __atomic_load_n(&value_, static_cast<int>(o)); }
+  [[nodiscard]] T load(order o = order::seq_cst) const noexcept {
+    return __atomic_load_n(&value_, static_cast<int>(o));
+  }
   void store(T value, order o = order::seq_cst) noexcept { __atomic_store_n(&value_, value, static_cast<int>(o)); }
   T exchange(T value, order o = order::seq_cst) noexcept {
     return __atomic_exchange_n(&value_, value, static_cast<int>(o));
   }
-  T fetch_or(T bits, order o = order::seq_cst) noexcept
-    requires std::is_integral_v<T>
-  {
+  T fetch_or(T bits, order o = order::seq_cst) noexcept requires std::is_integral_v<T> {
     return __atomic_fetch_or(&value_, bits, static_cast<int>(o));
   }
-  T fetch_and(T bits, order o = order::seq_cst) noexcept
-    requires std::is_integral_v<T>
-  {
+  T fetch_and(T bits, order o = order::seq_cst) noexcept requires std::is_integral_v<T> {
     return __atomic_fetch_and(&value_, bits, static_cast<int>(o));
   }
-  T fetch_add(T n, order o = order::seq_cst) noexcept
-    requires std::is_integral_v<T>
-  {
+  T fetch_add(T n, order o = order::seq_cst) noexcept requires std::is_integral_v<T> {
     return __atomic_fetch_add(&value_, n, static_cast<int>(o));
   }
   /// On failure `expected` receives the current value.

@@ -24,13 +24,13 @@ enum class resmem_return : std::uint8_t {
 
 /// The decision for one access.
 struct access_plan {
-  std::uint64_t offset = 0;          ///< offset inside the region
-  std::uint64_t count = 0;           ///< bytes after clipping at the reported size
-  std::uint64_t memory_bytes = 0;    ///< bytes moved to or from memory, starting at `offset`
-  std::uint64_t padding_bytes = 0;   ///< bytes filled with 0xFF (read) or dropped (write) after them
-  bool waits_for_ready = false;      ///< the §7.2 readiness check runs first
-  std::uint64_t returned = 0;        ///< what read()/write() returns on success
-  std::uint64_t advance = 0;         ///< how far the file position moves
+  std::uint64_t offset = 0;         ///< offset inside the region
+  std::uint64_t count = 0;          ///< bytes after clipping at the reported size
+  std::uint64_t memory_bytes = 0;   ///< bytes moved to or from memory, starting at `offset`
+  std::uint64_t padding_bytes = 0;  ///< bytes filled with 0xFF (read) or dropped (write) after them
+  bool waits_for_ready = false;     ///< the §7.2 readiness check runs first
+  std::uint64_t returned = 0;       ///< what read()/write() returns on success
+  std::uint64_t advance = 0;        ///< how far the file position moves
   friend constexpr bool operator==(const access_plan&, const access_plan&) = default;
 };
 

@@ -37,9 +37,7 @@ struct device_memory_range {
 /// Whether the device runs with emulated BARs or as plain vfio-pci.
 enum class mode : std::uint8_t { emulated, plain };
 
-[[nodiscard]] constexpr text_view to_string(mode m) noexcept {
-  return m == mode::emulated ? "emulated" : "plain";
-}
+[[nodiscard]] constexpr text_view to_string(mode m) noexcept { return m == mode::emulated ? "emulated" : "plain"; }
 
 namespace detail {
 [[nodiscard]] constexpr std::uint64_t type_max(unsigned bits) noexcept {

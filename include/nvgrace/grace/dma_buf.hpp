@@ -38,8 +38,8 @@ struct phys_range {
 /// mapping), writing one physical range per request range into `out`
 /// (out.size() ≥ ranges.size()). Nothing is written on failure.
 [[nodiscard]] constexpr status map_dma_buf(const memregion& r, const vfio::device_feature_dma_buf& request,
-                                           std::span<const vfio::region_dma_range> ranges,
-                                           std::span<phys_range> out, std::uint64_t page_size = 4096) noexcept {
+                                           std::span<const vfio::region_dma_range> ranges, std::span<phys_range> out,
+                                           std::uint64_t page_size = 4096) noexcept {
   if (auto s = vfio::check_dma_buf_request(request); !s) return s;
   if (ranges.size() != request.nr_ranges) return errc::invalid_argument;
   if (auto s = vfio::check_dma_buf_ranges(ranges, page_size); !s) return s;

@@ -8,8 +8,8 @@
 #include <nvgrace/pci/config.hpp>
 
 #include <array>
-#include <optional>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace nvgrace::grace {

@@ -65,12 +65,12 @@ struct layout {
 /// Why a layout cannot be derived; each reason has one errno.
 enum class layout_failure : std::uint8_t {
   none,
-  smaller_than_carve_out,    ///< Hopper, length < 1 GiB: EOVERFLOW
-  usable_has_no_pow2,        ///< Hopper: the usemem BAR would need 2^64: EOVERFLOW
-  memory_has_no_pow2,        ///< Blackwell: the usemem BAR would need 2^64: EOVERFLOW
-  usable_rounds_to_zero,     ///< Hopper, 1 GiB ≤ length < 1.5 GiB: EINVAL
+  smaller_than_carve_out,       ///< Hopper, length < 1 GiB: EOVERFLOW
+  usable_has_no_pow2,           ///< Hopper: the usemem BAR would need 2^64: EOVERFLOW
+  memory_has_no_pow2,           ///< Blackwell: the usemem BAR would need 2^64: EOVERFLOW
+  usable_rounds_to_zero,        ///< Hopper, 1 GiB ≤ length < 1.5 GiB: EINVAL
   carve_out_address_overflows,  ///< base + usable memory passes 2^64: EOVERFLOW
-  empty_memory,              ///< Blackwell, length 0: EINVAL
+  empty_memory,                 ///< Blackwell, length 0: EINVAL
 };
 
 /// The errno the driver returns for a failure.
@@ -219,9 +219,8 @@ struct probe_outcome {
 /// The rule that makes derive_layout(phys_base, length, gen, rule) fail, as
 /// one phrase; "" when it succeeds. Taken from the same decision that gives
 /// the errno.
-[[nodiscard]] constexpr text_view describe_layout_error(std::uint64_t phys_base, std::uint64_t length,
-                                                               generation gen,
-                                                               kernel_rule rule = kernel_rule::current) noexcept {
+[[nodiscard]] constexpr text_view describe_layout_error(std::uint64_t phys_base, std::uint64_t length, generation gen,
+                                                        kernel_rule rule = kernel_rule::current) noexcept {
   return describe(decide_layout(phys_base, length, gen, rule).failure);
 }
 

@@ -31,7 +31,7 @@ enum class stage2_memory : std::uint8_t { cacheable, normal_nc, device };
 struct mmap_plan {
   std::uint64_t region_offset = 0;  ///< first byte of the region mapped
   std::uint64_t length = 0;
-  bool write_combine = false;       ///< resmem: the host mapping is write-combine
+  bool write_combine = false;  ///< resmem: the host mapping is write-combine
   stage2_memory stage2 = stage2_memory::cacheable;
   friend constexpr bool operator==(mmap_plan, mmap_plan) = default;
 };
@@ -121,10 +121,14 @@ struct fault_decision {
     d.outcome = fault_outcome::sigbus;
     return d;
   }
-  if (order == 0) d.outcome = fault_outcome::insert_pte;
-  else if (platform.pmd_supported && order == platform.pmd_order) d.outcome = fault_outcome::insert_pmd;
-  else if (platform.pud_supported && order == platform.pud_order) d.outcome = fault_outcome::insert_pud;
-  else d.outcome = fault_outcome::fallback;
+  if (order == 0)
+    d.outcome = fault_outcome::insert_pte;
+  else if (platform.pmd_supported && order == platform.pmd_order)
+    d.outcome = fault_outcome::insert_pmd;
+  else if (platform.pud_supported && order == platform.pud_order)
+    d.outcome = fault_outcome::insert_pud;
+  else
+    d.outcome = fault_outcome::fallback;
   return d;
 }
 

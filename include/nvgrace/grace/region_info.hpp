@@ -60,8 +60,8 @@ using emulated_region_cap_chain = vfio::cap_chain<emulated_region_caps_size>;
 ///   sparse-mmap capability (next 0);
 /// - `out` shorter than those bytes → EFAULT (the kernel's failed copy-out).
 /// Returns the number of bytes written.
-[[nodiscard]] constexpr result<std::size_t> region_info_reply(const layout& l, std::uint32_t index,
-                                                              std::uint32_t argsz, std::span<std::byte> out) noexcept {
+[[nodiscard]] constexpr result<std::size_t> region_info_reply(const layout& l, std::uint32_t index, std::uint32_t argsz,
+                                                              std::span<std::byte> out) noexcept {
   if (argsz < vfio::region_info_size) return errc::invalid_argument;
   const auto r = l.region(index);
   if (!r) return errc::no_such_file_or_directory;

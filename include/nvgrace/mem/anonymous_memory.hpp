@@ -37,8 +37,7 @@ public:
 
   /// Map `length` bytes. Errors: EINVAL for length 0, EOVERFLOW when the
   /// length cannot be rounded to pages, otherwise mmap's errno (ENOMEM, ...).
-  [[nodiscard]] static result<anonymous_memory> create(std::uint64_t length,
-                                                       caching mode = caching::cached) noexcept {
+  [[nodiscard]] static result<anonymous_memory> create(std::uint64_t length, caching mode = caching::cached) noexcept {
     const auto mapped = detail::mapping_length(length);
     if (!mapped) return mapped.error();
     auto mapping = detail::map_shared(*mapped, -1, 0, MAP_NORESERVE);

@@ -33,14 +33,16 @@ struct map_source {
 /// process through `view()`. Copies go through the copy path (mem/copy.hpp).
 template <class M>
 concept device_memory = requires(const M& m) {
-  { m.view() } noexcept -> std::same_as<memory_view>;
+  { m.view() }
+  noexcept->std::same_as<memory_view>;
 };
 
 /// Device memory that can also be mapped by fd + offset: into another process
 /// (vfio-user passes the fd), or again into this one (the shim's mmap).
 template <class M>
 concept mappable_memory = device_memory<M> && requires(const M& m) {
-  { m.source() } noexcept -> std::same_as<map_source>;
+  { m.source() }
+  noexcept->std::same_as<map_source>;
 };
 
 }  // namespace nvgrace::mem

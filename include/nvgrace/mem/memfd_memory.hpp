@@ -46,8 +46,11 @@ class memfd_memory {
 public:
   memfd_memory() noexcept = default;
   memfd_memory(memfd_memory&& other) noexcept
-      : fd_(std::move(other.fd_)), mapping_(std::move(other.mapping_)), offset_(std::exchange(other.offset_, 0)),
-        length_(std::exchange(other.length_, 0)), mode_(other.mode_),
+      : fd_(std::move(other.fd_)),
+        mapping_(std::move(other.mapping_)),
+        offset_(std::exchange(other.offset_, 0)),
+        length_(std::exchange(other.length_, 0)),
+        mode_(other.mode_),
         size_sealed_(std::exchange(other.size_sealed_, false)) {}
   memfd_memory& operator=(memfd_memory&& other) noexcept {
     mapping_ = std::move(other.mapping_);
@@ -111,8 +114,7 @@ public:
     if (!mapped) return mapped.error();
     if (!is_aligned(offset, posix::page_size())) return errc::invalid_argument;
     const auto end = checked_add(offset, length);
-    if (!end || *end > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()))
-      return errc::value_too_large;
+    if (!end || *end > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) return errc::value_too_large;
     struct stat st {};
     if (::fstat(owned.get(), &st) != 0) return posix::last_error();
     if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) < *end) return errc::invalid_argument;

@@ -34,7 +34,8 @@ namespace nvgrace::posix {
   char target[sizeof eventfd_link + 1];
   const ssize_t n = ::readlink(path, target, sizeof target);
   if (n < 0) return last_error();
-  return static_cast<std::size_t>(n) == sizeof eventfd_link - 1 && std::memcmp(target, eventfd_link, sizeof eventfd_link - 1) == 0;
+  return static_cast<std::size_t>(n) == sizeof eventfd_link - 1 &&
+         std::memcmp(target, eventfd_link, sizeof eventfd_link - 1) == 0;
 }
 
 /// Set O_NONBLOCK on the open file behind `fd`, keeping its other status flags.

@@ -21,8 +21,15 @@ inline constexpr std::uint64_t offset_mask = (std::uint64_t{1} << offset_shift) 
 
 /// Region indices of a vfio-pci device.
 enum class region : std::uint32_t {
-  bar0 = 0, bar1 = 1, bar2 = 2, bar3 = 3, bar4 = 4, bar5 = 5,
-  rom = 6, config = 7, vga = 8,
+  bar0 = 0,
+  bar1 = 1,
+  bar2 = 2,
+  bar3 = 3,
+  bar4 = 4,
+  bar5 = 5,
+  rom = 6,
+  config = 7,
+  vga = 8,
 };
 /// Number of fixed vfio-pci regions (BAR0..5, ROM, config, VGA).
 inline constexpr std::uint32_t pci_num_regions = 9;
@@ -253,15 +260,17 @@ struct iommu_ioas_alloc {
 // is (type << 8) | nr: x86, arm64, riscv, s390, loongarch. Architectures with
 // their own encoding put direction bits into _IO as well, so these numbers
 // would be wrong there: refuse to compile rather than call the wrong ioctl.
-#if defined(__powerpc__) || defined(__powerpc64__) || defined(__mips__) || defined(__sparc__) || \
-    defined(__alpha__) || defined(__hppa__)
+#if defined(__powerpc__) || defined(__powerpc64__) || defined(__mips__) || defined(__sparc__) || defined(__alpha__) || \
+    defined(__hppa__)
 #error "nvgrace: this architecture's ioctl encoding is not the asm-generic one; vfio::ioctl numbers would be wrong"
 #endif
 
 /// VFIO ioctls are _IO(';', 100 + n): no size or direction bits are encoded.
 inline constexpr unsigned long ioctl_type = ';';
 inline constexpr unsigned long ioctl_base = 100;
-[[nodiscard]] constexpr unsigned long vfio_io(unsigned long nr) noexcept { return (ioctl_type << 8) | (ioctl_base + nr); }
+[[nodiscard]] constexpr unsigned long vfio_io(unsigned long nr) noexcept {
+  return (ioctl_type << 8) | (ioctl_base + nr);
+}
 
 namespace ioctl {
 inline constexpr unsigned long get_api_version = vfio_io(0);

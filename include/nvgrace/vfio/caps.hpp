@@ -91,8 +91,8 @@ struct region_caps {
         const auto nr_areas = load_le<std::uint32_t>(reply, base + 8);
         const auto areas_size = checked_mul(nr_areas, sparse_mmap_area_size);
         if (!areas_size || *areas_size > room - sparse_mmap_cap_base_size) return errc::bad_message;
-        const sparse_mmap_view view(reply.subspan(base + sparse_mmap_cap_base_size, static_cast<std::size_t>(*areas_size)),
-                                    nr_areas);
+        const sparse_mmap_view view(
+            reply.subspan(base + sparse_mmap_cap_base_size, static_cast<std::size_t>(*areas_size)), nr_areas);
         for (std::uint32_t i = 0; i < nr_areas; ++i) {
           const auto area = view[i];
           if (!range_within(area.offset, area.size, info.size)) return errc::invalid_argument;
@@ -104,12 +104,8 @@ struct region_caps {
         if (caps.type || room < 16) return errc::bad_message;
         caps.type = region_type{load_le<std::uint32_t>(reply, base + 8), load_le<std::uint32_t>(reply, base + 12)};
         break;
-      case cap_id::msix_mappable:
-        caps.msix_mappable = true;
-        break;
-      default:
-        ++caps.unknown;
-        break;
+      case cap_id::msix_mappable: caps.msix_mappable = true; break;
+      default: ++caps.unknown; break;
     }
     at = next;
   }

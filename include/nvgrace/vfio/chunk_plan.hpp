@@ -66,9 +66,7 @@ public:
   friend constexpr bool operator==(const chunk_iterator& a, const chunk_iterator& b) noexcept {
     return a.offset_ == b.offset_ && a.remaining_ == b.remaining_ && a.max_width_ == b.max_width_;
   }
-  friend constexpr bool operator==(const chunk_iterator& it, chunk_sentinel) noexcept {
-    return it.remaining_ == 0;
-  }
+  friend constexpr bool operator==(const chunk_iterator& it, chunk_sentinel) noexcept { return it.remaining_ == 0; }
 
 private:
   std::uint64_t offset_ = 0;

@@ -30,8 +30,8 @@
 namespace nvgrace::vfio {
 
 template <class F>
-concept device_file = requires(F& f, std::span<std::byte> buffer, std::span<const std::byte> data,
-                               std::uint64_t pos, vfio::irq_info& irq, void* addr, std::uint64_t length, int prot) {
+concept device_file = requires(F& f, std::span<std::byte> buffer, std::span<const std::byte> data, std::uint64_t pos,
+                               vfio::irq_info& irq, void* addr, std::uint64_t length, int prot) {
   { f.get_device_info() } -> std::same_as<result<vfio::device_info>>;
   { f.get_region_info(buffer) } -> std::same_as<status>;
   { f.get_irq_info(irq) } -> std::same_as<status>;

@@ -59,7 +59,7 @@ public:
   bool open(const char* path, bool writable) {
     const int fd = ::open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0) return false;
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(2 * sizeof(channel_header))) {
       ::close(fd);
       return false;
@@ -128,7 +128,7 @@ private:
 
 /// The head of the "diff" blob; records (48 bytes + payload, 8-aligned) follow.
 struct diff_header {
-  char magic[8];             ///< "NVGRDIF1"
+  char magic[8];  ///< "NVGRDIF1"
   std::uint64_t seed;
   std::uint64_t total;       ///< operations planned
   std::uint64_t done;        ///< operations whose records follow

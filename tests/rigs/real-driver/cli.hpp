@@ -28,9 +28,12 @@ struct options {
   std::uint64_t mul = 1;
   const char last = text.back();
   if (text.size() > 1 && !(text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X'))) {
-    if (last == 'K' || last == 'k') mul = KiB_;
-    else if (last == 'M' || last == 'm') mul = MiB_;
-    else if (last == 'G' || last == 'g') mul = GiB_;
+    if (last == 'K' || last == 'k')
+      mul = KiB_;
+    else if (last == 'M' || last == 'm')
+      mul = MiB_;
+    else if (last == 'G' || last == 'g')
+      mul = GiB_;
     if (mul != 1) text.remove_suffix(1);
   }
   const std::string s(text);
@@ -61,8 +64,10 @@ struct options {
     };
     if (a == "--generation" && i + 1 < argc) {
       const std::string_view g = argv[++i];
-      if (g == "hopper") o.prof.generation = gpu::hopper;
-      else if (g == "blackwell") o.prof.generation = gpu::blackwell;
+      if (g == "hopper")
+        o.prof.generation = gpu::hopper;
+      else if (g == "blackwell")
+        o.prof.generation = gpu::blackwell;
       else {
         std::fprintf(stderr, "--generation: hopper or blackwell, not %s\n", argv[i]);
         std::exit(2);
@@ -77,20 +82,30 @@ struct options {
       o.prof.cxl = true;
     } else if (a == "--ready" && i + 1 < argc) {
       const std::string_view r = argv[++i];
-      if (r == "yes") o.prof.ready_after_ms = 0;
-      else if (r == "never") o.prof.ready_after_ms = -1;
-      else if (const auto ms = parse_number(r)) o.prof.ready_after_ms = static_cast<std::int64_t>(*ms);
+      if (r == "yes")
+        o.prof.ready_after_ms = 0;
+      else if (r == "never")
+        o.prof.ready_after_ms = -1;
+      else if (const auto ms = parse_number(r))
+        o.prof.ready_after_ms = static_cast<std::int64_t>(*ms);
       else {
         std::fprintf(stderr, "--ready: yes, never or milliseconds, not %s\n", argv[i]);
         std::exit(2);
       }
-    } else if (a == "--base") number(o.prof.base);
-    else if (a == "--size") number(o.prof.size);
-    else if (a == "--bar2-size") number(o.prof.bar2_size);
-    else if (a == "--bar4-size") number(o.prof.bar4_size);
-    else if (a == "--seed") number(o.seed);
-    else if (a == "--ops") number(o.ops);
-    else o.rest.emplace_back(a);
+    } else if (a == "--base")
+      number(o.prof.base);
+    else if (a == "--size")
+      number(o.prof.size);
+    else if (a == "--bar2-size")
+      number(o.prof.bar2_size);
+    else if (a == "--bar4-size")
+      number(o.prof.bar4_size);
+    else if (a == "--seed")
+      number(o.seed);
+    else if (a == "--ops")
+      number(o.ops);
+    else
+      o.rest.emplace_back(a);
   }
   return o;
 }

@@ -87,10 +87,11 @@ struct guest_target {
 static_assert(rig::target<guest_target>);
 
 int usage() {
-  std::fputs("usage: nvgrace-rig-guest diff --channel RESOURCE --bdf BDF [profile options] --seed N --ops N\n"
-             "       nvgrace-rig-guest put --channel RESOURCE NAME FILE\n"
-             "       nvgrace-rig-guest cdev --bdf BDF\n",
-             stderr);
+  std::fputs(
+      "usage: nvgrace-rig-guest diff --channel RESOURCE --bdf BDF [profile options] --seed N --ops N\n"
+      "       nvgrace-rig-guest put --channel RESOURCE NAME FILE\n"
+      "       nvgrace-rig-guest cdev --bdf BDF\n",
+      stderr);
   return 2;
 }
 
@@ -193,8 +194,7 @@ int diff(rig::options o) {
   ch.end_blob(*e, used);
   std::printf("nvgrace-rig-guest: %llu operations in %.2f s (%.0f ops/s), %llu bytes of records\n",
               static_cast<unsigned long long>(head->done), static_cast<double>(ns) / 1e9,
-              static_cast<double>(head->done) / (static_cast<double>(ns) / 1e9),
-              static_cast<unsigned long long>(used));
+              static_cast<double>(head->done) / (static_cast<double>(ns) / 1e9), static_cast<unsigned long long>(used));
   return 0;
 }
 
@@ -206,14 +206,16 @@ std::string fingerprint(lv::device& d) {
   char line[160];
   const auto info = d.get_device_info();
   if (!info) return "device info: " + std::string(errno_name(info.error()));
-  std::snprintf(line, sizeof line, "info flags %#x regions %u irqs %u;", info->flags, info->num_regions, info->num_irqs);
+  std::snprintf(line, sizeof line, "info flags %#x regions %u irqs %u;", info->flags, info->num_regions,
+                info->num_irqs);
   out += line;
   for (std::uint32_t i = 0; i < 10; ++i) {
     std::array<std::byte, 80> b{};
     store_le<std::uint32_t>(b, 0, 80);
     store_le<std::uint32_t>(b, 8, i);
     const auto s = d.get_region_info(b);
-    std::snprintf(line, sizeof line, " r%u %s/%#llx/%#llx/%#x;", i, s ? "ok" : std::string(errno_name(s.error())).c_str(),
+    std::snprintf(line, sizeof line, " r%u %s/%#llx/%#llx/%#x;", i,
+                  s ? "ok" : std::string(errno_name(s.error())).c_str(),
                   static_cast<unsigned long long>(load_le<std::uint64_t>(b, 16)),
                   static_cast<unsigned long long>(load_le<std::uint64_t>(b, 24)), load_le<std::uint32_t>(b, 4));
     out += line;

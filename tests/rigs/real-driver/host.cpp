@@ -159,7 +159,8 @@ std::string head_text(const rig::record& r) {
 }
 
 std::string record_text(const rig::record& r, const std::vector<std::byte>& payload) {
-  std::string s = errno_text(r.result) + ", bytes " + head_text(r) + ", aux " + hex(r.aux) + ", digest " + hex(r.digest);
+  std::string s =
+      errno_text(r.result) + ", bytes " + head_text(r) + ", aux " + hex(r.aux) + ", digest " + hex(r.digest);
   if (!payload.empty() && payload.size() <= 80) {
     s += ", payload ";
     char b[4];
@@ -362,8 +363,7 @@ int diff(rig::options o) {
     for (std::size_t k = 0; k < image.size() && k < dumped.size(); ++k) {
       const bool platform_owned = (k >= 0x04 && k < 0x06) || (k >= 0x10 && k < 0x28) || k == 0x3C ||
                                   (k >= shim::config_layout::express && k < shim::config_layout::express + 0x3C);
-      if (platform_owned)
-        platform[k] = static_cast<std::uint8_t>(std::to_integer<unsigned>(image[k] ^ dumped[k]));
+      if (platform_owned) platform[k] = static_cast<std::uint8_t>(std::to_integer<unsigned>(image[k] ^ dumped[k]));
       platform_bits_total += static_cast<std::uint64_t>(std::popcount(platform[k]));
     }
   }
@@ -410,8 +410,8 @@ int diff(rig::options o) {
       std::printf("%s: FAIL: record %llu is not of this stream\n", name.c_str(), static_cast<unsigned long long>(i));
       return 1;
     }
-    const std::string state_before = std::string("reset_done ") + (dev.reset_done() ? "1" : "0") +
-                                     ", memory decode " + (dev.memory_enabled() ? "on" : "off") + ", resets so far " +
+    const std::string state_before = std::string("reset_done ") + (dev.reset_done() ? "1" : "0") + ", memory decode " +
+                                     (dev.memory_enabled() ? "on" : "off") + ", resets so far " +
                                      std::to_string(dev.reset_count()) + ", mapping generation " +
                                      std::to_string(dev.mapping_generation()) + (dev.is_closed() ? ", closed" : "");
     // A write through a mapping that the driver refused (SIGBUS, or no mapping) but the
@@ -504,15 +504,15 @@ int diff(rig::options o) {
       if (c.mismatches <= max_details) {
         std::string d = "#" + std::to_string(i) + " [" + std::string(rig::name_of(op.cls)) + "] " + describe(op) +
                         "\n      driver: " + record_text(guest, guest_payload) +
-                        "\n      model:  " + record_text(model, payload) + "\n      model state before: " + state_before;
+                        "\n      model:  " + record_text(model, payload) +
+                        "\n      model state before: " + state_before;
         if (op.k == rig::kind::config_read && guest_payload.size() == payload.size() && payload.size() > 16)
           d += "\n      differing bytes: " + byte_diff(guest_payload, payload, op.offset);
         details.push_back(d);
       }
     }
   }
-  const double model_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double model_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   // The memory the driver left behind, against the model's.
   std::uint64_t memory_bytes = 0, memory_diffs = 0, untouched_diffs = 0;
@@ -566,8 +566,8 @@ int diff(rig::options o) {
   const double guest_s = static_cast<double>(head.elapsed_ns) / 1e9;
   std::printf("== %s: %llu of %llu operations, seed %llu; driver %.2f s (%.0f ops/s), model %.3f s\n", name.c_str(),
               static_cast<unsigned long long>(head.done), static_cast<unsigned long long>(head.total),
-              static_cast<unsigned long long>(o.seed), guest_s, guest_s > 0 ? static_cast<double>(head.done) / guest_s : 0.0,
-              model_s);
+              static_cast<unsigned long long>(o.seed), guest_s,
+              guest_s > 0 ? static_cast<double>(head.done) / guest_s : 0.0, model_s);
   std::printf("   %-40s %8s %10s\n", "operation class", "ops", "mismatches");
   for (std::size_t c = 0; c < stats.size(); ++c) {
     if (stats[c].ops == 0) continue;
@@ -576,17 +576,19 @@ int diff(rig::options o) {
   }
   std::printf("   %-40s %8llu %10llu\n", "total", static_cast<unsigned long long>(head.done),
               static_cast<unsigned long long>(mismatches));
-  std::printf("   config bits that are platform inputs (differ from the served function): %llu; "
-              "config reads equal once those are set aside: %llu\n",
-              static_cast<unsigned long long>(platform_bits_total), static_cast<unsigned long long>(masked_reads));
+  std::printf(
+      "   config bits that are platform inputs (differ from the served function): %llu; "
+      "config reads equal once those are set aside: %llu\n",
+      static_cast<unsigned long long>(platform_bits_total), static_cast<unsigned long long>(masked_reads));
   if (resynced != 0)
     std::printf("   model state put back after a counted mismatch (writes, mapped writes, file positions): %llu\n",
                 static_cast<unsigned long long>(resynced));
   if (!memory_file.empty() && !p.fallback())
-    std::printf("   GPU memory left by the driver: %llu bytes compared (seeded and written extents), %llu differ; "
-                "%llu non-zero bytes past the real end\n",
-                static_cast<unsigned long long>(memory_bytes), static_cast<unsigned long long>(memory_diffs),
-                static_cast<unsigned long long>(untouched_diffs));
+    std::printf(
+        "   GPU memory left by the driver: %llu bytes compared (seeded and written extents), %llu differ; "
+        "%llu non-zero bytes past the real end\n",
+        static_cast<unsigned long long>(memory_bytes), static_cast<unsigned long long>(memory_diffs),
+        static_cast<unsigned long long>(untouched_diffs));
   for (const auto& d : details) std::printf("   %s\n", d.c_str());
   for (const auto& d : memory_details) std::printf("   %s\n", d.c_str());
   const bool complete = head.done == head.total;
@@ -610,7 +612,8 @@ int probe_wait(rig::options o) {
   const std::uint64_t driver_reads = take_number(o.rest, "--driver-reads", 0);
   const std::uint64_t guest_ms = take_number(o.rest, "--guest-ms", 0);
   if (!o.rest.empty()) {
-    std::fputs("usage: nvgrace-rig-host probe-wait --driver-errno E --driver-reads N --guest-ms MS [profile]\n", stderr);
+    std::fputs("usage: nvgrace-rig-host probe-wait --driver-errno E --driver-reads N --guest-ms MS [profile]\n",
+               stderr);
     return 2;
   }
   rig::replay_clock clock(o.prof, guest_poll_sleep_ms);
@@ -627,13 +630,14 @@ int probe_wait(rig::options o) {
   const bool same_errno = model_errno == driver_errno;
   const bool same_reads = clock.c2c_reads() == driver_reads;
   const bool close_time = off <= 2000;
-  std::printf("RIG-WAIT driver %s after %llu C2C reads in %llu ms (guest clock, whole bind); "
-              "model %s after %llu C2C reads in %llu ms (%llu ms sleeps): errno %s, reads %s, time %s\n",
-              errno_text(-static_cast<std::int64_t>(driver_errno)).c_str(), static_cast<unsigned long long>(driver_reads),
-              static_cast<unsigned long long>(guest_ms), errno_text(-static_cast<std::int64_t>(model_errno)).c_str(),
-              static_cast<unsigned long long>(clock.c2c_reads()), static_cast<unsigned long long>(model_ms),
-              static_cast<unsigned long long>(guest_poll_sleep_ms), same_errno ? "same" : "DIFFERENT",
-              same_reads ? "same" : "DIFFERENT", close_time ? "within 2 s" : "NOT within 2 s");
+  std::printf(
+      "RIG-WAIT driver %s after %llu C2C reads in %llu ms (guest clock, whole bind); "
+      "model %s after %llu C2C reads in %llu ms (%llu ms sleeps): errno %s, reads %s, time %s\n",
+      errno_text(-static_cast<std::int64_t>(driver_errno)).c_str(), static_cast<unsigned long long>(driver_reads),
+      static_cast<unsigned long long>(guest_ms), errno_text(-static_cast<std::int64_t>(model_errno)).c_str(),
+      static_cast<unsigned long long>(clock.c2c_reads()), static_cast<unsigned long long>(model_ms),
+      static_cast<unsigned long long>(guest_poll_sleep_ms), same_errno ? "same" : "DIFFERENT",
+      same_reads ? "same" : "DIFFERENT", close_time ? "within 2 s" : "NOT within 2 s");
   return same_errno && same_reads && close_time ? 0 : 1;
 }
 

@@ -13,10 +13,10 @@
 // computed from the profile with the driver's arithmetic written out below, so a
 // wrong layout in the library cannot hide its own boundaries.
 
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 
 #include <setjmp.h>
 #include <signal.h>
@@ -45,9 +45,9 @@ inline constexpr std::uint64_t GiB_ = 1024 * MiB_;
 enum class gpu : std::uint8_t { hopper, blackwell };
 
 struct profile {
-  gpu generation = gpu::hopper;  ///< what the NVIDIA DVSEC says (and the default device id)
-  std::uint64_t base = 0;  ///< nvidia,gpu-mem-base-pa
-  std::uint64_t size = 0;  ///< nvidia,gpu-mem-size; 0: no _DSD (the driver's fallback)
+  gpu generation = gpu::hopper;         ///< what the NVIDIA DVSEC says (and the default device id)
+  std::uint64_t base = 0;               ///< nvidia,gpu-mem-base-pa
+  std::uint64_t size = 0;               ///< nvidia,gpu-mem-size; 0: no _DSD (the driver's fallback)
   std::uint64_t bar0_size = 16 * MiB_;  ///< the function's own BARs
   std::uint64_t bar2_size = 1 * MiB_;
   std::uint64_t bar4_size = 1 * MiB_;
@@ -72,8 +72,8 @@ struct region_shape {
   bool present = false;   ///< GET_REGION_INFO succeeds
   bool emulated = false;  ///< a fake BAR over GPU memory
   bool resmem = false;
-  std::uint64_t real = 0;  ///< bytes backed by memory
-  std::uint64_t bar = 0;   ///< region size
+  std::uint64_t real = 0;        ///< bytes backed by memory
+  std::uint64_t bar = 0;         ///< region size
   std::uint64_t gpu_offset = 0;  ///< emulated: where byte 0 is in the GPU memory
 };
 
@@ -119,7 +119,9 @@ public:
   constexpr std::uint64_t below(std::uint64_t n) noexcept { return n == 0 ? 0 : next() % n; }
   constexpr bool chance(unsigned percent) noexcept { return below(100) < percent; }
   template <class T, std::size_t N>
-  constexpr T pick(const std::array<T, N>& a) noexcept { return a[below(N)]; }
+  constexpr T pick(const std::array<T, N>& a) noexcept {
+    return a[below(N)];
+  }
 
 private:
   std::uint64_t state_;
@@ -138,12 +140,14 @@ inline void fill_data(std::span<std::byte> out, std::uint64_t seed, std::uint64_
   const std::uint64_t key = mix(seed ^ (op_index * 0x9E37ull));
   for (std::size_t i = 0; i < out.size(); i += 8) {
     const std::uint64_t v = mix(key + i);
-    for (std::size_t j = 0; j < 8 && i + j < out.size(); ++j) out[i + j] = std::byte(static_cast<std::uint8_t>(v >> (8 * j)));
+    for (std::size_t j = 0; j < 8 && i + j < out.size(); ++j)
+      out[i + j] = std::byte(static_cast<std::uint8_t>(v >> (8 * j)));
   }
 }
 
 /// FNV-1a, 64 bits.
-[[nodiscard]] inline std::uint64_t digest(std::span<const std::byte> bytes, std::uint64_t h = 0xCBF29CE484222325ull) noexcept {
+[[nodiscard]] inline std::uint64_t digest(std::span<const std::byte> bytes,
+                                          std::uint64_t h = 0xCBF29CE484222325ull) noexcept {
   for (const std::byte b : bytes) {
     h ^= std::to_integer<std::uint64_t>(b);
     h *= 0x100000001B3ull;
@@ -154,31 +158,71 @@ inline void fill_data(std::span<std::byte> out, std::uint64_t seed, std::uint64_
 // ---- operations --------------------------------------------------------------------------
 
 enum class kind : std::uint8_t {
-  device_info, irq_info, region_info, pread, pwrite, read_fpos,
-  config_read, config_write, mmap, reset, reopen,
+  device_info,
+  irq_info,
+  region_info,
+  pread,
+  pwrite,
+  read_fpos,
+  config_read,
+  config_write,
+  mmap,
+  reset,
+  reopen,
 };
 
 /// Report classes: what a mismatch count is kept per.
 enum class op_class : std::uint8_t {
-  device_info, irq_info, region_info,
-  read_usemem, read_resmem, read_bar, read_other,
-  write_usemem, write_resmem, write_bar, write_other,
+  device_info,
+  irq_info,
+  region_info,
+  read_usemem,
+  read_resmem,
+  read_bar,
+  read_other,
+  write_usemem,
+  write_resmem,
+  write_bar,
+  write_other,
   fpos_read,
-  config_read_bars, config_read_other, config_write_bars, config_write_command, config_write_other,
-  mmap_inside, mmap_edge, mmap_outside, mmap_other,
-  reset, reopen,
+  config_read_bars,
+  config_read_other,
+  config_write_bars,
+  config_write_command,
+  config_write_other,
+  mmap_inside,
+  mmap_edge,
+  mmap_outside,
+  mmap_other,
+  reset,
+  reopen,
   count_
 };
 
 inline constexpr std::array<std::string_view, static_cast<std::size_t>(op_class::count_)> class_names{
-    "device info", "irq info", "region info (argsz 0..80)",
-    "pread usemem", "pread resmem", "pread real BAR", "pread other region",
-    "pwrite usemem", "pwrite resmem", "pwrite real BAR", "pwrite other region",
+    "device info",
+    "irq info",
+    "region info (argsz 0..80)",
+    "pread usemem",
+    "pread resmem",
+    "pread real BAR",
+    "pread other region",
+    "pwrite usemem",
+    "pwrite resmem",
+    "pwrite real BAR",
+    "pwrite other region",
     "read(2) at the file position",
-    "config read: BAR registers", "config read: elsewhere",
-    "config write: BAR registers", "config write: COMMAND", "config write: elsewhere",
-    "mmap: inside real memory", "mmap: last page / huge / whole", "mmap: past real memory or BAR", "mmap: other regions / bad args",
-    "VFIO_DEVICE_RESET", "close + re-open",
+    "config read: BAR registers",
+    "config read: elsewhere",
+    "config write: BAR registers",
+    "config write: COMMAND",
+    "config write: elsewhere",
+    "mmap: inside real memory",
+    "mmap: last page / huge / whole",
+    "mmap: past real memory or BAR",
+    "mmap: other regions / bad args",
+    "VFIO_DEVICE_RESET",
+    "close + re-open",
 };
 
 [[nodiscard]] constexpr std::string_view name_of(op_class c) noexcept {
@@ -218,11 +262,12 @@ public:
       if (!r.present || r.bar == 0 || i == 7) continue;
       const std::uint64_t page = p.page;
       const std::uint64_t real_page = r.real / page * page;
-      for (const std::uint64_t at : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{7}, std::uint64_t{8}, page - 1, page,
-                                     r.real - 16, r.real - 8, r.real - 7, r.real - 4, r.real - 2, r.real - 1, r.real,
-                                     r.real + 1, r.real + 8, real_page - 1, real_page, real_page + page, r.bar - page,
-                                     r.bar - 16, r.bar - 8, r.bar - 4, r.bar - 1, r.bar, r.bar + 1, r.bar + page,
-                                     r.real / 2, 2 * MiB_ - 1, 1 * GiB_ - 8})
+      for (const std::uint64_t at :
+           {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{7}, std::uint64_t{8}, page - 1,    page,
+            r.real - 16,      r.real - 8,       r.real - 7,       r.real - 4,       r.real - 2,  r.real - 1,
+            r.real,           r.real + 1,       r.real + 8,       real_page - 1,    real_page,   real_page + page,
+            r.bar - page,     r.bar - 16,       r.bar - 8,        r.bar - 4,        r.bar - 1,   r.bar,
+            r.bar + 1,        r.bar + page,     r.real / 2,       2 * MiB_ - 1,     1 * GiB_ - 8})
         if (at < r.bar + 2 * page) pts.push_back(at);
       for (int k = 0; k < 8; ++k) pts.push_back(anchors.below(r.real));  // anchors inside the memory
       if (i == 0) {  // BAR0's readiness registers (read only: writes never cover them)
@@ -255,8 +300,10 @@ public:
     std::sort(w.begin(), w.end());
     std::vector<std::pair<std::uint64_t, std::uint64_t>> merged;
     for (const auto& x : w) {
-      if (!merged.empty() && x.first <= merged.back().second) merged.back().second = std::max(merged.back().second, x.second);
-      else merged.push_back(x);
+      if (!merged.empty() && x.first <= merged.back().second)
+        merged.back().second = std::max(merged.back().second, x.second);
+      else
+        merged.push_back(x);
     }
     return merged;
   }
@@ -330,16 +377,23 @@ private:
     const bool write = k == kind::pwrite;
     const std::uint64_t roll = r.below(100);
     std::uint32_t index = 0;
-    if (roll < 40) index = 4;
-    else if (roll < 75) index = 2;
-    else if (roll < 90) index = 0;
-    else index = r.pick(std::array<std::uint32_t, 7>{1, 3, 5, 6, 8, 9, 200});
+    if (roll < 40)
+      index = 4;
+    else if (roll < 75)
+      index = 2;
+    else if (roll < 90)
+      index = 0;
+    else
+      index = r.pick(std::array<std::uint32_t, 7>{1, 3, 5, 6, 8, 9, 200});
     o.index = index;
     o.length = size_for(r);
-    if (index < 9 && shapes_[index].bar != 0 && index != 7) o.offset = offset_in(r, index, o.length);
-    else o.offset = r.below(4 * p_.page);
+    if (index < 9 && shapes_[index].bar != 0 && index != 7)
+      o.offset = offset_in(r, index, o.length);
+    else
+      o.offset = r.below(4 * p_.page);
     if (write && index == 0 && !bar0_write_safe(o.offset, o.length)) o.offset = 0x30000 + r.below(4096);
-    if (k == kind::read_fpos) o.cls = op_class::fpos_read;
+    if (k == kind::read_fpos)
+      o.cls = op_class::fpos_read;
     else if (index < 9 && shapes_[index].emulated)
       o.cls = shapes_[index].resmem ? (write ? op_class::write_resmem : op_class::read_resmem)
                                     : (write ? op_class::write_usemem : op_class::read_usemem);
@@ -404,9 +458,8 @@ private:
     } else {
       // Elsewhere: read-only ids, cache line, latency, interrupt line, ROM, and the end.
       const std::uint64_t roll2 = r.below(9);
-      const std::array<std::pair<std::uint64_t, std::uint64_t>, 9> spots{{{0x00, 4}, {0x08, 4}, {0x0C, 1}, {0x0D, 1},
-                                                                           {0x3C, 1}, {0x30, 4}, {0xFFC, 4}, {0xFFE, 4},
-                                                                           {0x1000, 4}}};
+      const std::array<std::pair<std::uint64_t, std::uint64_t>, 9> spots{
+          {{0x00, 4}, {0x08, 4}, {0x0C, 1}, {0x0D, 1}, {0x3C, 1}, {0x30, 4}, {0xFFC, 4}, {0xFFE, 4}, {0x1000, 4}}};
       o.offset = spots[roll2].first;
       o.length = spots[roll2].second;
       o.value = r.chance(50) ? ~std::uint64_t{0} : r.next();
@@ -419,7 +472,10 @@ private:
     op o{kind::mmap, op_class::mmap_other};
     const std::uint64_t page = p_.page;
     const std::uint64_t roll = r.below(100);
-    std::uint32_t index = roll < 40 ? 4 : roll < 80 ? 2 : roll < 90 ? 0 : r.pick(std::array<std::uint32_t, 4>{1, 6, 7, 8});
+    std::uint32_t index = roll < 40   ? 4
+                          : roll < 80 ? 2
+                          : roll < 90 ? 0
+                                      : r.pick(std::array<std::uint32_t, 4>{1, 6, 7, 8});
     o.index = index;
     const region_shape& s = shapes_[index];
     o.length = page;
@@ -434,11 +490,26 @@ private:
     switch (c) {
       case 0: o.offset = 0; break;
       case 1: o.offset = real_pages > page ? r.below(real_pages / page - 1) * page : 0; break;
-      case 2: o.offset = real_pages >= page ? real_pages - page : 0; o.cls = op_class::mmap_edge; break;
-      case 3: o.offset = real_pages; o.cls = op_class::mmap_outside; break;  // the partial page, or past the end
-      case 4: o.offset = real_pages + page; o.cls = op_class::mmap_outside; break;
-      case 5: o.offset = s.bar - page; o.cls = op_class::mmap_outside; break;
-      case 6: o.offset = s.bar; o.cls = op_class::mmap_outside; break;
+      case 2:
+        o.offset = real_pages >= page ? real_pages - page : 0;
+        o.cls = op_class::mmap_edge;
+        break;
+      case 3:
+        o.offset = real_pages;
+        o.cls = op_class::mmap_outside;
+        break;  // the partial page, or past the end
+      case 4:
+        o.offset = real_pages + page;
+        o.cls = op_class::mmap_outside;
+        break;
+      case 5:
+        o.offset = s.bar - page;
+        o.cls = op_class::mmap_outside;
+        break;
+      case 6:
+        o.offset = s.bar;
+        o.cls = op_class::mmap_outside;
+        break;
       case 7:  // a 2 MiB-aligned 2 MiB mapping, if it fits
         o.offset = real_pages >= 4 * MiB_ ? 2 * MiB_ : 0;
         o.length = 2 * MiB_;
@@ -482,10 +553,10 @@ struct record {
   std::uint32_t op_index = 0;
   std::uint8_t k = 0;
   std::uint8_t cls = 0;
-  std::uint16_t payload = 0;  ///< bytes of payload following the record (config reads)
-  std::int64_t result = 0;    ///< ≥ 0: count / return; < 0: −errno
-  std::uint64_t digest = 0;   ///< of every byte the caller can observe
-  std::uint64_t aux = 0;      ///< file position delta, region-info argsz, SIGBUS bits
+  std::uint16_t payload = 0;            ///< bytes of payload following the record (config reads)
+  std::int64_t result = 0;              ///< ≥ 0: count / return; < 0: −errno
+  std::uint64_t digest = 0;             ///< of every byte the caller can observe
+  std::uint64_t aux = 0;                ///< file position delta, region-info argsz, SIGBUS bits
   std::array<std::uint8_t, 16> head{};  ///< the first observable bytes, for reports
 };
 static_assert(sizeof(record) == 48);
@@ -504,7 +575,7 @@ extern "C" inline void on_guarded_fault(int) {
 }
 inline void install_guard() {
   static const bool installed = [] {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_guarded_fault;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_NODEFER;
@@ -564,8 +635,10 @@ namespace detail {
 template <class R>
 [[nodiscard]] std::int64_t code_of(const R& r) {
   if (r.has_value()) {
-    if constexpr (std::is_same_v<R, result<std::size_t>>) return static_cast<std::int64_t>(*r);
-    else return 0;
+    if constexpr (std::is_same_v<R, result<std::size_t>>)
+      return static_cast<std::int64_t>(*r);
+    else
+      return 0;
   }
   return code(r.error());
 }
@@ -629,7 +702,8 @@ record execute(T& t, const op& o, std::uint64_t i, std::uint64_t seed, std::span
       const auto out = scratch.first(static_cast<std::size_t>(o.length));
       std::fill(out.begin(), out.end(), std::byte{0x5A});
       std::uint64_t after = 0;
-      const auto n = o.k == kind::pread ? f.pread(out, vfio::region_offset(o.index) + o.offset) : t.read_fpos(out, after);
+      const auto n =
+          o.k == kind::pread ? f.pread(out, vfio::region_offset(o.index) + o.offset) : t.read_fpos(out, after);
       rec.result = detail::code_of(n);
       rec.digest = digest(out);
       rec.aux = after;

@@ -14,7 +14,6 @@
 /// Every error is the errno the kernel gave, as errc; nothing throws.
 /// Every descriptor is owned by a unique_fd, so a failed open leaks nothing.
 
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/backend/linux/pci_address.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/result.hpp>
@@ -22,6 +21,7 @@
 #include <nvgrace/posix/mapping.hpp>
 #include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -30,16 +30,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
-#include <optional>
-#include <span>
 #include <nvgrace/core/errc.hpp>
 #include <nvgrace/core/text_view.hpp>
+#include <optional>
+#include <span>
 
 namespace nvgrace::linux_vfio {
 
@@ -103,7 +103,7 @@ namespace detail {
 }
 
 [[nodiscard]] inline bool exists(const char* path) noexcept {
-  struct ::stat st{};
+  struct ::stat st {};
   return ::stat(path, &st) == 0;
 }
 
@@ -231,8 +231,7 @@ public:
     int container_fd = d.container_.get();
     if (auto r = detail::checked_ioctl(d.group_.get(), vfio::ioctl::group_set_container, &container_fd); !r)
       return r.error();
-    if (auto r = detail::checked_ioctl(d.container_.get(), vfio::ioctl::set_iommu, d.iommu_type_); !r)
-      return r.error();
+    if (auto r = detail::checked_ioctl(d.container_.get(), vfio::ioctl::set_iommu, d.iommu_type_); !r) return r.error();
 
     const auto name = to_string(address);
     const auto fd = detail::checked_ioctl(d.group_.get(), vfio::ioctl::group_get_device_fd,
@@ -299,8 +298,7 @@ public:
       bind.flags = vfio::bind_flag_token;
       bind.token_uuid_ptr = reinterpret_cast<std::uintptr_t>(options.vf_token->data());
     }
-    if (auto r = detail::checked_ioctl(d.device_.get(), vfio::ioctl::device_bind_iommufd, &bind); !r)
-      return r.error();
+    if (auto r = detail::checked_ioctl(d.device_.get(), vfio::ioctl::device_bind_iommufd, &bind); !r) return r.error();
     d.devid_ = bind.out_devid;
     if (!options.attach_ioas) return d;
     vfio::iommu_ioas_alloc ioas{sizeof(vfio::iommu_ioas_alloc), 0, 0};

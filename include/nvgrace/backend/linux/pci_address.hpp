@@ -98,8 +98,7 @@ namespace detail {
   const auto domain_text = colon1 == text_view::npos ? text_view{} : head2.substr(0, colon1);
 
   if (function_text.size() != 1 || device_text.size() != 2 || bus_text.size() != 2) return errc::invalid_argument;
-  if (colon1 != text_view::npos && (domain_text.size() < 4 || domain_text.size() > 8))
-    return errc::invalid_argument;
+  if (colon1 != text_view::npos && (domain_text.size() < 4 || domain_text.size() > 8)) return errc::invalid_argument;
   const auto function = detail::parse_hex(function_text);
   const auto device = detail::parse_hex(device_text);
   const auto bus = detail::parse_hex(bus_text);

@@ -87,7 +87,7 @@ struct config_params {
 
 /// Side effects of a core config write the device must act on.
 struct config_write_effects {
-  std::size_t count = 0;        ///< bytes accepted (the whole access)
+  std::size_t count = 0;  ///< bytes accepted (the whole access)
   bool command_written = false;
   bool flr_requested = false;
 };
@@ -113,7 +113,8 @@ public:
 
   /// Core write of `in` at `pos`: the same EFAULT rule; writable bits take
   /// the new value, the rest keep theirs; returns the whole count.
-  [[nodiscard]] constexpr result<config_write_effects> write(std::uint64_t pos, std::span<const std::byte> in) noexcept {
+  [[nodiscard]] constexpr result<config_write_effects> write(std::uint64_t pos,
+                                                             std::span<const std::byte> in) noexcept {
     if (!range_within(pos, in.size(), size) || pos == size) return errc::bad_address;
     config_write_effects effects;
     for (std::size_t i = 0; i < in.size(); ++i) {
@@ -154,7 +155,8 @@ private:
   /// The stored (unmasked) value of BAR n, 64 bits wide for a 64-bit BAR.
   [[nodiscard]] constexpr std::uint64_t raw_bar(unsigned n) const noexcept {
     std::uint64_t value = load_le<std::uint32_t>(bytes_, pci::reg::base_address(n));
-    if (bars_[n].is_64bit() && n < 5) value |= std::uint64_t{load_le<std::uint32_t>(bytes_, pci::reg::base_address(n + 1))} << 32;
+    if (bars_[n].is_64bit() && n < 5)
+      value |= std::uint64_t{load_le<std::uint32_t>(bytes_, pci::reg::base_address(n + 1))} << 32;
     return value;
   }
 
@@ -201,7 +203,8 @@ private:
       if (b.size == 0) continue;
       const std::uint64_t value = b.address | b.flags;
       put32(pci::reg::base_address(n), static_cast<std::uint32_t>(value), 0xFFFF'FFFFu);
-      if (b.is_64bit() && n < 5) put32(pci::reg::base_address(n + 1), static_cast<std::uint32_t>(value >> 32), 0xFFFF'FFFFu);
+      if (b.is_64bit() && n < 5)
+        put32(pci::reg::base_address(n + 1), static_cast<std::uint32_t>(value >> 32), 0xFFFF'FFFFu);
     }
     put16(pci::reg::subsystem_vendor_id, p.vendor_id);
     put16(pci::reg::subsystem_id, L::subsystem_id);
@@ -258,7 +261,6 @@ public:
   [[nodiscard]] constexpr std::uint16_t cxl_status_offset() const noexcept { return cxl_status_at_; }
 
 private:
-
   std::array<std::byte, size> bytes_{};
   std::array<std::byte, size> mask_{};
   std::array<core_bar, 6> bars_{};

@@ -71,6 +71,7 @@
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/detail/atomic.hpp>
+#include <nvgrace/detail/minmax.hpp>
 #include <nvgrace/detail/owned.hpp>
 #include <nvgrace/grace/access_plan.hpp>
 #include <nvgrace/grace/acpi.hpp>
@@ -90,7 +91,6 @@
 #include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/dma_buf.hpp>
 #include <nvgrace/vfio/region_info.hpp>
-#include <nvgrace/detail/minmax.hpp>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -116,9 +116,9 @@ namespace nvgrace::shim {
 /// Memory the device can allocate for itself: `M::create(length, caching)`.
 template <class M>
 concept creatable_memory = mem::device_memory<M> && std::default_initializable<M> && std::movable<M> &&
-                           requires(std::uint64_t length, mem::caching mode) {
-                             { M::create(length, mode) } -> std::same_as<result<M>>;
-                           };
+    requires(std::uint64_t length, mem::caching mode) {
+  { M::create(length, mode) } -> std::same_as<result<M>>;
+};
 
 struct test_hooks;
 template <creatable_memory Memory>
@@ -133,10 +133,10 @@ template <class Memory>
 struct region_slot {
   region_kind kind = region_kind::unimplemented;
   bool is_resmem = false;
-  grace::memregion model{};      ///< emulated: phys base, real length, reported size
-  mem::memory_view view{};       ///< the memory behind the region (real length, or the BAR size)
-  std::uint64_t size = 0;        ///< what region info reports
-  std::uint64_t phys = 0;        ///< physical / bus address of byte 0 (DMA-buf)
+  grace::memregion model{};  ///< emulated: phys base, real length, reported size
+  mem::memory_view view{};   ///< the memory behind the region (real length, or the BAR size)
+  std::uint64_t size = 0;    ///< what region info reports
+  std::uint64_t phys = 0;    ///< physical / bus address of byte 0 (DMA-buf)
   const Memory* backing = nullptr;
   std::uint64_t backing_offset = 0;  ///< view.base − backing->view().base
 };
@@ -174,7 +174,7 @@ public:
   /// options describe no GPU memory (plain vfio-pci: the ACPI size is absent
   /// or 0) or `gpu_memory`'s length differs from the ACPI gpu_mem_size.
   [[nodiscard]] static result<nvgrace::detail::owned<device_core>> create(const device_options& options,
-                                                              Memory gpu_memory) noexcept {
+                                                                          Memory gpu_memory) noexcept {
     return open_with(options, &gpu_memory);
   }
 
@@ -302,10 +302,9 @@ public:
       const slot& r = regions_[vfio::region_index_of(pos)];
       const mem::map_source source = r.backing->source();
       const std::uint64_t file_offset = source.offset + r.backing_offset + plan->region_offset;
-      if (file_offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()))
-        return errc::value_too_large;
-      void* p = ::mmap(addr, static_cast<std::size_t>(plan->length), prot, MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0),
-                       source.fd, static_cast<off_t>(file_offset));
+      if (file_offset > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) return errc::value_too_large;
+      void* p = ::mmap(addr, static_cast<std::size_t>(plan->length), prot,
+                       MAP_SHARED | (addr != nullptr ? MAP_FIXED : 0), source.fd, static_cast<off_t>(file_offset));
       if (p == MAP_FAILED) return posix::last_error();
       return p;
     }
@@ -398,8 +397,10 @@ public:
 
   /// Make runtime-PM resume fail: memory read/write (and core accesses) → EIO.
   void inject_pm_failure(bool fail) noexcept {
-    if (fail) state_.fetch_or(pm_failed_bit, mo::acq_rel);
-    else state_.fetch_and(~pm_failed_bit, mo::acq_rel);
+    if (fail)
+      state_.fetch_or(pm_failed_bit, mo::acq_rel);
+    else
+      state_.fetch_and(~pm_failed_bit, mo::acq_rel);
   }
 
   /// Make the core part of VFIO_DEVICE_RESET fail with `error` (nullopt: succeed).
@@ -454,9 +455,7 @@ public:
   /// The next memory access will poll readiness.
   [[nodiscard]] bool reset_done() const noexcept { return (state_.load(mo::acquire) & reset_done_bit) != 0; }
   /// COMMAND.MEMORY in the virtual config.
-  [[nodiscard]] bool memory_enabled() const noexcept {
-    return (state_.load(mo::acquire) & memory_enabled_bit) != 0;
-  }
+  [[nodiscard]] bool memory_enabled() const noexcept { return (state_.load(mo::acquire) & memory_enabled_bit) != 0; }
   /// Resets (VFIO_DEVICE_RESET, FLR, open) that succeeded so far.
   [[nodiscard]] std::uint32_t reset_count() const noexcept {
     return static_cast<std::uint32_t>(state_.load(mo::acquire) >> epoch_shift);
@@ -495,13 +494,13 @@ private:
   /// after create(). All zero for a region they leave alone: not emulated,
   /// or resmem with the upstream short return (whose position does not advance).
   struct fast_window {
-    std::uintptr_t base = 0;        ///< address of the real memory's byte 0
+    std::uintptr_t base = 0;  ///< address of the real memory's byte 0
     /// The real length cut back so that base + word_limit is a multiple of 8:
     /// a naturally aligned access of at most 8 bytes cannot cross such an
     /// address, so one that starts below it ends inside the memory.
     std::uint64_t word_limit = 0;
-    std::uint64_t length = 0;       ///< the real memory's length
-    std::uint64_t reported = 0;     ///< the reported BAR size; 0: no fast tier
+    std::uint64_t length = 0;    ///< the real memory's length
+    std::uint64_t reported = 0;  ///< the reported BAR size; 0: no fast tier
     mem::caching caching = mem::caching::cached;
   };
 
@@ -554,8 +553,8 @@ private:
     constexpr std::uint64_t region_window = vfio::offset_mask + 1;  // VFIO puts region N at N << 40
     constexpr std::uint64_t smallest_bar = 4 * KiB;
     probe_result p;
-    p.device_id = options.device_id.value_or(
-        options.generation == grace::generation::hopper ? std::uint16_t{0x2342} : std::uint16_t{0x2941});
+    p.device_id = options.device_id.value_or(options.generation == grace::generation::hopper ? std::uint16_t{0x2342}
+                                                                                             : std::uint16_t{0x2941});
     if (!grace::find_device(grace::nvidia_vendor_id, p.device_id)) return errc::no_such_device;
     for (const std::uint64_t s : {options.bar2_size, options.bar4_size}) {
       if (s != 0 && (!std::has_single_bit(s) || s < smallest_bar)) return errc::invalid_argument;
@@ -563,8 +562,8 @@ private:
     }
     if (options.bare_function) return p;
     if (const auto memory = grace::fetch_memory(options.acpi)) {
-      const auto decision = grace::decide_layout(memory->phys_base, memory->length, options.driver_generation(),
-                                                 options.rule);
+      const auto decision =
+          grace::decide_layout(memory->phys_base, memory->length, options.driver_generation(), options.rule);
       if (!decision.ok()) {
         if (failure == nullptr) return grace::to_errc(decision.failure);
         *failure = decision.failure;
@@ -598,6 +597,7 @@ private:
       posix::monotonic_sleep_ms(ms);
       return true;
     }
+
   private:
     const device_options& options_;
     std::uint64_t start_;
@@ -623,7 +623,7 @@ private:
 
   /// create(): with `supplied` GPU memory (taken over) or, when nullptr, memory of its own.
   [[nodiscard]] static result<nvgrace::detail::owned<device_core>> open_with(const device_options& options,
-                                                                 Memory* supplied) noexcept {
+                                                                             Memory* supplied) noexcept {
     grace::layout_failure failure = grace::layout_failure::none;
     const auto probed = probe_options(options, &failure);
     if (!probed) return probed.error();
@@ -821,7 +821,8 @@ private:
     if (!readiness_dynamic_ || bar0_ready(options_.readiness, since_reset_ms())) return;
     for (const std::uint64_t reg : {c2c_link_register, hbm_training_register})
       for (std::uint64_t i = 0; i < 4; ++i)
-        if (reg + i >= offset && reg + i - offset < out.size()) out[static_cast<std::size_t>(reg + i - offset)] = std::byte{0};
+        if (reg + i >= offset && reg + i - offset < out.size())
+          out[static_cast<std::size_t>(reg + i - offset)] = std::byte{0};
   }
 
   /// Bytes of a config read at `offset` that fall on the CXL status dword
@@ -851,8 +852,10 @@ private:
     zap_mappings();
     move_dma_bufs(true);
     status done;
-    if (reset_failure_) done = *reset_failure_;
-    else mark_reset_done();
+    if (reset_failure_)
+      done = *reset_failure_;
+    else
+      mark_reset_done();
     if (memory_enabled()) move_dma_bufs(false);
     return done;
   }
@@ -917,13 +920,10 @@ private:
     }
     std::uint64_t current = state_.load(mo::relaxed);
     while ((current & reset_done_bit) != 0 && (current >> epoch_shift) == (seen >> epoch_shift)) {
-      if (state_.compare_exchange_weak(current, current & ~reset_done_bit, mo::acq_rel,
-                                       mo::relaxed))
-        break;
+      if (state_.compare_exchange_weak(current, current & ~reset_done_bit, mo::acq_rel, mo::relaxed)) break;
     }
     return {};
   }
-
 
   /// The user buffer of an access: written by a read, read by a write.
   template <grace::direction Dir>
@@ -934,8 +934,10 @@ private:
   template <grace::direction Dir>
   [[gnu::always_inline]] static void copy_memory(const mem::memory_view& memory, std::uint64_t offset,
                                                  user_bytes<Dir> buf, std::size_t count) noexcept {
-    if constexpr (Dir == grace::direction::read) mem::read_memory(memory, offset, std::span<std::byte>(buf, count));
-    else mem::write_memory(memory, offset, std::span<const std::byte>(buf, count));
+    if constexpr (Dir == grace::direction::read)
+      mem::read_memory(memory, offset, std::span<std::byte>(buf, count));
+    else
+      mem::write_memory(memory, offset, std::span<const std::byte>(buf, count));
   }
 
   /// Move `count` bytes of the window (memory, then padding) at `offset`
@@ -943,8 +945,10 @@ private:
   template <grace::direction Dir>
   [[gnu::always_inline]] static void copy_window(const mem::memory_view& memory, std::uint64_t offset,
                                                  user_bytes<Dir> buf, std::size_t count) noexcept {
-    if constexpr (Dir == grace::direction::read) mem::read_window(memory, offset, std::span<std::byte>(buf, count));
-    else mem::write_window(memory, offset, std::span<const std::byte>(buf, count));
+    if constexpr (Dir == grace::direction::read)
+      mem::read_window(memory, offset, std::span<std::byte>(buf, count));
+    else
+      mem::write_window(memory, offset, std::span<const std::byte>(buf, count));
   }
 
   // read, write, pread and pwrite on an emulated region come in three tiers:
@@ -979,8 +983,10 @@ private:
     if (std::uint64_t{count} - 1 < 8) {
       const std::uint64_t misfit = mem::detail::word_misfit(reinterpret_cast<std::uintptr_t>(memory), count);
       if (((misfit | (state & busy_bits)) == 0) & (offset < w.word_limit)) [[likely]] {
-        if constexpr (Dir == grace::direction::read) mem::read_word(memory, buf, count);
-        else mem::write_word(memory, buf, count);
+        if constexpr (Dir == grace::direction::read)
+          mem::read_word(memory, buf, count);
+        else
+          mem::write_word(memory, buf, count);
         return true;
       }
     }
@@ -1010,8 +1016,10 @@ private:
   [[gnu::noinline]] static void uncached_window(std::byte* memory, user_bytes<Dir> buf, std::size_t count,
                                                 std::size_t in_memory) noexcept {
     const mem::memory_view view{memory, in_memory, mem::caching::uncached};
-    if constexpr (Dir == grace::direction::read) mem::read_window(view, 0, std::span<std::byte>(buf, count));
-    else mem::write_window(view, 0, std::span<const std::byte>(buf, count));
+    if constexpr (Dir == grace::direction::read)
+      mem::read_window(view, 0, std::span<std::byte>(buf, count));
+    else
+      mem::write_window(view, 0, std::span<const std::byte>(buf, count));
   }
 
   /// read() and write() past the fast tiers, out of line.
@@ -1026,14 +1034,18 @@ private:
   template <grace::direction Dir>
   [[nodiscard, gnu::always_inline]] ssize_t file_access(user_bytes<Dir> buf, std::size_t count,
                                                         std::uint64_t* ppos) noexcept {
-    if (count > max_rw_count) [[unlikely]] count = max_rw_count;
+    if (count > max_rw_count) [[unlikely]]
+      count = max_rw_count;
     const std::uint32_t index = vfio::region_index_of(*ppos);
     if (index < vfio::pci_num_regions) [[likely]] {
       const slot& r = regions_[index];
-      if (r.kind == region_kind::emulated) [[likely]] return memory_access<Dir>(r, buf, count, ppos);
+      if (r.kind == region_kind::emulated) [[likely]]
+        return memory_access<Dir>(r, buf, count, ppos);
     }
-    if constexpr (Dir == grace::direction::read) return core_read(index, buf, count, ppos);
-    else return core_write(index, buf, count, ppos);
+    if constexpr (Dir == grace::direction::read)
+      return core_read(index, buf, count, ppos);
+    else
+      return core_write(index, buf, count, ppos);
   }
 
   /// The tiers of read() and write() (see fast_access).
@@ -1118,7 +1130,8 @@ private:
     switch (r.kind) {
       case region_kind::memory_bar: {
         const ssize_t n = memory_bar_access<grace::direction::read>(r, state, offset, buf, count, ppos);
-        if (index == 0 && n > 0) patch_readiness_registers(offset, std::span<std::byte>(buf, static_cast<std::size_t>(n)));
+        if (index == 0 && n > 0)
+          patch_readiness_registers(offset, std::span<std::byte>(buf, static_cast<std::size_t>(n)));
         return n;
       }
       case region_kind::config: {
@@ -1182,9 +1195,9 @@ private:
   /// A BAR0 write that covers readiness register bytes: on hardware they are
   /// status a VM can only read, so those bytes are dropped and the rest is
   /// written; the count is the whole write's, as for any register.
-  [[gnu::noinline]] static ssize_t bar0_write_sparing_readiness(const slot& r, std::uint64_t state, std::uint64_t offset,
-                                                                const std::byte* buf, std::size_t count,
-                                                                std::uint64_t* ppos) noexcept {
+  [[gnu::noinline]] static ssize_t bar0_write_sparing_readiness(const slot& r, std::uint64_t state,
+                                                                std::uint64_t offset, const std::byte* buf,
+                                                                std::size_t count, std::uint64_t* ppos) noexcept {
     if (offset >= r.size) return detail::negative(errc::invalid_argument);
     const auto n = static_cast<std::size_t>(nvgrace::detail::min<std::uint64_t>(count, r.size - offset));
     if ((state & memory_enabled_bit) == 0) return detail::negative(errc::io_error);
@@ -1192,10 +1205,12 @@ private:
     const std::uint64_t end = offset + n;
     for (const std::uint64_t reg : readiness_registers) {  // in increasing order
       if (reg + 4 <= at || reg >= end) continue;
-      if (reg > at) copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(reg - at));
+      if (reg > at)
+        copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(reg - at));
       at = nvgrace::detail::max(at, reg + 4);
     }
-    if (at < end) copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(end - at));
+    if (at < end)
+      copy_memory<grace::direction::write>(r.view, at, buf + (at - offset), static_cast<std::size_t>(end - at));
     *ppos += n;
     return static_cast<ssize_t>(n);
   }
@@ -1238,8 +1253,7 @@ public:
   /// signalled. `fd` -1 removes a matching entry (ENODEV if none); a
   /// duplicate is EEXIST; more than max_ioeventfds is ENOSPC; an fd that is
   /// not open is EBADF.
-  [[nodiscard]] status ioeventfd(std::uint64_t file_offset, std::uint64_t data, std::uint32_t size,
-                                 int fd) noexcept {
+  [[nodiscard]] status ioeventfd(std::uint64_t file_offset, std::uint64_t data, std::uint32_t size, int fd) noexcept {
     if (auto s = ioctl_entry(); !s) return s;
     if (mode_ == grace::mode::emulated) return errc::inappropriate_io_control_operation;
     const std::uint32_t index = vfio::region_index_of(file_offset);
@@ -1543,7 +1557,9 @@ public:
   /// The whole GPU memory (both emulated regions); empty in plain mode.
   [[nodiscard]] const Memory& gpu_memory() const noexcept { return core_->gpu_memory(); }
   /// A 32-bit BAR0 register as the function holds it (no readiness, no decode check).
-  [[nodiscard]] std::uint32_t bar0_register(std::uint64_t offset) const noexcept { return core_->bar0_register(offset); }
+  [[nodiscard]] std::uint32_t bar0_register(std::uint64_t offset) const noexcept {
+    return core_->bar0_register(offset);
+  }
   /// Close the device file (DMA-bufs revoked for good, mappings gone; every
   /// later call but open() is EBADF).
   void close() noexcept { core_->close(); }

@@ -158,8 +158,8 @@ template <class Device>
 /// (ENOTTY in the full variant; stored in plain mode), DEVICE_FEATURE (DMA_BUF
 /// GET and PROBE, whose result is a fake fd number, see dma_bufs(); the
 /// LOW_POWER features; PCI_VF_TOKEN); anything else ENOTTY. Like the vfio
-/// core, every ioctl fails with EIO first when runtime-PM resume fails. `arg` must point to as many bytes as its argsz says (the kernel
-/// would fault otherwise; in-process that cannot be detected).
+/// core, every ioctl fails with EIO first when runtime-PM resume fails. `arg` must point to as many bytes as its argsz
+/// says (the kernel would fault otherwise; in-process that cannot be detected).
 template <creatable_memory Memory>
 [[nodiscard]] long ioctl(device<Memory>& d, unsigned long request, void* arg) noexcept {
   if (auto s = d.begin_ioctl(); !s) return detail::negative(s.error());

@@ -205,5 +205,4 @@ struct ioeventfd_entry {
   int fd = -1;
 };
 
-
 }  // namespace nvgrace::shim

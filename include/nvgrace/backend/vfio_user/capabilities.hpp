@@ -49,10 +49,11 @@ public:
     skip_space();
     if (at_end()) return {};  // an empty text names no capabilities
     if (peek() != '{') return errc::invalid_argument;
-    if (auto s = parse_object(1, [&](text_view key) -> status {
-          if (key == "capabilities") return parse_capabilities(out);
-          return skip_value(2);
-        });
+    if (auto s = parse_object(1,
+                              [&](text_view key) -> status {
+                                if (key == "capabilities") return parse_capabilities(out);
+                                return skip_value(2);
+                              });
         !s)
       return s;
     skip_space();
@@ -220,8 +221,7 @@ private:
     skip_space();
     if (at_end()) return errc::invalid_argument;
     switch (peek()) {
-      case '{':
-        return parse_object(depth, [&](text_view) -> status { return skip_value(depth + 1); });
+      case '{': return parse_object(depth, [&](text_view) -> status { return skip_value(depth + 1); });
       case '[': {
         ++pos_;
         if (consume(']')) return {};

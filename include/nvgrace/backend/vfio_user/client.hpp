@@ -32,21 +32,21 @@
 /// for an fd; an fd a server attaches to any other reply is closed by the
 /// kernel and never reaches this process.
 
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/backend/vfio_user/capabilities.hpp>
 #include <nvgrace/backend/vfio_user/protocol.hpp>
 #include <nvgrace/backend/vfio_user/transport.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/text_view.hpp>
+#include <nvgrace/detail/minmax.hpp>
 #include <nvgrace/posix/clock.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/caps.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/region_info.hpp>
-#include <nvgrace/detail/minmax.hpp>
-#include <nvgrace/core/text_view.hpp>
 
 #include <poll.h>
 #include <sys/mman.h>
@@ -128,8 +128,7 @@ public:
     if (got->payload < device_info_size) return fail(errc::protocol_error);
     vfio::device_info info{static_cast<std::uint32_t>(sizeof(vfio::device_info)), load_le<std::uint32_t>(reply, 4),
                            load_le<std::uint32_t>(reply, 8), load_le<std::uint32_t>(reply, 12), 0};
-    if (info.num_regions > client_max_regions || info.num_irqs > client_max_irqs)
-      return fail(errc::protocol_error);
+    if (info.num_regions > client_max_regions || info.num_irqs > client_max_irqs) return fail(errc::protocol_error);
     info_ = info;
     if (regions_.size() != info.num_regions) regions_.resize(info.num_regions);
     return info;
@@ -367,7 +366,7 @@ private:
     if (got->payload > version_fixed_size) {
       if (reply[got->payload - 1] != std::byte{0}) return fail(errc::protocol_error);
       const text_view json(reinterpret_cast<const char*>(reply.data() + version_fixed_size),
-                                  got->payload - version_fixed_size - 1);
+                           got->payload - version_fixed_size - 1);
       auto caps = parse_capabilities(json);
       if (!caps) return fail(errc::protocol_error);
       server_caps_ = *caps;
@@ -435,7 +434,8 @@ private:
       const std::uint64_t now = posix::monotonic_now_ms();
       if (now > deadline_ms) return errc::timed_out;
       pollfd p{socket_.get(), POLLIN, 0};
-      const int n = ::poll(&p, 1, static_cast<int>(nvgrace::detail::min<std::uint64_t>(deadline_ms - now + 1, 1u << 30)));
+      const int n =
+          ::poll(&p, 1, static_cast<int>(nvgrace::detail::min<std::uint64_t>(deadline_ms - now + 1, 1u << 30)));
       if (n > 0) return {};
       if (n == 0) return errc::timed_out;
       if (errno != EINTR) return posix::last_error();
@@ -459,8 +459,8 @@ private:
   [[nodiscard]] static verdict judge(const header& h, std::uint16_t id, command cmd, std::size_t got,
                                      std::size_t capacity) noexcept {
     if (h.id != id || h.command != static_cast<std::uint16_t>(cmd) ||
-        (h.flags & message_flags::type_mask) != message_flags::type_reply ||
-        (h.flags & ~message_flags::known) != 0 || h.size < header_size || got > h.size)
+        (h.flags & message_flags::type_mask) != message_flags::type_reply || (h.flags & ~message_flags::known) != 0 ||
+        h.size < header_size || got > h.size)
       return verdict::malformed;
     if ((h.flags & message_flags::error) != 0) return h.size == header_size ? verdict::error_reply : verdict::malformed;
     return h.size > capacity ? verdict::too_big : verdict::ok;
@@ -614,8 +614,7 @@ private:
       const std::size_t fds_here = detail::take_received_fds(msg, [&](std::size_t position, unique_fd fd) {
         if (fd_allowed && position == 0) *fd_out = std::move(fd);
       });
-      if ((msg.msg_flags & MSG_CTRUNC) != 0 || fds_here > (fd_allowed ? 1u : 0u))
-        return fail(errc::protocol_error);
+      if ((msg.msg_flags & MSG_CTRUNC) != 0 || fds_here > (fd_allowed ? 1u : 0u)) return fail(errc::protocol_error);
       const bool had_header = got >= header_size;
       got += static_cast<std::size_t>(r);
       if (!had_header && got >= header_size) {

@@ -8,8 +8,8 @@
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
-#include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/core/text_view.hpp>
+#include <nvgrace/vfio/abi.hpp>
 
 #include <array>
 #include <cstddef>
@@ -76,17 +76,19 @@ struct command_counts {
 
   constexpr void count_region_access(std::uint16_t number, std::uint32_t region) noexcept {
     const std::size_t slot = region < 9 ? region : 9;
-    if (number == static_cast<std::uint16_t>(command::region_read)) ++reads_by_region[slot];
-    else if (number == static_cast<std::uint16_t>(command::region_write)) ++writes_by_region[slot];
+    if (number == static_cast<std::uint16_t>(command::region_read))
+      ++reads_by_region[slot];
+    else if (number == static_cast<std::uint16_t>(command::region_write))
+      ++writes_by_region[slot];
   }
 
   constexpr void count(std::uint16_t number) noexcept {
-    if (number < known_commands) ++by_command[number];
-    else ++unknown;
+    if (number < known_commands)
+      ++by_command[number];
+    else
+      ++unknown;
   }
-  [[nodiscard]] constexpr std::uint64_t of(command c) const noexcept {
-    return by_command[static_cast<std::size_t>(c)];
-  }
+  [[nodiscard]] constexpr std::uint64_t of(command c) const noexcept { return by_command[static_cast<std::size_t>(c)]; }
   [[nodiscard]] constexpr std::uint64_t total() const noexcept {
     std::uint64_t sum = unknown;
     for (const auto n : by_command) sum += n;

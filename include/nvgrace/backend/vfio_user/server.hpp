@@ -15,11 +15,11 @@
 #include <nvgrace/backend/vfio_user/transport.hpp>
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/detail/atomic.hpp>
+#include <nvgrace/detail/minmax.hpp>
 #include <nvgrace/posix/clock.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/device_file.hpp>
-#include <nvgrace/detail/minmax.hpp>
 
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -38,8 +38,7 @@ template <vfio::device_file Device>
 class server {
 public:
   server(Device& device, server_options options = {})
-      : options_(options), session_(device, options_),
-        stream_(max_message_size_for(options.max_data_xfer_size)) {}
+      : options_(options), session_(device, options_), stream_(max_message_size_for(options.max_data_xfer_size)) {}
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
@@ -126,13 +125,13 @@ private:
   /// The clock of one connection's deadlines.
   struct clocks {
     std::uint64_t connected_at = 0;
-    std::uint64_t last_message_at = 0;    // when the last message was complete (or the connection began)
+    std::uint64_t last_message_at = 0;     // when the last message was complete (or the connection began)
     std::uint64_t message_started_at = 0;  // when the pending partial message's first byte came
   };
 
   void report_timeout(const char* what) noexcept {
-    session_.report(event{event::kind::timed_out, {}, errc::timed_out, false, session_.messages(), -1, 0, nullptr,
-                          what});
+    session_.report(
+        event{event::kind::timed_out, {}, errc::timed_out, false, session_.messages(), -1, 0, nullptr, what});
   }
 
   status send(int socket, const typename vfio_user::session<Device>::outcome& o) noexcept {
@@ -144,8 +143,10 @@ private:
     auto s = send_message(socket, std::span<const iovec>(&part, 1),
                           fd >= 0 ? std::span<const int>(&fd, 1) : std::span<const int>(), deadline);
     if (!s) {
-      if (s.error() == errc::timed_out) report_timeout("the peer did not take a reply within send_timeout_ms");
-      else session_.report(event{event::kind::socket_error, {}, s.error(), false, session_.messages(), -1, 0});
+      if (s.error() == errc::timed_out)
+        report_timeout("the peer did not take a reply within send_timeout_ms");
+      else
+        session_.report(event{event::kind::socket_error, {}, s.error(), false, session_.messages(), -1, 0});
     }
     return s;
   }

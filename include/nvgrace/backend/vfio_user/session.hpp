@@ -38,22 +38,22 @@
 /// never blocks (posix::signal_eventfd): an eventfd whose counter is full is
 /// an EAGAIN reply and an `irq_signal_failed` event.
 
-#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/backend/vfio_user/capabilities.hpp>
 #include <nvgrace/backend/vfio_user/protocol.hpp>
 #include <nvgrace/backend/vfio_user/transport.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/core/text_view.hpp>
+#include <nvgrace/detail/minmax.hpp>
 #include <nvgrace/mem/device_memory.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/eventfd.hpp>
 #include <nvgrace/posix/fault_guard.hpp>
 #include <nvgrace/posix/unique_fd.hpp>
 #include <nvgrace/vfio/abi.hpp>
+#include <nvgrace/vfio/device_file.hpp>
 #include <nvgrace/vfio/region_info.hpp>
-#include <nvgrace/detail/minmax.hpp>
-#include <nvgrace/core/text_view.hpp>
 
 #include <sys/uio.h>
 #include <unistd.h>
@@ -61,8 +61,8 @@
 #include <bit>
 #include <cerrno>
 #include <cstddef>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <span>
@@ -82,15 +82,15 @@ concept region_source_provider = requires(D& d, std::uint32_t index) {
 /// serving thread.
 struct event {
   enum class kind : std::uint8_t {
-    connected,      ///< a client was accepted (`peer_pid` when known, else -1)
-    disconnected,   ///< the client went away or was dropped (`messages` handled)
-    negotiated,     ///< VERSION succeeded (`minor` = the reply's minor)
-    error_reply,    ///< a command was refused (`request`, `error`; `replied` false under NO_REPLY)
-    framing_error,  ///< the stream could not be framed (or its peer sent fds beyond the budget); closed
-    socket_error,   ///< a receive or send failed (`error`)
-    timed_out,      ///< a deadline passed (`detail` says which); the connection is closed
+    connected,          ///< a client was accepted (`peer_pid` when known, else -1)
+    disconnected,       ///< the client went away or was dropped (`messages` handled)
+    negotiated,         ///< VERSION succeeded (`minor` = the reply's minor)
+    error_reply,        ///< a command was refused (`request`, `error`; `replied` false under NO_REPLY)
+    framing_error,      ///< the stream could not be framed (or its peer sent fds beyond the budget); closed
+    socket_error,       ///< a receive or send failed (`error`)
+    timed_out,          ///< a deadline passed (`detail` says which); the connection is closed
     irq_signal_failed,  ///< an IRQ eventfd could not be signalled (`error`: EAGAIN when its counter is full)
-    memory_fault,   ///< a REGION_READ/WRITE faulted: the memory's file shrank (`request`; replied EIO)
+    memory_fault,       ///< a REGION_READ/WRITE faulted: the memory's file shrank (`request`; replied EIO)
   };
   event::kind what = kind::connected;
   header request{};
@@ -163,7 +163,8 @@ public:
   /// Buffers are allocated here, once; handling messages allocates only for
   /// per-client state (DMA windows, IRQ eventfds).
   session(Device& device, const server_options& options)
-      : device_(device), options_(options),
+      : device_(device),
+        options_(options),
         reply_(header_size + region_access_size + std::size_t{options.max_data_xfer_size}) {
     NVGRACE_EXPECTS(options.max_msg_fds <= max_fds_per_message);
     NVGRACE_EXPECTS(options.max_data_xfer_size >= vfio::region_info_size + 4096);
@@ -196,8 +197,10 @@ public:
     std::size_t payload_size = 0;
     if (result) {
       auto handled = dispatch(m);
-      if (handled) payload_size = *handled;
-      else result = handled.error();
+      if (handled)
+        payload_size = *handled;
+      else
+        result = handled.error();
     }
     m.fds.clear();  // whatever a handler did not keep is closed now
     const bool silent = is_command && (h.flags & message_flags::no_reply) != 0;
@@ -424,8 +427,7 @@ private:
   }
 
   status signal_vector(std::uint32_t index, std::uint32_t vector, const header& request) noexcept {
-    if (index >= irq_triggers_.size() || vector >= irq_triggers_[index].size() ||
-        !irq_triggers_[index][vector].valid())
+    if (index >= irq_triggers_.size() || vector >= irq_triggers_[index].size() || !irq_triggers_[index][vector].valid())
       return errc::no_such_file_or_directory;
     auto s = posix::signal_eventfd(irq_triggers_[index][vector].get());
     if (!s)
@@ -504,7 +506,7 @@ private:
         if (!s) return s.error();
         return 0;
       }
-      default: {  // eventfds, in SCM_RIGHTS; none de-assigns the range
+      default: {                                         // eventfds, in SCM_RIGHTS; none de-assigns the range
         if (action != f::action_trigger) return einval;  // only trigger eventfds are kept
         if (payload.size() != irq_set_size && payload.size() != irq_set_size + 4 * std::size_t{count}) return einval;
         if (fds != 0 && fds != count) return einval;
@@ -529,8 +531,7 @@ private:
     if (req.size == 0 || !checked_add(req.address, req.size)) return einval;
     if (!is_aligned(req.address, dma_page_size) || !is_aligned(req.size, dma_page_size)) return einval;
     if (m.fds.size() > 1) return einval;
-    if (!m.fds.empty() && (!is_aligned(req.offset, dma_page_size) || !checked_add(req.offset, req.size)))
-      return einval;
+    if (!m.fds.empty() && (!is_aligned(req.offset, dma_page_size) || !checked_add(req.offset, req.size))) return einval;
     // Windows never overlap: the one after must start at or past our end, the one before end at or before our start.
     auto after = dma_maps_.lower_bound(req.address);
     if (after != dma_maps_.end() && after->first < req.address + req.size) return errc::file_exists;

@@ -15,10 +15,10 @@
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/contracts.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/detail/minmax.hpp>
 #include <nvgrace/posix/clock.hpp>
 #include <nvgrace/posix/error.hpp>
 #include <nvgrace/posix/unique_fd.hpp>
-#include <nvgrace/detail/minmax.hpp>
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -72,7 +72,8 @@ namespace detail {
 
 /// One send(2)/sendmsg(2) result: how to go on. EINTR is retried; with a
 /// deadline every call is MSG_DONTWAIT and EAGAIN waits for POLLOUT.
-[[nodiscard]] inline result<std::size_t> sent_or_wait(ssize_t sent, int socket, const send_deadline& deadline) noexcept {
+[[nodiscard]] inline result<std::size_t> sent_or_wait(ssize_t sent, int socket,
+                                                      const send_deadline& deadline) noexcept {
   if (sent >= 0) return static_cast<std::size_t>(sent);
   if (errno == EINTR) return std::size_t{0};
   if (deadline && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -281,7 +282,8 @@ public:
   state next(message& out) {
     const std::size_t available = tail_ - head_;
     if (over_budget_) {
-      out.header = available >= header_size ? load_header(std::span<const std::byte>(buffer_).subspan(head_)) : header{};
+      out.header =
+          available >= header_size ? load_header(std::span<const std::byte>(buffer_).subspan(head_)) : header{};
       out.bytes = {};
       return state::fd_budget_exceeded;
     }
@@ -379,7 +381,7 @@ private:
   std::vector<std::byte> buffer_;
   std::size_t head_ = 0;
   std::size_t tail_ = 0;
-  std::uint64_t consumed_ = 0;  // stream position of buffer_[0]
+  std::uint64_t consumed_ = 0;    // stream position of buffer_[0]
   std::vector<fd_group> groups_;  // pending from first_group_ on, oldest first
   std::size_t first_group_ = 0;
   std::size_t held_fds_ = 0;
