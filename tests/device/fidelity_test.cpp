@@ -9,6 +9,7 @@
 #include <nvgrace/backend/shim/test_hooks.hpp>
 #include <nvgrace/grace/ids.hpp>
 #include <nvgrace/grace/mmap.hpp>
+#include <nvgrace/grace/vf_token.hpp>
 #include <nvgrace/pci/config.hpp>
 
 #include <doctest/doctest.h>
@@ -92,6 +93,85 @@ TEST_CASE("Blackwell under the 6.13 rule: the carve-out exists, region 2 is resm
   CHECK(config_read<std::uint64_t>(d, 0x18) == 0xFFFF'FFFF'8000'000Cu);
   // The last GiB of memory is reachable: its last byte, through region 2.
   CHECK(d.pread(std::span(b).first(1), at(resmem, GiB + 16 * KiB - 1)).value() == 1);
+  // mmap under 6.13: region 2 is the carve-out, not the function's BAR2: mapped
+  // write-combine (Normal-NC at stage 2) up to its real length, all at mmap time.
+  CHECK(d.plan_mmap(at(resmem, 0), GiB + 16 * KiB).value() ==
+        grace::mmap_plan{0, GiB + 16 * KiB, true, grace::stage2_memory::normal_nc, true});
+  CHECK(d.plan_mmap(at(resmem, 0), GiB + 20 * KiB).error() == nvgrace::errc::invalid_argument);
+  CHECK(d.plan_mmap(at(resmem, GiB + 16 * KiB), 4096).error() == nvgrace::errc::invalid_argument);
+  // Region 4 is usemem: 185 GiB after the carve-out and the 512 MiB round-down, cacheable.
+  CHECK(l->usemem.real_length == 185 * GiB);
+  CHECK(d.plan_mmap(at(usemem, 185 * GiB - 4096), 4096).value() ==
+        grace::mmap_plan{185 * GiB - 4096, 4096, false, grace::stage2_memory::cacheable, true});
+  CHECK(d.plan_mmap(at(usemem, 185 * GiB), 4096).error() == nvgrace::errc::invalid_argument);
+  // A real mapping of each, and a touch that does not fault: mapped at mmap time.
+  for (const std::uint32_t index : {resmem, usemem}) {
+    const auto p = d.mmap(nullptr, 4096, PROT_READ | PROT_WRITE, at(index, 0));
+    REQUIRE(p.has_value());
+    CHECK(::munmap(*p, 4096) == 0);
+  }
+  const std::uint64_t base = 0x7f00'0000'0000;
+  const grace::vma v2{base, base + 2 * MiB, vfio::region_offset(resmem) >> 12};
+  CHECK(d.fault(v2, base + 4096 + 3, 9) ==
+        grace::fault_decision{grace::fault_outcome::premapped, base + 4096, ((memory_base + 185 * GiB) >> 12) + 1});
+  // Under the current rule region 2 of the same device is the function's BAR2 (E2).
+  auto now = make(shim::blackwell(186 * GiB + 16 * KiB));
+  CHECK(now.kind(resmem) == shim::region_kind::memory_bar);
+  CHECK(now.plan_mmap(at(resmem, 0), 4096).value() ==
+        grace::mmap_plan{0, 4096, false, grace::stage2_memory::device, false});
+}
+
+TEST_CASE("before 6.19: mmap maps the whole range at once, no touch faults, no huge page, zaps miss it") {
+  for (const grace::kernel_rule rule : {grace::kernel_rule::v6_13, grace::kernel_rule::v6_18}) {
+    INFO("rule ", grace::to_string(rule));
+    scripted_clock clock;
+    auto d = make(hopper_with(rule, &clock));
+    CHECK(d.plan_mmap(at(usemem, 0), hopper_usemem_real).value() ==
+          grace::mmap_plan{0, hopper_usemem_real, false, grace::stage2_memory::cacheable, true});
+    CHECK(d.plan_mmap(at(resmem, 0), GiB).value() ==
+          grace::mmap_plan{0, GiB, true, grace::stage2_memory::normal_nc, true});
+    // The same bound as later kernels: the real length (E9).
+    CHECK(d.plan_mmap(at(usemem, 0), hopper_usemem_real + 4096).error() == nvgrace::errc::invalid_argument);
+    CHECK(d.plan_mmap(at(usemem, hopper_usemem_real), 4096).error() == nvgrace::errc::invalid_argument);
+    const auto p = d.mmap(nullptr, 2 * MiB, PROT_READ | PROT_WRITE, at(usemem, 0));
+    REQUIRE(p.has_value());
+    CHECK(::munmap(*p, 2 * MiB) == 0);
+    const std::uint64_t base = 0x7f00'0000'0000;
+    const grace::vma v{base, base + hopper_usemem_real, vfio::region_offset(usemem) >> 12};
+    const std::uint64_t first_pfn = memory_base >> 12;
+    CHECK(d.fault(v, base + 4096 + 5, 0) ==
+          grace::fault_decision{grace::fault_outcome::premapped, base + 4096, first_pfn + 1});
+    // A PMD- or PUD-aligned touch is still the page mmap mapped: never a huge insert.
+    CHECK(d.fault(v, base + 2 * MiB + 5, 9) ==
+          grace::fault_decision{grace::fault_outcome::premapped, base + 2 * MiB, first_pfn + 512});
+    CHECK(d.fault(v, base, 18) == grace::fault_decision{grace::fault_outcome::premapped, base, first_pfn});
+    // resmem: the PFN after usemem's real length.
+    const grace::vma r{base, base + GiB, (vfio::region_offset(resmem) >> 12) + 2};
+    CHECK(d.fault(r, base, 0) ==
+          grace::fault_decision{grace::fault_outcome::premapped, base, ((memory_base + hopper_usemem_real) >> 12) + 2});
+    // A reset and memory decode off do not reach these mappings: nothing zapped,
+    // no readiness wait, no SIGBUS.
+    const int reads = clock.reads;
+    REQUIRE(d.reset());
+    CHECK(config_write<std::uint16_t>(d, pci::reg::command, 0) == 2);
+    CHECK(d.mapping_generation() == 0);
+    CHECK(d.fault(v, base, 0) == grace::fault_decision{grace::fault_outcome::premapped, base, first_pfn});
+    CHECK(clock.reads == reads);
+    CHECK(clock.time == 0);
+    // A real BAR's mapping faults through vfio-pci-core under every rule: SIGBUS with decode off.
+    const grace::vma bar0{base, base + 16 * MiB, vfio::region_offset(0) >> 12};
+    CHECK(d.fault(bar0, base, 0).outcome == grace::fault_outcome::sigbus);
+    CHECK(config_write<std::uint16_t>(d, pci::reg::command, pci::command_bits::memory) == 2);
+    CHECK(d.fault(bar0, base, 0).outcome == grace::fault_outcome::insert_pte);
+  }
+  // The current rule, for contrast: nothing mapped at mmap time, faults insert (huge) pages.
+  auto now = make(hopper_with(grace::kernel_rule::current));
+  CHECK_FALSE(now.plan_mmap(at(usemem, 0), 4096)->populated);
+  const std::uint64_t base = 0x7f00'0000'0000;
+  const grace::vma v{base, base + hopper_usemem_real, vfio::region_offset(usemem) >> 12};
+  auto b = buffer8();
+  REQUIRE(now.pread(b, at(usemem, 0)).value() == 8);  // the open-time readiness check
+  CHECK(now.fault(v, base + 2 * MiB, 9).outcome == grace::fault_outcome::insert_pmd);
 }
 
 TEST_CASE("kernel rules: the spelling the tools accept, and what each rule has") {
@@ -338,6 +418,54 @@ TEST_CASE("CXL wait: ETIME when MEM_ACTIVE misses the field's timeout, ENODEV wh
   CHECK(legacy.reads == 2);
 }
 
+TEST_CASE("CXL: a reset between the lockless wait and the locked look: read/write EAGAIN, a fault retries") {
+  // 7.2 read/write: the wait (ETIME/EINTR/ENODEV) runs before memory_lock; under
+  // it one look at the status, whose EAGAIN read/write return as it is and the
+  // fault handler answers by waiting again.
+  scripted_clock clock;
+  auto o = hopper_with(grace::kernel_rule::current, &clock);
+  o.cxl = shim::cxl_readiness{1, 0, 2000, false};  // valid at once, active 2 s after each reset
+  auto d = make(o);
+  REQUIRE(clock.time == 2000);  // the probe's wait
+  auto b = buffer8();
+  const std::uint32_t resets = d.reset_count();
+  const std::uint64_t generation = d.mapping_generation();
+  shim::test_hooks::inject_reset_race(d);
+  CHECK(d.pread(b, at(usemem, 0)).error() == nvgrace::errc::resource_unavailable_try_again);
+  CHECK(clock.time == 4000);  // the wait saw MEM_ACTIVE after 2 s; then the reset landed
+  CHECK(d.reset_count() == resets + 1);
+  CHECK(d.mapping_generation() == generation + 1);
+  CHECK(d.reset_done());  // the raced reset's flag stays: the next access waits again
+  CHECK(kread(d, b, at(usemem, 0)).value == 8);
+  CHECK(clock.time == 6000);
+  CHECK_FALSE(d.reset_done());
+  // A write the same; the kernel-style call returns −EAGAIN and leaves the position.
+  REQUIRE(d.reset());
+  shim::test_hooks::inject_reset_race(d);
+  const auto w = kwrite(d, b, at(usemem, 0));
+  CHECK(w.value == -EAGAIN);
+  CHECK(w.pos == at(usemem, 0));
+  CHECK(clock.time == 8000);
+  CHECK(d.pwrite(b, at(usemem, 0)).value() == 8);
+  CHECK(clock.time == 10000);
+  // The fault handler does not SIGBUS on EAGAIN: it waits for the raced reset too.
+  REQUIRE(d.reset());
+  shim::test_hooks::inject_reset_race(d);
+  const std::uint64_t base = 0x7f00'0000'0000;
+  const grace::vma v{base, base + hopper_usemem_real, vfio::region_offset(usemem) >> 12};
+  CHECK(d.fault(v, base, 0) == grace::fault_decision{grace::fault_outcome::insert_pte, base, memory_base >> 12});
+  CHECK(clock.time == 14000);  // two 2 s waits
+  CHECK_FALSE(d.reset_done());
+  // Before 7.2 there is no CXL path and no such race: the BAR0 poll runs under the lock.
+  scripted_clock legacy;
+  auto old = hopper_with(grace::kernel_rule::v7_1, &legacy);
+  old.cxl = shim::cxl_readiness{1, 0, 2000, false};
+  auto e = make(old);
+  shim::test_hooks::inject_reset_race(e);
+  CHECK(e.pread(b, at(usemem, 0)).value() == 8);
+  CHECK(legacy.time == 0);
+}
+
 // ---- mappings after reset: zap and fault ---------------------------------------------------------
 
 TEST_CASE("faults: pte/pmd/pud by alignment, SIGBUS with decode off or in low power, a wait after reset") {
@@ -578,4 +706,98 @@ TEST_CASE("the accessor finds out that its mappings were zapped: the touch fault
   REQUIRE(acc->read(usemem, 64, b).value() == 8);
   CHECK(b == pattern);
   CHECK(clock.time == again);
+}
+
+// ---- the VF token (the Grace GPU is no SR-IOV function) ---------------------------------------------
+
+TEST_CASE("VF token at BIND_IOMMUFD: EINVAL with a token, bound without; the core's argument checks first") {
+  auto d = make(hopper_with(grace::kernel_rule::current));
+  std::array<std::byte, 16> uuid{std::byte{0x5e}, std::byte{0x1f}, std::byte{0x0a}};
+  vfio::device_bind_iommufd_token bind{sizeof(vfio::device_bind_iommufd_token), vfio::bind_flag_token, 3, 0,
+                                       reinterpret_cast<std::uintptr_t>(uuid.data())};
+  // An open device file is bound already: EINVAL, token or not.
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, &bind) == -EINVAL);
+  CHECK_FALSE(d.is_closed());
+  d.close();                                                                  // from here on: a cdev file not bound yet
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, &bind) == -EINVAL);  // a token: not a PF or VF
+  CHECK(d.is_closed());
+  bind.token_uuid_ptr = 0;
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, &bind) == -EFAULT);  // copied in before it is judged
+  bind.flags = 2;
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, &bind) == -EINVAL);  // unknown flag
+  bind.flags = 0;
+  bind.iommufd = -1;
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, &bind) == -EINVAL);  // negative iommufd
+  bind.iommufd = 3;
+  bind.argsz = 12;
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, &bind) == -EINVAL);  // argsz < 16
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, nullptr) == -EFAULT);
+  // Bytes past the 24 the kernel knows must be zero.
+  std::array<std::byte, 32> longer{};
+  store_le<std::uint32_t>(longer, 0, 32);
+  store_le<std::uint32_t>(longer, 8, 3);
+  longer[28] = std::byte{1};
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, longer.data()) == -E2BIG);
+  CHECK(d.is_closed());
+  // No token (flag clear: the pointer is never read): bound, the device opened.
+  bind.argsz = sizeof bind;
+  bind.token_uuid_ptr = 1;
+  const std::uint32_t resets = d.reset_count();
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, &bind) == 0);
+  CHECK(bind.out_devid == shim::detail::fake_iommufd_devid);
+  CHECK_FALSE(d.is_closed());
+  CHECK(d.reset_count() == resets + 1);                                       // the open-time reset
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, &bind) == -EINVAL);  // bound twice
+  // The 16-byte struct of 6.6–6.16 works too; zeroed trailing bytes are fine.
+  d.close();
+  vfio::device_bind_iommufd plain_bind{sizeof(vfio::device_bind_iommufd), 0, 3, 0};
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, &plain_bind) == 0);
+  CHECK(plain_bind.out_devid == 1);
+  d.close();
+  longer[28] = std::byte{0};
+  CHECK(shim::ioctl(d, vfio::ioctl::device_bind_iommufd, longer.data()) == 0);
+  // The fallback variant's second open is EBUSY through the bind as well (E14).
+  auto f = make(shim::plain());
+  f.close();
+  plain_bind.out_devid = 0;
+  CHECK(shim::ioctl(f, vfio::ioctl::device_bind_iommufd, &plain_bind) == -EBUSY);
+  CHECK(plain_bind.out_devid == 0);
+  CHECK(f.is_closed());
+}
+
+TEST_CASE("VF token in VFIO_GROUP_GET_DEVICE_FD's name: EINVAL with a token, malformed options EINVAL") {
+  using grace::group_device_name_outcome;
+  using grace::match_device_name;
+  using grace::name_match;
+  constexpr nvgrace::text_view bdf = "0009:01:00.0";
+  static_assert(grace::is_valid_uuid("bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3"));
+  static_assert(grace::is_valid_uuid("BD8D9D2B-5A5F-4F5A-A211-F591514BA1F3"));
+  static_assert(!grace::is_valid_uuid("bd8d9d2b-5a5f-4f5a-a211-f591514ba1f"));   // 35 characters
+  static_assert(!grace::is_valid_uuid("bd8d9d2b_5a5f-4f5a-a211-f591514ba1f3"));  // no '-' at 8
+  static_assert(!grace::is_valid_uuid("gd8d9d2b-5a5f-4f5a-a211-f591514ba1f3"));  // not hex
+  static_assert(grace::check_vf_token(true).error() == nvgrace::errc::invalid_argument);
+  static_assert(grace::check_vf_token(false).has_value());
+  // The name alone, or with trailing spaces: this device.
+  CHECK(match_device_name(bdf, "0009:01:00.0").value() == name_match::match);
+  CHECK(match_device_name(bdf, "0009:01:00.0   ").value() == name_match::match);
+  CHECK(group_device_name_outcome(bdf, "0009:01:00.0").has_value());
+  // Another name: no match, and with no other device in the group ENODEV.
+  CHECK(match_device_name(bdf, "0009:01:00.01").value() == name_match::no_match);
+  CHECK(match_device_name(bdf, "0009:01:00").value() == name_match::no_match);
+  CHECK(match_device_name(bdf, "0009:01:00.0\tx").value() == name_match::no_match);
+  CHECK(group_device_name_outcome(bdf, "0009:01:00.1").error() == nvgrace::errc::no_such_device);
+  // A well-formed token: the function has none, EINVAL.
+  CHECK(match_device_name(bdf, "0009:01:00.0 vf_token=bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3").error() ==
+        nvgrace::errc::invalid_argument);
+  CHECK(group_device_name_outcome(bdf, "0009:01:00.0  vf_token=bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3 ").error() ==
+        nvgrace::errc::invalid_argument);
+  // Malformed: a short or invalid UUID, an unknown option, a second token, junk after the UUID.
+  for (const char* name :
+       {"0009:01:00.0 vf_token=bd8d9d2b", "0009:01:00.0 vf_token=bd8d9d2b-5a5f-4f5a-a211-f591514ba1fz",
+        "0009:01:00.0 foo", "0009:01:00.0 vf_token", "0009:01:00.0 vf_token=bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3x",
+        "0009:01:00.0 vf_token=bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3 "
+        "vf_token=bd8d9d2b-5a5f-4f5a-a211-f591514ba1f3"}) {
+    INFO(name);
+    CHECK(match_device_name(bdf, name).error() == nvgrace::errc::invalid_argument);
+  }
 }

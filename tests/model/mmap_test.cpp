@@ -34,6 +34,44 @@ TEST_CASE("§6.1 §10 E9 mmap: exactly memlength maps, one page more is EINVAL, 
   CHECK(grace::check_mmap(use, false, 2, 0x10000, 16).value().region_offset == 0x20000);
 }
 
+TEST_CASE("§6.1 §11 before 6.19: mapped at mmap time, the first-PFN overflow check comes before the bound") {
+  using grace::kernel_rule;
+  const auto& use = hopper.usemem;
+  for (const kernel_rule rule : {kernel_rule::v6_13, kernel_rule::v6_18}) {
+    CHECK(grace::check_mmap(use, false, 0, use.real_length, 12, rule).value() ==
+          grace::mmap_plan{0, use.real_length, false, grace::stage2_memory::cacheable, true});
+    CHECK(grace::check_mmap(use, false, 0, use.real_length + 4096, 12, rule).error() ==
+          nvgrace::errc::invalid_argument);
+    CHECK(grace::check_mmap(hopper.resmem, true, 0, GiB, 12, rule).value() ==
+          grace::mmap_plan{0, GiB, true, grace::stage2_memory::normal_nc, true});
+    CHECK(grace::check_mmap(use, false, 1, ~std::uint64_t{0} - 100, 12, rule).error() ==
+          nvgrace::errc::value_too_large);
+  }
+  for (const kernel_rule rule : {kernel_rule::v7_1, kernel_rule::current})
+    CHECK_FALSE(grace::check_mmap(use, false, 0, 4096, 12, rule).value().populated);
+  // PHYS_PFN(base) + page offset overflowing while page offset · page size does
+  // not: only the old driver said EOVERFLOW (reachable only with a tiny page
+  // shift; with 4 KiB pages a 64-bit PFN cannot overflow first).
+  const grace::memregion high{0x8000'0000'0000'0000, 0x1000, 0x1000};
+  const std::uint64_t pgoff = 0x8000'0000'0000'0000;
+  CHECK(grace::check_mmap(high, false, pgoff, 1, 0, kernel_rule::v6_18).error() == nvgrace::errc::value_too_large);
+  CHECK(grace::check_mmap(high, false, pgoff, 1, 0, kernel_rule::current).error() == nvgrace::errc::invalid_argument);
+}
+
+TEST_CASE("§6.2 §11 before 6.19 a touch never faults: premapped at the page, whatever the order") {
+  const auto& use = hopper.usemem;
+  const grace::vma v{0x7F00'0000'0000, 0x7F00'4000'0000, (vfio::region_offset(4) >> 12) + 16};
+  const std::uint64_t pfn0 = (use.phys_base >> 12) + 16;
+  CHECK(grace::decide_premapped_touch(use, v, 0x7F00'0020'0123) ==
+        grace::fault_decision{fault_outcome::premapped, 0x7F00'0020'0000, pfn0 + 0x200});
+  CHECK(grace::decide_premapped_touch(use, v, 0x7F00'0000'0000) ==
+        grace::fault_decision{fault_outcome::premapped, 0x7F00'0000'0000, pfn0});
+  // 64 KiB pages: the page is 64 KiB.
+  const grace::vma w{0x7F00'0000'0000, 0x7F00'4000'0000, (vfio::region_offset(4) >> 16) + 1};
+  CHECK(grace::decide_premapped_touch(use, w, 0x7F00'0002'1234, grace::arm64_64k_pages) ==
+        grace::fault_decision{fault_outcome::premapped, 0x7F00'0002'0000, (use.phys_base >> 16) + 1 + 2});
+}
+
 TEST_CASE("§6.1 a memlength that is not page-aligned: the last partial page cannot be mapped") {
   const grace::memregion odd{0x4000'0000'0000, 0x10'0000 + 0x800, 0x20'0000};
   CHECK(grace::check_mmap(odd, false, 0, 0x10'0000).has_value());

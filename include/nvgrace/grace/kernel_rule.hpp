@@ -95,6 +95,12 @@ enum class kernel_rule : std::uint8_t {
 /// decode off, runtime-PM wrapping of read/write, fault-based (huge) mappings
 /// zapped on reset and decode off, DMA-buf export.
 [[nodiscard]] constexpr bool has_access_readiness(kernel_rule r) noexcept { return r >= kernel_rule::v7_1; }
+/// Before 6.19 the driver's mmap mapped the whole range at once
+/// (remap_pfn_range, write-combine protection for resmem) and rewrote vm_pgoff
+/// to the first PFN; it had no fault handler, so touches never fault, huge
+/// pages are never inserted and the core's zaps miss these mappings. Its mmap
+/// also checked PHYS_PFN(memphys) + page offset for overflow (EOVERFLOW).
+[[nodiscard]] constexpr bool maps_at_mmap_time(kernel_rule r) noexcept { return r < kernel_rule::v7_1; }
 /// The CXL device DVSEC readiness path (7.2).
 [[nodiscard]] constexpr bool has_cxl_readiness(kernel_rule r) noexcept { return r == kernel_rule::current; }
 /// Readiness waits end early with EINTR on a fatal signal (7.2).

@@ -5,6 +5,7 @@
 #include <nvgrace/core/checked.hpp>
 #include <nvgrace/core/result.hpp>
 #include <nvgrace/core/text_view.hpp>
+#include <nvgrace/grace/kernel_rule.hpp>
 #include <nvgrace/grace/layout.hpp>
 #include <nvgrace/vfio/abi.hpp>
 
@@ -33,21 +34,37 @@ struct mmap_plan {
   std::uint64_t length = 0;
   bool write_combine = false;  ///< resmem: the host mapping is write-combine
   stage2_memory stage2 = stage2_memory::cacheable;
+  /// The whole range is mapped by mmap itself (before 6.19: remap_pfn_range),
+  /// so no touch of it ever faults; false: pages are inserted on fault (6.19+).
+  bool populated = false;
   friend constexpr bool operator==(mmap_plan, mmap_plan) = default;
 };
 
 /// §6.1 steps 2–3: a mapping of `length` bytes starting `region_page_offset`
 /// pages into region `r`. EOVERFLOW if the end overflows; EINVAL if it ends
-/// past the real memory (the padding is never mappable).
+/// past the real memory (the padding is never mappable). Under a rule before
+/// 6.19 (`maps_at_mmap_time`) the driver also checked that the first PFN,
+/// PHYS_PFN(phys_base) + page offset, does not overflow (EOVERFLOW, before the
+/// EINVAL bound) and then mapped everything at once (`populated`). With 64-bit
+/// PFNs and the 40-bit region offset that third check cannot fire at a real
+/// page size; the arithmetic is kept so that the order of the checks is the
+/// driver's.
 [[nodiscard]] constexpr result<mmap_plan> check_mmap(const memregion& r, bool is_resmem,
                                                      std::uint64_t region_page_offset, std::uint64_t length,
-                                                     unsigned page_shift = 12) noexcept {
+                                                     unsigned page_shift = 12,
+                                                     kernel_rule rule = kernel_rule::current) noexcept {
+  const bool at_mmap_time = maps_at_mmap_time(rule);
+  if (at_mmap_time) {
+    const auto first_pfn = checked_add(r.phys_base >> page_shift, region_page_offset);
+    if (!first_pfn) return first_pfn.error();
+  }
   const auto start = checked_mul(region_page_offset, std::uint64_t{1} << page_shift);
   if (!start) return start.error();
   const auto end = checked_add(*start, length);
   if (!end) return end.error();
   if (*end > r.real_length) return errc::invalid_argument;
-  return mmap_plan{*start, length, is_resmem, is_resmem ? stage2_memory::normal_nc : stage2_memory::cacheable};
+  return mmap_plan{*start, length, is_resmem, is_resmem ? stage2_memory::normal_nc : stage2_memory::cacheable,
+                   at_mmap_time};
 }
 
 /// The page offset inside its region of a VMA's vm_pgoff (§6.1 step 2).
@@ -87,7 +104,10 @@ struct fault_state {
   bool memory_enabled = true;  ///< COMMAND.MEMORY set and not in D3hot
 };
 
-enum class fault_outcome : std::uint8_t { insert_pte, insert_pmd, insert_pud, fallback, sigbus };
+/// `premapped`: the page was mapped when the mapping was made (before 6.19:
+/// the driver's mmap mapped the whole range and installed no fault handler),
+/// so the touch does not fault at all; nothing is inserted, no huge page.
+enum class fault_outcome : std::uint8_t { insert_pte, insert_pmd, insert_pud, fallback, sigbus, premapped };
 
 struct fault_decision {
   fault_outcome outcome = fault_outcome::sigbus;
@@ -95,6 +115,22 @@ struct fault_decision {
   std::uint64_t pfn = 0;
   friend constexpr bool operator==(fault_decision, fault_decision) = default;
 };
+
+/// A touch at `fault_address` of mapping `v` of region `r` under a rule before
+/// 6.19 (`maps_at_mmap_time`): always `premapped`, whatever the order or the
+/// device state (runtime PM, memory decode, a reset: the core's zaps never
+/// reached these mappings), at the page holding the address; the PFN is the
+/// one mmap mapped there.
+[[nodiscard]] constexpr fault_decision decide_premapped_touch(const memregion& r, vma v, std::uint64_t fault_address,
+                                                              huge_pfnmap platform = {}) noexcept {
+  const std::uint64_t page_size = std::uint64_t{1} << platform.page_shift;
+  fault_decision d;
+  d.outcome = fault_outcome::premapped;
+  d.address = fault_address & ~(page_size - 1);
+  d.pfn = (r.phys_base >> platform.page_shift) + (d.address - v.start) / page_size +
+          region_page_offset(v.pgoff, platform.page_shift);
+  return d;
+}
 
 /// §6.2: the decision for a fault of `order` at `fault_address` in mapping `v`
 /// of region `r`. Misaligned huge faults fall back (the MM retries a smaller

@@ -325,13 +325,14 @@ public:
     const std::uint64_t offset = vfio::offset_in_region(pos);
     if (r.kind == region_kind::emulated) {
       return grace::check_mmap(r.model, r.is_resmem, offset / page, mapped_length,
-                               static_cast<unsigned>(std::countr_zero(page)));
+                               static_cast<unsigned>(std::countr_zero(page)), options_.rule);
     }
     if (r.kind == region_kind::memory_bar) {
       // vfio-pci-core: req_start + req_len must not pass the page-aligned BAR.
       const auto end = checked_add(offset, mapped_length);
       if (!end || *end > r.size) return errc::invalid_argument;
-      return grace::mmap_plan{offset, mapped_length, false, grace::stage2_memory::device};
+      // vfio-pci-core's own mmap inserts on fault under every rule modelled.
+      return grace::mmap_plan{offset, mapped_length, false, grace::stage2_memory::device, false};
     }
     return errc::invalid_argument;
   }
@@ -402,6 +403,10 @@ public:
     else
       state_.fetch_and(~pm_failed_bit, mo::acq_rel);
   }
+
+  /// The next CXL readiness check sees a reset of the function land right
+  /// after its lockless wait (one shot).
+  void inject_reset_race() noexcept { reset_race_.store(true, mo::release); }
 
   /// Make the core part of VFIO_DEVICE_RESET fail with `error` (nullopt: succeed).
   void inject_reset_failure(std::optional<errc> error) noexcept {
@@ -911,6 +916,12 @@ private:
     // 7.2: the long CXL wait runs before the lock; under it, one look.
     if (cxl) {
       if (auto s = wait_cxl_ready(source, [this] { return cxl_status(); }); !s) return s;
+      // Tests: a reset of the function (an FLR) lands between the lockless
+      // wait and the locked look, as one can in the driver.
+      if (reset_race_.exchange(false, mo::acq_rel)) [[unlikely]] {
+        posix::lock_guard lock(control_);
+        static_cast<void>(core_reset());
+      }
     }
     if ((seen & memory_enabled_bit) == 0) return errc::io_error;
     if (cxl) {
@@ -1368,8 +1379,10 @@ public:
   /// huge faults fall back; runtime PM engaged → SIGBUS; otherwise, from
   /// 6.19, the readiness check (a wait after a reset; EIO with memory decode
   /// off; a timeout) must pass, else SIGBUS; then the insert (SIGBUS when
-  /// memory decode is off). Before 6.19 mappings are made at mmap time and
-  /// never fault.
+  /// memory decode is off). Before 6.19 (`grace::maps_at_mmap_time`) the
+  /// driver's mmap mapped the whole range and had no fault handler: a touch
+  /// of an emulated region's mapping is `premapped` at order 0's page, never a
+  /// huge insert, never a wait or a SIGBUS (§6.1, §11).
   /// A mapping of a real memory BAR (BAR0, Blackwell's BAR2, the fallback's
   /// BARs) faults through vfio-pci-core's own handler instead: the same
   /// alignment rules, no readiness check, SIGBUS while runtime PM is engaged
@@ -1386,15 +1399,24 @@ public:
       return grace::decide_fault(grace::memregion{r->phys, r->size, r->size}, v, address, order, fs, platform);
     }
     if (r == nullptr || r->kind != region_kind::emulated) return {grace::fault_outcome::sigbus, 0, 0};
+    if (grace::maps_at_mmap_time(options_.rule)) return grace::decide_premapped_touch(r->model, v, address, platform);
     grace::fault_state fs;
     const grace::fault_decision shape = grace::decide_fault(r->model, v, address, order, fs, platform);
     if (shape.outcome == grace::fault_outcome::fallback) return shape;
     std::uint64_t state = state_.load(mo::acquire);
     fs.runtime_pm_engaged = (state & (pm_engaged_bit | pm_failed_bit)) != 0;
     if (!fs.runtime_pm_engaged && (state & reset_done_bit) != 0) {
-      // A reset that races the readiness check makes the CXL path retry, not fail.
+      // A reset that races the readiness check makes the CXL path retry (the
+      // lockless wait again, if reset_done is still set), not fail.
       status s = check_ready(state);
-      while (s.error() == errc::resource_unavailable_try_again) s = check_ready(state_.load(mo::acquire));
+      while (s.error() == errc::resource_unavailable_try_again) {
+        const std::uint64_t again = state_.load(mo::acquire);
+        if ((again & reset_done_bit) == 0) {
+          s = {};
+          break;
+        }
+        s = check_ready(again);
+      }
       fs.ready = s.has_value();
       state = state_.load(mo::acquire);
     }
@@ -1422,7 +1444,8 @@ private:
   nvgrace::detail::atomic_word<readiness_source*> source_{nullptr};
   nvgrace::detail::atomic_word<std::uint64_t> mapping_generation_{0};
   nvgrace::detail::atomic_word<std::uint64_t> last_reset_ms_{0};
-  bool readiness_dynamic_ = false;  ///< immutable after create()
+  nvgrace::detail::atomic_word<bool> reset_race_{false};  ///< test_hooks::inject_reset_race
+  bool readiness_dynamic_ = false;                        ///< immutable after create()
 
   // Guarded by control_.
   mutable posix::mutex control_;

@@ -11,6 +11,7 @@
 #include <nvgrace/backend/shim/options.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/result.hpp>
+#include <nvgrace/grace/vf_token.hpp>
 #include <nvgrace/posix/mapping.hpp>
 #include <nvgrace/vfio/abi.hpp>
 #include <nvgrace/vfio/dma_buf.hpp>
@@ -151,17 +152,62 @@ template <class Device>
   return *fd;
 }
 
+/// The device id a successful VFIO_DEVICE_BIND_IOMMUFD writes to out_devid
+/// (there is no iommufd behind the in-process device to allocate one).
+inline constexpr std::uint32_t fake_iommufd_devid = 1;
+
+/// VFIO_DEVICE_BIND_IOMMUFD as the 7.2 vfio core answers it on a device cdev
+/// (vfio_df_ioctl_bind_iommufd): argsz < 16 → EINVAL; bytes past the 24 the
+/// kernel knows must be zero (E2BIG); a negative iommufd or an unknown flag →
+/// EINVAL; a file already bound (an open device) → EINVAL; then the VF token
+/// (vfio_df_check_token: the UUID is copied in first, EFAULT from a null
+/// pointer; the Grace GPU is no SR-IOV function, so a token is EINVAL and no
+/// token is fine); then the open (EBUSY for the fallback's second open). A
+/// closed in-process device stands for a cdev file not bound yet. The iommufd
+/// itself is not checked (there is none).
+template <class Device>
+[[nodiscard]] long ioctl_bind_iommufd(Device& d, void* arg) noexcept {
+  if (arg == nullptr) return negative(errc::bad_address);
+  constexpr std::uint32_t minsz = 16;  // offsetofend(out_devid)
+  constexpr std::uint32_t ksize = 24;  // sizeof(struct vfio_device_bind_iommufd) with the token pointer
+  auto* bytes = static_cast<std::byte*>(arg);
+  const auto argsz = load_le<std::uint32_t>(std::span<const std::byte>(bytes, 4), 0);
+  if (argsz < minsz) return negative(errc::invalid_argument);
+  // copy_struct_from_user: trailing bytes past ksize must be zero; fewer than
+  // ksize are zero-filled (so the token pointer is null).
+  const std::span<const std::byte> user(bytes, argsz);
+  for (std::size_t i = ksize; i < user.size(); ++i)
+    if (user[i] != std::byte{0}) return negative(errc::argument_list_too_long);
+  std::array<std::byte, ksize> bind{};
+  std::memcpy(bind.data(), bytes, argsz < ksize ? argsz : ksize);
+  const auto flags = load_le<std::uint32_t>(bind, 4);
+  const auto iommufd = static_cast<std::int32_t>(load_le<std::uint32_t>(bind, 8));
+  const auto token_ptr = load_le<std::uint64_t>(bind, 16);
+  if (iommufd < 0 || (flags & ~vfio::bind_flag_token) != 0) return negative(errc::invalid_argument);
+  if (!d.is_closed()) return negative(errc::invalid_argument);  // one device file cannot be bound twice
+  const bool token = (flags & vfio::bind_flag_token) != 0;
+  if (token && token_ptr == 0) return negative(errc::bad_address);  // the UUID copy-in faults
+  if (auto s = grace::check_vf_token(token); !s) return negative(s.error());
+  if (auto s = d.open(); !s) return negative(s.error());
+  store_le<std::uint32_t>(std::span<std::byte>(bytes, minsz), 12, fake_iommufd_devid);
+  return 0;
+}
+
 }  // namespace detail
 
 /// The device ioctls with the kernel's argument layouts: returns ≥ 0 or −errno.
 /// DEVICE_GET_INFO, GET_REGION_INFO, GET_IRQ_INFO, DEVICE_RESET, IOEVENTFD
 /// (ENOTTY in the full variant; stored in plain mode), DEVICE_FEATURE (DMA_BUF
 /// GET and PROBE, whose result is a fake fd number, see dma_bufs(); the
-/// LOW_POWER features; PCI_VF_TOKEN); anything else ENOTTY. Like the vfio
-/// core, every ioctl fails with EIO first when runtime-PM resume fails. `arg` must point to as many bytes as its argsz
-/// says (the kernel would fault otherwise; in-process that cannot be detected).
+/// LOW_POWER features; PCI_VF_TOKEN), BIND_IOMMUFD (handled first, as the
+/// core does: a closed device stands for an unbound cdev file, see
+/// detail::ioctl_bind_iommufd); anything else ENOTTY. Like the vfio
+/// core, every other ioctl fails with EIO first when runtime-PM resume fails. `arg` must point to as many bytes as its
+/// argsz says (the kernel would fault otherwise; in-process that cannot be detected).
 template <creatable_memory Memory>
 [[nodiscard]] long ioctl(device<Memory>& d, unsigned long request, void* arg) noexcept {
+  // The core handles BIND_IOMMUFD before access or runtime PM are checked.
+  if (request == vfio::ioctl::device_bind_iommufd) return detail::ioctl_bind_iommufd(d, arg);
   if (auto s = d.begin_ioctl(); !s) return detail::negative(s.error());
   switch (request) {
     case vfio::ioctl::device_get_info: return detail::ioctl_device_info(d, arg);

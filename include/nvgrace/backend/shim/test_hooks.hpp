@@ -32,6 +32,14 @@ struct test_hooks {
   static void inject_reset_failure(device<Memory>& d, std::optional<errc> error) noexcept {
     d.core_->inject_reset_failure(error);
   }
+  /// Make a reset of the function (an FLR: mappings zapped, reset_done set,
+  /// the CXL status starting over) land right after the next lockless CXL
+  /// wait and before its locked look: that look then sees memory not active
+  /// and answers EAGAIN (7.2 only: the CXL readiness path). One shot.
+  template <class Memory>
+  static void inject_reset_race(device<Memory>& d) noexcept {
+    d.core_->inject_reset_race();
+  }
   /// Set a 32-bit BAR0 register directly (no readiness, no decode check).
   template <class Memory>
   static void set_bar0_register(device<Memory>& d, std::uint64_t offset, std::uint32_t value) noexcept {
