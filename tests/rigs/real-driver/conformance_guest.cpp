@@ -89,7 +89,16 @@ TEST_CASE("conformance: Linux nvgrace-gpu driver in the real-driver rig") {
                              (one_open ? ", one open for every subcase" : "");
     MESSAGE(what);
   }
-  if (one_open) {
+  // Behind an IOMMU the rig names the device cdev: every open goes through iommufd with an
+  // IOAS of its own instead of the group.
+  const char* cdev_env = std::getenv("NVGRACE_RIG_CDEV");
+  const std::string cdev = cdev_env != nullptr ? cdev_env : "";
+  if (!cdev.empty()) {
+    const std::string how = "opened through the device cdev " + cdev;
+    MESSAGE(how);
+    conformance::run_conformance([&] { return lv::device::open_cdev(cdev, lv::device::cdev_options{}); },
+                                 expectations_for(o.prof));
+  } else if (one_open) {
     static std::optional<lv::device> shared;
     if (!shared) {
       auto d = lv::device::open_pci(address);

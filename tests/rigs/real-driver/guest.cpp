@@ -7,11 +7,13 @@
 //       the channel blob "diff"
 //   nvgrace-rig-guest put --channel RESOURCE NAME FILE
 //       copy FILE (e.g. /sys/firmware/acpi/tables/DSDT) into the channel blob NAME
-//   nvgrace-rig-guest cdev --bdf BDF
+//   nvgrace-rig-guest cdev --bdf BDF [--attach]
 //       open BDF through its group, take what the driver answers (device info, every
 //       region's info, the first 256 bytes of config space), close it; then open it
-//       through the VFIO device cdev and iommufd (no IOAS attach: noiommu) and, if that
-//       works, take the same answers and compare. Prints RIG-CDEV lines.
+//       through the VFIO device cdev and iommufd (an IOAS of its own attached with
+//       --attach, behind an IOMMU; none without: noiommu) and, if that works, take the
+//       same answers and compare; with --attach, bind once more with a VF token, which a
+//       function without SR-IOV refuses. Prints RIG-CDEV lines.
 //
 // RESOURCE is the ivshmem device's BAR2 in sysfs (/sys/bus/pci/devices/BDF/resource2).
 
@@ -90,7 +92,7 @@ int usage() {
   std::fputs(
       "usage: nvgrace-rig-guest diff --channel RESOURCE --bdf BDF [profile options] --seed N --ops N\n"
       "       nvgrace-rig-guest put --channel RESOURCE NAME FILE\n"
-      "       nvgrace-rig-guest cdev --bdf BDF\n",
+      "       nvgrace-rig-guest cdev --bdf BDF [--attach]\n",
       stderr);
   return 2;
 }
@@ -228,6 +230,13 @@ std::string fingerprint(lv::device& d) {
 }
 
 int cdev(std::vector<std::string> rest) {
+  bool attach = false;
+  for (auto it = rest.begin(); it != rest.end(); ++it)
+    if (*it == "--attach") {
+      attach = true;
+      rest.erase(it);
+      break;
+    }
   const std::string bdf = take(rest, "--bdf");
   const auto address = lv::parse_pci_address(bdf);
   if (!address || !rest.empty()) return usage();
@@ -251,16 +260,26 @@ int cdev(std::vector<std::string> rest) {
   } else {
     std::printf("RIG-CDEV sysfs vfio-dev=none\n");
   }
+  const std::string path = "/dev/vfio/devices/" + name;
   lv::device::cdev_options options;
-  options.attach_ioas = false;  // a noiommu device has no IOMMU to attach
-  auto c = lv::device::open_cdev("/dev/vfio/devices/" + name, options);
-  if (!c) {
-    std::printf("RIG-CDEV cdev open=%s\n", std::string(errno_name(c.error())).c_str());
-    return 0;
+  options.attach_ioas = attach;  // a noiommu device has no IOMMU to attach
+  std::string cdev_print;
+  {
+    auto c = lv::device::open_cdev(path, options);
+    if (!c) {
+      std::printf("RIG-CDEV cdev open=%s\n", std::string(errno_name(c.error())).c_str());
+      return attach ? 1 : 0;
+    }
+    cdev_print = fingerprint(*c);
   }
-  const std::string cdev_print = fingerprint(*c);
   std::printf("RIG-CDEV cdev open=ok %s\n", cdev_print.c_str());
   std::printf("RIG-CDEV compare=%s\n", cdev_print == group_print ? "same" : "DIFFERENT");
+  if (attach) {
+    // VFIO_DEVICE_BIND_FLAG_TOKEN on a function that is neither a PF with VFs nor a VF.
+    options.vf_token = std::array<std::byte, 16>{std::byte{0x5e}, std::byte{0x1f}, std::byte{0x0a}};
+    auto t = lv::device::open_cdev(path, options);
+    std::printf("RIG-CDEV vf_token=%s\n", t ? "ok" : std::string(errno_name(t.error())).c_str());
+  }
   return cdev_print == group_print ? 0 : 1;
 }
 

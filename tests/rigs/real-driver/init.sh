@@ -41,7 +41,15 @@ if [ "$RIG_BIND" = yes ]; then
 	say "bind: driver ${drv:-none}, $(ls /dev/vfio 2>/dev/null | tr '\n' ' ')(from $t0 to $(uptime_s) s)"
 	echo "RIG-BIND ${drv:-none}"
 fi
-dmesg | grep -i -E 'nvgrace|vfio|ACPI.*(upgrade|Override|Truncat|SSDT|DSDT)|RAMDISK|BIOS-e820|user-defined' |
+# Behind an IOMMU (RIG_CDEV=yes) the device also has a cdev: the conformance suite and the
+# probe go through it (iommufd) instead of the group.
+cdev_node=
+if [ "${RIG_CDEV:-no}" = yes ]; then
+	n=$(ls "$dev/vfio-dev" 2>/dev/null | head -n 1)
+	[ -n "$n" ] && cdev_node=/dev/vfio/devices/$n
+	say "cdev ${cdev_node:-none}, iommu group $(readlink "$dev/iommu_group" 2>/dev/null | sed 's|.*/||')"
+fi
+dmesg | grep -i -E 'nvgrace|vfio|DMAR|iommu|ACPI.*(upgrade|Override|Truncat|SSDT|DSDT)|RAMDISK|BIOS-e820|user-defined' |
 	sed 's/^/RIG-DMESG: /'
 
 for step in $RIG_STEPS; do
@@ -57,18 +65,18 @@ for step in $RIG_STEPS; do
 		;;
 	conformance)
 		NVGRACE_RIG_BDF=$RIG_BDF NVGRACE_RIG_PROFILE="$RIG_PROFILE" NVGRACE_RIG_ONE_OPEN=$RIG_ONE_OPEN \
-			nvgrace-rig-conformance --no-colors=true
+			NVGRACE_RIG_CDEV=$cdev_node nvgrace-rig-conformance --no-colors=true
 		rc=$?
 		;;
 	cdev)
-		nvgrace-rig-guest cdev --bdf "$RIG_BDF"
+		nvgrace-rig-guest cdev --bdf "$RIG_BDF" ${cdev_node:+--attach}
 		rc=$?
 		;;
 	probe)
-		nvgrace-probe "$RIG_BDF"
+		nvgrace-probe "${cdev_node:-$RIG_BDF}"
 		rc=$?
 		echo "RIG-PROBE-TEXT-RC $rc"
-		nvgrace-probe --json "$RIG_BDF" | sed 's/^/RIG-PROBE-JSON: /'
+		nvgrace-probe --json "${cdev_node:-$RIG_BDF}" | sed 's/^/RIG-PROBE-JSON: /'
 		;;
 	*)
 		say "unknown step $step"

@@ -28,6 +28,10 @@
 #                         fallback   no _DSD: the driver's plain vfio-pci variant
 #                         notready   the readiness registers never read ready: the probe
 #                                    must fail with ETIME after its 30 s wait, as the model's
+#                         iommu      as low, behind an emulated Intel IOMMU: a real IOMMU group
+#                                    (type1 container on the group path) and a device cdev, over
+#                                    which the conformance suite and nvgrace-probe run (iommufd,
+#                                    an IOAS attached); a VF token on the bind is refused
 #   --ops N             operations per profile (default 2000; $NVGRACE_RIG_OPS)
 #   --nightly           100000 operations per profile
 #   --seed N            stream seed (default 1; $NVGRACE_RIG_SEED)
@@ -52,7 +56,7 @@ NVG_LOG_PREFIX=rig
 # shellcheck source=../lib/unstable-apt.sh
 source "$LIB/unstable-apt.sh"
 
-PROFILES="low big blackwell nodvsec cxl fallback notready"
+PROFILES="low big blackwell nodvsec cxl fallback notready iommu"
 OPS=${NVGRACE_RIG_OPS:-2000}
 SEED=${NVGRACE_RIG_SEED:-1}
 DO_DIFF=1 DO_CHECKS=1 WORK= TIMEOUT=600 VERBOSE=0
@@ -145,10 +149,10 @@ build_base_cpio() {
 build_base_cpio || die "cannot build the guest's initramfs"
 
 # ---- profiles ---------------------------------------------------------------------------------
-# Sets: GEN BASE SIZE DEVICE_ID BAR2 BAR4 READY DVSEC CXL MEMORY(ram|dimm|none) RAM RESERVE DIMM_SIZE
-# DIMM_ADDR, and PROFILE_ARGS (the rig programs' profile options) and SERVER_ARGS (the server's).
+# Sets: GEN BASE SIZE DEVICE_ID BAR2 BAR4 READY DVSEC CXL IOMMU MEMORY(ram|dimm|none) RAM RESERVE
+# DIMM_SIZE DIMM_ADDR, and PROFILE_ARGS (the rig programs' profile options) and SERVER_ARGS (the server's).
 set_profile() {
-	GEN=hopper BASE=0 SIZE=0 DEVICE_ID= BAR2=1M BAR4=1M READY=yes DVSEC=yes CXL=no MEMORY=none RAM=512M RESERVE=0
+	GEN=hopper BASE=0 SIZE=0 DEVICE_ID= BAR2=1M BAR4=1M READY=yes DVSEC=yes CXL=no IOMMU=no MEMORY=none RAM=512M RESERVE=0
 	DIMM_SIZE=0 DIMM_ADDR=0
 	case $1 in
 	low) BASE=0x20000000 SIZE=0x72C00123 MEMORY=ram RAM=2560M RESERVE=0x73000000 ;;
@@ -163,6 +167,7 @@ set_profile() {
 	cxl) CXL=yes BASE=0x20000000 SIZE=0x72C00123 MEMORY=ram RAM=2560M RESERVE=0x73000000 ;;
 	fallback) BAR2=2M BAR4=4M ;;
 	notready) BASE=0x20000000 SIZE=0x72C00123 MEMORY=ram RAM=2560M RESERVE=0x73000000 READY=never ;;
+	iommu) IOMMU=yes BASE=0x20000000 SIZE=0x72C00123 MEMORY=ram RAM=2560M RESERVE=0x73000000 ;;
 	*) return 1 ;;
 	esac
 	[ -n "$DEVICE_ID" ] || { [ "$GEN" = hopper ] && DEVICE_ID=0x2342 || DEVICE_ID=0x2941; }
@@ -199,6 +204,7 @@ boot() {
 		RIG_PROFILE="$PROFILE_ARGS"
 		RIG_SEED=$SEED
 		RIG_OPS=$OPS
+		RIG_CDEV=$IOMMU
 	EOF
 	(cd "$run" && find rig | cpio -o -H newc --quiet) >"$run/run.cpio"
 	cat $extra_initrd "$BASE_CPIO" "$run/run.cpio" >"$run/initrd"
@@ -217,6 +223,14 @@ boot() {
 	append="console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init vfio.enable_unsafe_noiommu_mode=1"
 	qemu_args=(-machine q35 -accel tcg -smp 1 -nodefaults -no-user-config -display none -no-reboot
 		-chardev "file,id=con,path=$log" -serial chardev:con -monitor none "${FIRMWARE[@]}")
+	# An emulated IOMMU in front of the function (before it on the command line). caching-mode:
+	# QEMU must see every mapping the guest makes to forward it to the server. Without
+	# interrupt remapping both VFIO IOMMU back ends refuse the device (EPERM) unless told
+	# that unisolated MSIs are acceptable, which they are in a throw-away guest.
+	if [ "$IOMMU" = yes ]; then
+		qemu_args+=(-device intel-iommu,caching-mode=on,intremap=off)
+		append="$append intel_iommu=on vfio_iommu_type1.allow_unsafe_interrupts=1 iommufd.allow_unsafe_interrupts=1"
+	fi
 	case $MEMORY in
 	ram)
 		qemu_args+=(-m "$RAM" -object "memory-backend-file,id=ram0,size=$RAM,mem-path=$MEMFILE,share=on"
@@ -418,10 +432,21 @@ for P in $PROFILES; do
 			fi
 			if [[ $steps == *cdev* ]]; then
 				grep '^RIG-CDEV' "$WORK/$name.log"
+				if [ "$IOMMU" = yes ]; then
+					# Behind an IOMMU the device has a cdev: bound to an iommufd with an IOAS of its
+					# own it must answer as the group path does, and a VF token (this function is
+					# neither a PF with VFs nor a VF) must be refused with EINVAL.
+					if grep -q '^RIG-CDEV group open=ok' "$WORK/$name.log" &&
+						grep -q '^RIG-CDEV compare=same' "$WORK/$name.log" &&
+						grep -q '^RIG-CDEV vf_token=EINVAL' "$WORK/$name.log"; then
+						ok "$P: the device cdev on iommufd answers as the group path; a VF token is EINVAL"
+					else
+						ko "$P: the device cdev: $(grep '^RIG-CDEV' "$WORK/$name.log" | cut -c1-120 | tr '\n' ';')"
+					fi
 				# Linux 7.2 registers a noiommu device without a cdev (the core's rule, not the
 				# driver's): /dev/vfio/devices has no node for it. Should a kernel give it one,
 				# the cdev must answer as the group path does.
-				if grep -q '^RIG-CDEV group open=ok' "$WORK/$name.log" &&
+				elif grep -q '^RIG-CDEV group open=ok' "$WORK/$name.log" &&
 					{ grep -q '^RIG-CDEV cdev open=ENOENT' "$WORK/$name.log" ||
 						grep -q '^RIG-CDEV compare=same' "$WORK/$name.log"; }; then
 					ok "$P: the device cdev: $(sed -n 's/^RIG-CDEV cdev open=\([A-Z]*\).*/\1/p; s/^RIG-CDEV compare=//p' "$WORK/$name.log" | tr '\n' ' ')"
