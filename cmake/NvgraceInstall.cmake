@@ -1,9 +1,11 @@
 # Install rules: the headers, the exported nvgrace::nvgrace target, a package
 # config with a version file, and a pkg-config file.
 #
-# nvgrace is header-only and architecture-independent, so the CMake package and
-# the .pc file go under share/. The installed package needs nothing but the C++
-# standard library and the Linux UAPI headers: no find_dependency() calls.
+# nvgrace is header-only, so the CMake package and the .pc file go under share/.
+# The installed package needs nothing but the C++ standard library and, for the
+# parts that touch the system, the C library's POSIX headers (<unistd.h>,
+# <sys/mman.h>, ...): no find_dependency() calls. No nvgrace header includes a
+# kernel (UAPI) header; the VFIO ABI is nvgrace's own (nvgrace/vfio/abi.hpp).
 include(CMakePackageConfigHelpers)
 
 set(NVGRACE_INSTALL_CMAKEDIR ${CMAKE_INSTALL_DATADIR}/cmake/nvgrace
@@ -28,6 +30,14 @@ if(PROJECT_VERSION_MAJOR EQUAL 0)
 else()
   set(_nvgrace_compatibility SameMajorVersion)
 endif()
+# ARCH_INDEPENDENT: the installed files are the same for every target (headers
+# and CMake/pkg-config text, nothing compiled), so the version file does not
+# compare CMAKE_SIZEOF_VOID_P. That is not a promise that every architecture
+# compiles them: nvgrace/vfio/abi.hpp (and so both umbrellas) stops with an
+# #error where the ioctl encoding is not the asm-generic one (powerpc, mips,
+# sparc, alpha, parisc), rather than give wrong ioctl numbers; the pointer-size
+# check could not have said that anyway (powerpc64 and x86-64 both have 8-byte
+# pointers). tests/static checks the #error (static_ioctl_arch_*_fails).
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/nvgraceConfigVersion.cmake
   VERSION ${PROJECT_VERSION}
   COMPATIBILITY ${_nvgrace_compatibility}

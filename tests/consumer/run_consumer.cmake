@@ -3,7 +3,66 @@
 #         -DNVGRACE_VERSION=... -DCONSUMER_SOURCE_DIR=... -DGENERATOR=... -DCXX_COMPILER=... \
 #         [-DMAKE_PROGRAM=...] [-DCXX_STANDARD=..] [-DPKG_CONFIG=...] -P run_consumer.cmake
 # Every step starts from an empty WORK_DIR, so the test proves a fresh install.
+#
+# Two more modes check the header check itself:
+#   -DMODE=headers -DSTAGE=... -DNVGRACE_SOURCE_DIR=...   only the check that every file
+#                   under the source tree's include/nvgrace/ is in STAGE/include/nvgrace/
+#   -DMODE=headers_selftest -DWORK_DIR=... -DNVGRACE_SOURCE_DIR=...   a copy of the
+#                   headers with one file left out must fail that check, naming the file
 cmake_minimum_required(VERSION 3.22)
+
+# Every file under the source tree's include/nvgrace/ must be in STAGE/include/nvgrace/:
+# an install rule that skips a header (or a pattern that filters one out) fails here,
+# not in a consumer that happens to include it.
+function(check_installed_headers stage)
+  file(GLOB_RECURSE headers LIST_DIRECTORIES false RELATIVE ${NVGRACE_SOURCE_DIR}/include
+       ${NVGRACE_SOURCE_DIR}/include/nvgrace/*)
+  list(LENGTH headers count)
+  if(count LESS 2)
+    message(FATAL_ERROR "consumer test: found ${count} files under ${NVGRACE_SOURCE_DIR}/include/nvgrace")
+  endif()
+  set(missing "")
+  foreach(header IN LISTS headers)
+    if(NOT EXISTS ${stage}/include/${header})
+      list(APPEND missing include/${header})
+    endif()
+  endforeach()
+  if(missing)
+    list(JOIN missing ", " missing)
+    message(FATAL_ERROR "consumer test: not installed into ${stage}: ${missing}")
+  endif()
+  message(STATUS "consumer test: all ${count} headers of include/nvgrace are installed in ${stage}")
+endfunction()
+
+if(MODE STREQUAL "headers")
+  foreach(var STAGE NVGRACE_SOURCE_DIR)
+    if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
+      message(FATAL_ERROR "run_consumer.cmake: ${var} is not set")
+    endif()
+  endforeach()
+  check_installed_headers(${STAGE})
+  return()
+elseif(MODE STREQUAL "headers_selftest")
+  # The control (a full copy) passes; a copy without one header fails and names it.
+  set(stage ${WORK_DIR}/stage)
+  file(REMOVE_RECURSE ${WORK_DIR})
+  file(COPY ${NVGRACE_SOURCE_DIR}/include/nvgrace DESTINATION ${stage}/include)
+  set(check ${CMAKE_COMMAND} -DMODE=headers -DSTAGE=${stage} -DNVGRACE_SOURCE_DIR=${NVGRACE_SOURCE_DIR}
+            -P ${CMAKE_CURRENT_LIST_FILE})
+  execute_process(COMMAND ${check} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer test: the header check fails on a complete copy:\n${out}")
+  endif()
+  set(dropped nvgrace/vfio/region_info.hpp)
+  file(REMOVE ${stage}/include/${dropped})
+  execute_process(COMMAND ${check} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  string(REPLACE "\n" " " flat "${out}")
+  if(rc EQUAL 0 OR NOT flat MATCHES "not installed into .*include/${dropped}")
+    message(FATAL_ERROR "consumer test: the header check missed ${dropped} (rc ${rc}):\n${out}")
+  endif()
+  message(STATUS "consumer test (headers_selftest): a missing ${dropped} is caught")
+  return()
+endif()
 
 foreach(var MODE WORK_DIR NVGRACE_SOURCE_DIR NVGRACE_VERSION CONSUMER_SOURCE_DIR GENERATOR CXX_COMPILER)
   if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
@@ -52,9 +111,8 @@ if(MODE STREQUAL "find_package")
   endforeach()
   step(${CMAKE_COMMAND} --build ${WORK_DIR}/nvgrace-build)
   step(${CMAKE_COMMAND} --install ${WORK_DIR}/nvgrace-build --prefix ${stage})
-  foreach(file include/nvgrace/core/result.hpp include/nvgrace/core/checked.hpp include/nvgrace/core/size.hpp
-               include/nvgrace/version.hpp
-               share/cmake/nvgrace/nvgraceConfig.cmake share/cmake/nvgrace/nvgraceConfigVersion.cmake
+  check_installed_headers(${stage})
+  foreach(file share/cmake/nvgrace/nvgraceConfig.cmake share/cmake/nvgrace/nvgraceConfigVersion.cmake
                share/cmake/nvgrace/nvgraceTargets.cmake share/pkgconfig/nvgrace.pc)
     if(NOT EXISTS ${stage}/${file})
       message(FATAL_ERROR "consumer test: ${file} was not installed into ${stage}")
@@ -119,7 +177,8 @@ elseif(MODE STREQUAL "add_subdirectory")
   step(${CMAKE_COMMAND} --build ${WORK_DIR}/consumer-build)
   step(${WORK_DIR}/consumer-build/nvgrace_consumer)
   step(${CMAKE_COMMAND} --install ${WORK_DIR}/consumer-build --prefix ${stage})
-  foreach(file include/nvgrace/version.hpp share/cmake/nvgrace/nvgraceConfig.cmake
+  check_installed_headers(${stage})
+  foreach(file share/cmake/nvgrace/nvgraceConfig.cmake
                share/cmake/nvgrace_consumer/nvgrace_consumerTargets.cmake bin/nvgrace_consumer)
     if(NOT EXISTS ${stage}/${file})
       message(FATAL_ERROR "consumer test: ${file} was not installed into ${stage}")
@@ -156,6 +215,7 @@ elseif(MODE STREQUAL "install_tree")
   endif()
   set(stage ${WORK_DIR}/stage)
   step(${CMAKE_COMMAND} --install ${PROJECT_BUILD_DIR} --prefix ${stage})
+  check_installed_headers(${stage})
   foreach(tool nvgrace-layout nvgrace-probe nvgrace-vfio-user-server)
     foreach(file bin/${tool} share/man/man1/${tool}.1 share/bash-completion/completions/${tool})
       if(NOT EXISTS ${stage}/${file})

@@ -55,6 +55,12 @@ expect "--socket-path --socket --socket-mode --socket-group" nvgrace-vfio-user-s
 expect "--size" nvgrace-vfio-user-server --si
 expect "hopper" nvgrace-vfio-user-server --generation h
 expect "--verbose" nvgrace-vfio-user-server --verb
+expect "--no-share-fds --no-flr --no-dvsec" nvgrace-vfio-user-server --no-
+expect "--handshake-timeout" nvgrace-vfio-user-server --hand
+expect "--idle-timeout" nvgrace-vfio-user-server --idle
+expect "0 10000" nvgrace-vfio-user-server --send-timeout ""
+expect "--message-timeout=10000" nvgrace-vfio-user-server --message-timeout=1
+expect "0" nvgrace-vfio-user-server --idle-timeout ""
 expect "" nvgrace-layout -- --gen
 tmp=$(mktemp -d)
 touch "$tmp/memory.img"

@@ -1,8 +1,9 @@
 // nvgrace-vfio-user-server as a program: arguments, logging and verbosity,
 // SIGTERM and SIGHUP, persistence of --memory-file, the backend-program
 // conventions (--socket-path, --fd, socket activation through LISTEN_FDS,
-// stale-socket handling, socket mode and group, NOTIFY_SOCKET readiness), and
-// a client in this process talking to it.
+// stale-socket handling, socket mode and group, NOTIFY_SOCKET readiness), the
+// connection deadlines, --no-share-fds, --no-flr, the smallest size, and a
+// client in this process talking to it.
 
 #include <nvgrace/backend/vfio_user/client.hpp>
 #include <nvgrace/version.hpp>
@@ -122,10 +123,31 @@ private:
   std::string text_, out_text_;
 };
 
+/// True when a socket bound at `path` listens: /proc/net/unix lists it with
+/// __SO_ACCEPTCON (0x10000) in its flags. (The server binds, then sets the mode,
+/// then listens: the file alone does not mean a connect would be accepted.)
+bool listens(const std::string& path) {
+  std::FILE* f = std::fopen("/proc/net/unix", "r");
+  if (f == nullptr) return false;
+  char line[512];
+  bool found = false;
+  while (!found && std::fgets(line, sizeof line, f) != nullptr) {
+    std::string text = line;
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    if (text.size() <= path.size() || text.compare(text.size() - path.size(), path.size(), path) != 0 ||
+        text[text.size() - path.size() - 1] != ' ')
+      continue;
+    unsigned long flags = 0;
+    found = std::sscanf(line, "%*s %*s %*s %lx", &flags) == 1 && (flags & 0x10000UL) != 0;
+  }
+  std::fclose(f);
+  return found;
+}
+
 bool wait_for_socket(const std::string& path) {
   for (int i = 0; i < 500; ++i) {
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
+    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && listens(path)) return true;
     std::this_thread::sleep_for(10ms);
   }
   return false;
@@ -676,4 +698,354 @@ TEST_CASE("tool: --physical --no-dvsec --cxl --ready MS: the function's DVSECs a
   c->close();
   CHECK(server.log().find("(physical function 2941, blackwell, BAR2 1024 KiB, BAR4 1024 KiB, ready after 60000 ms)") !=
         std::string::npos);
+}
+
+// ---- deadlines, --no-share-fds, --no-flr, the smallest size -----------------------
+
+namespace {
+
+/// The milliseconds since `start`.
+long long since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+}
+
+/// What the server logged after its "listening on" line.
+std::string after_listening(const std::string& log) {
+  const auto first = log.find('\n');
+  return first == std::string::npos ? std::string() : log.substr(first + 1);
+}
+
+/// The 32-byte GET_REGION_INFO reply of region `index` (argsz `argsz`), and the fds that came with it.
+reply region_info(raw_peer& peer, std::uint32_t index, std::uint32_t argsz) {
+  auto r = peer.call(make_message(0x51, command::device_get_region_info, region_info_req(argsz, index)));
+  REQUIRE(r.h.flags == message_flags::type_reply);
+  REQUIRE(r.payload.size() >= 32);
+  return r;
+}
+
+/// docs/vfio-user-server.md, found from this file's own path (tests/vfio_user/).
+std::string server_doc() {
+  std::string path = __FILE__;
+  for (int i = 0; i < 3; ++i) path = path.substr(0, path.rfind('/'));
+  std::FILE* f = std::fopen((path + "/docs/vfio-user-server.md").c_str(), "r");
+  REQUIRE(f != nullptr);
+  std::string text;
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, f)) > 0;) text.append(buffer, n);
+  std::fclose(f);
+  return text;
+}
+
+}  // namespace
+
+TEST_CASE("tool: --handshake-timeout drops a client that says nothing, --message-timeout one that stops mid-message") {
+  socket_path sock;
+  program server({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell", "--handshake-timeout", "300",
+                  "--message-timeout", "300"});
+  REQUIRE(wait_for_socket(sock.path));
+  const auto pid = std::to_string(::getpid());
+  {
+    auto silent = raw_peer::connect(sock.path);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(silent.closed(5000));
+    const auto waited = since(start);
+    CHECK(waited >= 290);  // the deadline, not at once (a little slack for the clocks' rounding)
+    CHECK(waited < 3000);
+    REQUIRE(wait_for_log(server, "connection 1 closed after"));
+    CHECK(after_listening(server.log()) == "nvgrace-vfio-user-server: connection 1 from pid " + pid +
+                                               "\n"
+                                               "nvgrace-vfio-user-server: connection 1: no VERSION within "
+                                               "handshake_timeout_ms, closing\n"
+                                               "nvgrace-vfio-user-server: connection 1 closed after 0 messages\n");
+  }
+  {
+    // Negotiated, then half a header: the message deadline, not the handshake's.
+    auto peer = raw_peer::connect(sock.path);
+    peer.negotiate();
+    const auto head = make_message(1, command::device_get_info, device_info_req());
+    peer.send(std::span<const std::byte>(head).first(8));
+    CHECK(peer.closed(5000));
+    REQUIRE(wait_for_log(server, "connection 2 closed after"));
+    const auto log = server.log();
+    CHECK(log.find("nvgrace-vfio-user-server: connection 2: a message was not complete within message_timeout_ms, "
+                   "closing\nnvgrace-vfio-user-server: connection 2 closed after 1 messages: VERSION 1\n") !=
+          std::string::npos);
+  }
+  // The next client is served: a deadline drops a connection, not the server.
+  check_serves(sock.path);
+  server.signal(SIGTERM);
+  CHECK(exit_status(server) == 0);
+}
+
+TEST_CASE("tool: --idle-timeout drops a negotiated client that goes silent; by default it is off") {
+  socket_path sock;
+  {
+    program server({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell", "--idle-timeout", "300"});
+    REQUIRE(wait_for_socket(sock.path));
+    auto peer = raw_peer::connect(sock.path);
+    peer.negotiate();
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(peer.closed(5000));
+    CHECK(since(start) >= 290);
+    REQUIRE(wait_for_log(server, "connection 1 closed after"));
+    CHECK(after_listening(server.log())
+              .find("nvgrace-vfio-user-server: connection 1: no message within "
+                    "idle_timeout_ms, closing\n"
+                    "nvgrace-vfio-user-server: connection 1 closed after 1 messages: "
+                    "VERSION 1\n") != std::string::npos);
+    server.signal(SIGTERM);
+    CHECK(exit_status(server) == 0);
+  }
+  {
+    // The default: a negotiated client silent for longer than the other (shortened) deadlines stays
+    // connected, and --handshake-timeout 0 lets one that never negotiates stay too.
+    program server({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell", "--message-timeout", "200",
+                    "--handshake-timeout", "0"});
+    REQUIRE(wait_for_socket(sock.path));
+    auto quiet = raw_peer::connect(sock.path);
+    quiet.negotiate();
+    CHECK_FALSE(quiet.closed(1200));
+    auto r = quiet.call(make_message(2, command::device_get_info, device_info_req()));
+    CHECK(r.h.flags == message_flags::type_reply);
+    quiet.shutdown_write();
+    CHECK(quiet.closed(5000));
+    auto mute = raw_peer::connect(sock.path);
+    CHECK_FALSE(mute.closed(1200));
+    CHECK(server.log().find("within") == std::string::npos);
+    server.signal(SIGTERM);
+    CHECK(exit_status(server) == 0);
+  }
+}
+
+TEST_CASE("tool: --send-timeout drops a client that stops reading its replies") {
+  socket_path sock;
+  program server({"--socket-path", sock.path, "--size", "2M", "--generation", "blackwell", "--send-timeout", "300"});
+  REQUIRE(wait_for_socket(sock.path));
+  auto peer = raw_peer::connect(sock.path);
+  peer.negotiate();
+  // A 1 MiB read whose reply the socket cannot hold, and nobody reading it.
+  peer.send(make_message(3, command::region_read, read_req(0, 4, 1u << 20)));
+  CHECK(wait_for_log(server,
+                     "nvgrace-vfio-user-server: connection 1: the peer did not take a reply within "
+                     "send_timeout_ms, closing\n"));
+  CHECK(wait_for_log(server, "connection 1 closed after 2 messages"));
+  server.signal(SIGTERM);
+  CHECK(exit_status(server) == 0);
+}
+
+TEST_CASE("tool: the default deadlines are what --help and docs/vfio-user-server.md say (-v logs those in force)") {
+  socket_path sock;
+  const std::string defaults = "deadlines: handshake 10000 ms, message 10000 ms, idle off, send 10000 ms";
+  {
+    program server({"-v", "--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+    REQUIRE(wait_for_log(server, "deadlines: "));
+    CHECK(server.log().find("nvgrace-vfio-user-server: " + defaults + "\n") != std::string::npos);
+    server.signal(SIGTERM);
+    CHECK(exit_status(server) == 0);
+  }
+  {
+    program server({"-v", "--socket-path", sock.path, "--size", "1M", "--generation", "blackwell",
+                    "--handshake-timeout", "0", "--message-timeout", "5", "--idle-timeout", "4294967295",
+                    "--send-timeout", "7", "--no-share-fds"});
+    REQUIRE(wait_for_log(server, "deadlines: "));
+    CHECK(server.log().find("nvgrace-vfio-user-server: deadlines: handshake off, message 5 ms, idle 4294967295 ms, "
+                            "send 7 ms; region fds not shared\n") != std::string::npos);
+    server.signal(SIGTERM);
+    CHECK(exit_status(server) == 0);
+  }
+  // Without -v the line is not logged.
+  {
+    program server({"--socket-path", sock.path, "--size", "1M", "--generation", "blackwell"});
+    REQUIRE(wait_for_log(server, "listening on"));
+    server.signal(SIGTERM);
+    CHECK(exit_status(server) == 0);
+    CHECK(server.log().find("deadlines") == std::string::npos);
+  }
+  program help({"--help"});
+  CHECK(exit_status(help) == 0);
+  const auto text = help.out();
+  CHECK(text.find("  --handshake-timeout MS  from connecting to a successful VERSION; default\n"
+                  "                          10000 ") != std::string::npos);
+  CHECK(text.find("  --message-timeout MS    from a message's first byte to its last; default\n"
+                  "                          10000\n") != std::string::npos);
+  CHECK(text.find("  --idle-timeout MS       between two messages once negotiated; default 0:\n"
+                  "                          off,") != std::string::npos);
+  CHECK(text.find("  --send-timeout MS       for the socket to take one reply; default 10000\n") != std::string::npos);
+  CHECK(server_doc().find("`" + defaults + "`") != std::string::npos);
+
+  // Not a number of milliseconds: usage.
+  for (const auto& bad : {"-1", "4294967296", "1s", ""}) {
+    CAPTURE(bad);
+    program p({"--socket-path", sock.path, "--idle-timeout", bad});
+    CHECK(exit_status(p) == 2);
+    CHECK(p.log() ==
+          "nvgrace-vfio-user-server: error: --idle-timeout must be a number of milliseconds (0 for none, "
+          "at most 4294967295), not '" +
+              std::string(bad) + "' (EINVAL); see 'nvgrace-vfio-user-server --help'\n");
+  }
+}
+
+TEST_CASE("tool: --no-share-fds hands no region fd to a client: no MMAP flag, every access trapped") {
+  socket_path sock;
+  const std::string file = sock.path + ".mem";
+  for (const bool share : {true, false}) {
+    CAPTURE(share);
+    std::vector<std::string> args{"--socket-path", sock.path,   "--size",        "1M",
+                                  "--generation",  "blackwell", "--memory-file", file};
+    if (!share) args.push_back("--no-share-fds");
+    program server(args);
+    REQUIRE(wait_for_socket(sock.path));
+    {
+      auto peer = raw_peer::connect(sock.path);
+      peer.negotiate();
+      // argsz 32: the bare struct, argsz = 64 for the whole answer (it has a capability), no fd.
+      // Region 4 is 1 MiB, read and write, and mappable (MMAP) only when shared; offset 0 in the file.
+      const std::uint32_t flags =
+          vfio::region_flags::read | vfio::region_flags::write | (share ? vfio::region_flags::mmap : 0u);
+      const auto bare = region_info(peer, 4, 32);
+      CHECK(bare.payload == bytes_builder().u32(64).u32(flags).u32(4).u32(0).u64(1 * MiB).u64(0).bytes());
+      CHECK(bare.fds.empty());
+      // With room for the whole answer: CAPS and the sparse-mmap capability (one area, the whole
+      // MiB); the fd comes with it only when shared.
+      const auto whole = region_info(peer, 4, 512);
+      CHECK(whole.payload == bytes_builder()
+                                 .u32(64)
+                                 .u32(flags | vfio::region_flags::caps)
+                                 .u32(4)
+                                 .u32(32)
+                                 .u64(1 * MiB)
+                                 .u64(0)
+                                 .u16(1)  // VFIO_REGION_INFO_CAP_SPARSE_MMAP
+                                 .u16(1)
+                                 .u32(0)
+                                 .u32(1)
+                                 .u32(0)
+                                 .u64(0)
+                                 .u64(1 * MiB)
+                                 .bytes());
+      CHECK(whole.fds.size() == (share ? 1u : 0u));
+      // Config space (region 7) is never mappable.
+      CHECK(region_info(peer, 7, 512).fds.empty());
+    }
+    // Reads and writes still work; without fds they are messages, as the disconnect line shows.
+    {
+      auto c = client::connect(sock.path.c_str());
+      REQUIRE(c);
+      const auto data = pattern(256, share ? 5u : 6u);
+      CHECK(c->pwrite(data, vfio::file_offset(4, 4096)).value() == 256);
+      std::vector<std::byte> back(256);
+      CHECK(c->pread(back, vfio::file_offset(4, 4096)).value() == 256);
+      CHECK(back == data);
+      c->close();
+    }
+    REQUIRE(wait_for_log(server, "connection 2 closed after"));
+    const auto log = server.log();
+    const auto closed = log.find("connection 2 closed after");
+    const auto line = log.substr(closed, log.find('\n', closed) - closed);
+    if (!share) CHECK(line.find("REGION_READ 1 (region 4: 1), REGION_WRITE 1 (region 4: 1)") != std::string::npos);
+    if (share) {
+      // What --no-share-fds defends against: the client truncates the memory file through its
+      // fd. The server survives; an access past the new end is EIO, and logged.
+      auto peer = raw_peer::connect(sock.path);
+      peer.negotiate();
+      auto whole = region_info(peer, 4, 512);
+      REQUIRE(whole.fds.size() == 1);
+      REQUIRE(::ftruncate(whole.fds[0].get(), 0) == 0);
+      auto r = peer.call(make_message(0x52, command::region_read, read_req(4096, 4, 4)));
+      CHECK(r.h.flags == (message_flags::type_reply | message_flags::error));
+      CHECK(r.h.error == static_cast<std::uint32_t>(EIO));
+      CHECK(
+          wait_for_log(server, "connection 3: REGION_READ (id 82) touched GPU memory past the end of its file: EIO\n"));
+    }
+    server.signal(SIGTERM);
+    CHECK(exit_status(server) == 0);
+  }
+  ::unlink(file.c_str());
+}
+
+TEST_CASE("tool: --no-flr: no FLR in DEVCAP, no RESET in DEVICE_GET_INFO, DEVICE_RESET refused (EINVAL)") {
+  socket_path sock;
+  struct variant {
+    std::vector<std::string> args;
+    bool flr;
+  };
+  const variant variants[] = {
+      {{"--size", "1M", "--generation", "blackwell"}, true},
+      {{"--size", "1M", "--generation", "blackwell", "--no-flr"}, false},
+      {{"--physical", "--generation", "blackwell"}, true},
+      {{"--physical", "--generation", "blackwell", "--no-flr"}, false},
+  };
+  for (const auto& v : variants) {
+    CAPTURE(v.args.size());
+    CAPTURE(v.args.back());
+    std::vector<std::string> args{"--socket-path", sock.path};
+    args.insert(args.end(), v.args.begin(), v.args.end());
+    program server(args);
+    REQUIRE(wait_for_socket(sock.path));
+    auto peer = raw_peer::connect(sock.path);
+    peer.negotiate();
+    const auto config32 = [&](std::uint64_t offset) {
+      auto r = peer.call(make_message(0x20, command::region_read, read_req(offset, 7, 4)));
+      REQUIRE(r.h.flags == message_flags::type_reply);
+      REQUIRE(r.payload.size() == 16 + 4);
+      return load_le<std::uint32_t>(r.payload, 16);
+    };
+    // The capability list leads to the PCI Express capability (id 0x10); DEVCAP is at +4.
+    std::uint32_t at = config32(0x34) & 0xFC, express = 0;
+    for (int hops = 0; at != 0 && hops < 48; ++hops) {
+      const auto cap = config32(at);
+      if ((cap & 0xFF) == 0x10) {
+        express = at;
+        break;
+      }
+      at = (cap >> 8) & 0xFC;
+    }
+    REQUIRE(express == 0x60);
+    CHECK(config32(express + 4) == (v.flr ? 0x1000'0001u : 0x0000'0001u));  // bit 28: FLR; 256-byte payload
+    // DEVICE_GET_INFO: argsz 16, flags PCI (| RESET), 9 regions, 5 IRQ indices.
+    auto info = peer.call(make_message(0x21, command::device_get_info, device_info_req()));
+    CHECK(info.h.flags == message_flags::type_reply);
+    CHECK(info.payload == bytes_builder().u32(16).u32(v.flr ? 3u : 2u).u32(9).u32(5).bytes());
+    auto reset = peer.call(make_message(0x22, command::device_reset));
+    if (v.flr) {
+      CHECK(reset.h.flags == message_flags::type_reply);
+      CHECK(reset.h.error == 0u);
+    } else {
+      CHECK(reset.h.flags == (message_flags::type_reply | message_flags::error));
+      CHECK(reset.h.error == static_cast<std::uint32_t>(EINVAL));
+      CHECK(wait_for_log(server, "connection 1: DEVICE_RESET (id 34) refused: EINVAL\n"));
+    }
+    CHECK(reset.payload.empty());
+    server.signal(SIGTERM);
+    CHECK(exit_status(server) == 0);
+  }
+}
+
+TEST_CASE("tool: less than one 4 KiB page of GPU memory is refused (exit 2, EINVAL) and creates no memory file") {
+  socket_path sock;
+  const std::string file = sock.path + ".mem";
+  struct tiny {
+    std::string size, shown;
+  };
+  for (const tiny& t : {tiny{"1", "1 B"}, tiny{"4095", "4095 B"}, tiny{"0xFFF", "4095 B"}}) {
+    const std::string& size = t.size;
+    const std::string& shown = t.shown;
+    CAPTURE(size);
+    program p({"--socket-path", sock.path, "--size", size, "--generation", "blackwell", "--memory-file", file});
+    CHECK(exit_status(p) == 2);
+    CHECK(p.log() == "nvgrace-vfio-user-server: error: --size " + shown +
+                         " on Blackwell gives region 4 less than one 4 KiB page of memory (at least 4K) (EINVAL); "
+                         "see 'nvgrace-vfio-user-server --help'\n");
+    CHECK_FALSE(exists(file));
+    CHECK_FALSE(exists(sock.path));
+  }
+  // One page is enough: the limit is exactly 4 KiB.
+  program page({"--socket-path", sock.path, "--size", "4K", "--generation", "blackwell", "--memory-file", file});
+  REQUIRE(wait_for_log(page, "listening on " + sock.path + " (blackwell, 4 KiB of GPU memory in '" + file + "')"));
+  page.signal(SIGTERM);
+  CHECK(exit_status(page) == 0);
+  struct stat st {};
+  REQUIRE(::stat(file.c_str(), &st) == 0);
+  CHECK(st.st_size == 4096);
+  ::unlink(file.c_str());
 }

@@ -206,7 +206,9 @@ inline void begin_document(json::writer& w, const tool& t) {
   w.member("version", nvgrace::version.string);
 }
 
-/// The symbolic name of an errno ("ENOENT"); the number when Linux has no name for it.
+/// The symbolic name of an errno as every tool writes it: the library's
+/// errno_name ("ENOENT"), or the number when Linux has no name for it (where
+/// errno_name says "E?"). The one errno-name helper of the tools.
 [[nodiscard]] inline std::string errno_symbol(nvgrace::errc e) {
   if (errno_name(e) != "E?") return std::string(errno_name(e));
   return std::to_string(static_cast<int>(e));

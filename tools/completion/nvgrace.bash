@@ -7,7 +7,7 @@
 
 _nvgrace_options_nvgrace_layout="--base --generation --kernel-rule --json --help --version"
 _nvgrace_options_nvgrace_probe="--json --kernel-rule --device --no-bar-sizing --no-rules --container --iommufd --sysfs --help --version"
-_nvgrace_options_nvgrace_vfio_user_server="--socket-path --socket --fd --socket-mode --socket-group --size --generation --memory-file --physical --device-id --bar2-size --bar4-size --ready --no-dvsec --cxl --print-ssdt --base --slot --function --acpi-name --verbose --quiet --help --version"
+_nvgrace_options_nvgrace_vfio_user_server="--socket-path --socket --fd --socket-mode --socket-group --size --generation --memory-file --no-share-fds --no-flr --physical --device-id --bar2-size --bar4-size --ready --no-dvsec --cxl --print-ssdt --base --slot --function --acpi-name --handshake-timeout --message-timeout --idle-timeout --send-timeout --verbose --quiet --help --version"
 
 # PCI addresses of devices bound to vfio-pci (or a variant driver built on it).
 _nvgrace_vfio_devices() {
@@ -67,6 +67,9 @@ _nvgrace_complete() {
     nvgrace-vfio-user-server:--socket-mode) values="0600 0660 0666" ;;
     nvgrace-vfio-user-server:--fd) values=3 ;;
     nvgrace-vfio-user-server:--ready) values="yes never" ;;
+    nvgrace-vfio-user-server:--handshake-timeout | nvgrace-vfio-user-server:--message-timeout | \
+      nvgrace-vfio-user-server:--send-timeout) values="0 10000" ;;
+    nvgrace-vfio-user-server:--idle-timeout) values=0 ;;
     nvgrace-vfio-user-server:--device-id) values="0x2342 0x2345 0x2348 0x2941 0x31c2" ;;
     nvgrace-vfio-user-server:--bar2-size | nvgrace-vfio-user-server:--bar4-size | \
       nvgrace-vfio-user-server:--base | nvgrace-vfio-user-server:--slot | nvgrace-vfio-user-server:--function | \

@@ -5,6 +5,8 @@
 /// collect the facts (device, regions, capabilities, IRQs, BAR sizes), then
 /// for an NVIDIA Grace GPU check the nvgrace rules one by one.
 
+#include "../common/cli.hpp"
+
 #include <nvgrace/access/accessor.hpp>
 #include <nvgrace/core/bytes.hpp>
 #include <nvgrace/core/checked.hpp>
@@ -242,14 +244,10 @@ template <vfio::device_file F>
   return out;
 }
 
-/// "ENOENT" for any errno (the library names every Linux errno), else the number.
-[[nodiscard]] inline std::string errno_symbol(nvgrace::errc e) {
-  if (errno_name(e) != "E?") return std::string(errno_name(e));
-  return std::to_string(static_cast<int>(e));
-}
-
+/// "ENOENT (No such file or directory)": the name as every tool writes it
+/// (cli::errno_symbol, from the library's errno_name), then the message.
 [[nodiscard]] inline std::string errno_text(nvgrace::errc e) {
-  return errno_symbol(e) + " (" + std::string(errno_message(e)) + ")";
+  return cli::errno_symbol(e) + " (" + std::string(errno_message(e)) + ")";
 }
 
 /// The rules of one emulated region (index 2 = resmem, 4 = usemem).

@@ -172,7 +172,7 @@ namespace detail {
     if (e == nvgrace::errc{})
       w.null();
     else
-      w.string(detail::errno_symbol(e));
+      w.string(cli::errno_symbol(e));
   };
   cli::begin_document(w, tool);
   w.member("target", target.target);

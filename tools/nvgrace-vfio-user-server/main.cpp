@@ -94,6 +94,12 @@ Device:
   --memory-file PATH     keep GPU memory in this regular file (created or
                          extended to SIZE) instead of a memfd, so it survives
                          restarts
+  --no-share-fds         never hand a client the fd of a region (no MMAP):
+                         every access is a REGION_READ/WRITE message. Use it
+                         when the client is not trusted with the memory file
+  --no-flr               the function cannot be reset: no FLR in the PCIe
+                         device capabilities, no RESET in DEVICE_GET_INFO,
+                         DEVICE_RESET is refused (EINVAL); also with --physical
 
 The physical function (for a guest that runs the real nvgrace-gpu driver):
   --physical             serve the PCI function before the variant driver:
@@ -123,8 +129,22 @@ The firmware table for --physical:
   --function N           PCI function, 0..7 (default 0)
   --acpi-name NAME       the ACPI device name: four of A-Z, 0-9, _ (default GPU0)
 
+Deadlines:
+  --handshake-timeout MS  from connecting to a successful VERSION; default
+                          10000 (a client that connects and says nothing
+                          cannot hold the device)
+  --message-timeout MS    from a message's first byte to its last; default
+                          10000
+  --idle-timeout MS       between two messages once negotiated; default 0:
+                          off, since a VMM whose guest only uses mapped memory
+                          is legitimately silent for hours
+  --send-timeout MS       for the socket to take one reply; default 10000
+  MS is in milliseconds, at most 4294967295; 0 turns that deadline off. A
+  client that misses a deadline is disconnected, with a line that says which.
+
 Logging:
-  -v, --verbose          also log each client's negotiated protocol version
+  -v, --verbose          also log the deadlines at start and each client's
+                         negotiated protocol version
   -q, --quiet            log only errors (connection and socket errors)
   Default: a line at start and stop, and one per connection, disconnection
   and refused command.
@@ -144,7 +164,7 @@ Exit status:
   3  the socket, the inherited fd or the memory file could not be opened
 )";
 
-constexpr std::array<cli::option, 24> option_table{{
+constexpr std::array<cli::option, 30> option_table{{
     {"--socket-path", 0, "PATH"},
     {"--socket", 0, "PATH"},
     {"--fd", 0, "N"},
@@ -153,6 +173,12 @@ constexpr std::array<cli::option, 24> option_table{{
     {"--size", 0, "SIZE"},
     {"--generation", 0, "GEN"},
     {"--memory-file", 0, "PATH"},
+    {"--no-share-fds"},
+    {"--no-flr"},
+    {"--handshake-timeout", 0, "MS"},
+    {"--message-timeout", 0, "MS"},
+    {"--idle-timeout", 0, "MS"},
+    {"--send-timeout", 0, "MS"},
     {"--physical"},
     {"--device-id", 0, "ID"},
     {"--bar2-size", 0, "SIZE"},
@@ -201,7 +227,6 @@ void log_line(int level, const std::string& text) {
   std::fprintf(stderr, "%s: %s\n", tool.name.data(), text.c_str());
 }
 
-std::string name_of(nvgrace::errc e) { return cli::errno_symbol(e); }
 std::string system_error(nvgrace::errc e) { return std::string(errno_message(e)); }
 
 /// A failure before serving: the error line and the exit status.
@@ -229,6 +254,16 @@ struct arguments {
   std::uint64_t size = 2 * GiB;
   grace::generation generation = grace::generation::hopper;
   std::string memory_file;
+  bool share_fds = true;
+  bool flr = true;
+  // The connection deadlines, in ms (0: off). Set here rather than taken from
+  // the library's defaults, so that --help and docs/vfio-user-server.md stay
+  // true whatever those become. Idle is off: a VMM whose guest touches only
+  // mapped memory sends nothing for hours, and that is not a fault.
+  std::uint32_t handshake_timeout_ms = 10'000;
+  std::uint32_t message_timeout_ms = 10'000;
+  std::uint32_t idle_timeout_ms = 0;
+  std::uint32_t send_timeout_ms = 10'000;
   socket_source source = socket_source::none;
   bool size_given = false;
   // --physical
@@ -343,6 +378,21 @@ arguments interpret(const cli::command_line& line) {
     } else if (name == "--memory-file") {
       if (v.empty()) bad("--memory-file needs a non-empty path");
       a.memory_file = v;
+    } else if (name == "--no-share-fds") {
+      a.share_fds = false;
+    } else if (name == "--no-flr") {
+      a.flr = false;
+    } else if (name == "--handshake-timeout" || name == "--message-timeout" || name == "--idle-timeout" ||
+               name == "--send-timeout") {
+      const auto ms = parse_number(v, 0xFFFF'FFFFu);
+      if (!ms)
+        bad(std::string(name) + " must be a number of milliseconds (0 for none, at most 4294967295), not '" +
+            std::string(v) + "'");
+      const auto value = static_cast<std::uint32_t>(*ms);
+      (name == "--handshake-timeout" ? a.handshake_timeout_ms
+       : name == "--message-timeout" ? a.message_timeout_ms
+       : name == "--idle-timeout"    ? a.idle_timeout_ms
+                                     : a.send_timeout_ms) = value;
     } else if (name == "--physical") {
       a.physical = true;
     } else if (name == "--device-id") {
@@ -441,7 +491,14 @@ void check_size(const arguments& args, const shim::device_options& options) {
   constexpr std::uint64_t window = std::uint64_t{1} << vfio::offset_shift;
   for (const auto index : {grace::usemem_index, grace::resmem_index}) {
     const auto r = outcome->layout.region(index);
-    if (!r.has_value() || r->reported_size <= window) continue;
+    if (!r.has_value()) continue;
+    // The layout rules take any length on Blackwell, but a region needs one
+    // mappable page and a BAR at least that large (the device refuses less).
+    if (r->real_length < 4 * KiB)
+      die({cli::exit_usage, nvgrace::errc::invalid_argument,
+           "--size " + amount + " on " + gen + " gives region " + std::to_string(index) +
+               " less than one 4 KiB page of memory (at least 4K)"});
+    if (r->reported_size <= window) continue;
     die({cli::exit_usage, nvgrace::errc::value_too_large,
          "--size " + amount + " on " + gen + " needs a " + std::string(format_size(r->reported_size).view()) +
              " BAR at region " + std::to_string(index) +
@@ -458,9 +515,21 @@ shim::device_options physical_options(const arguments& args) {
   options.device_id = args.device_id;
   options.readiness.ready_after_ms = args.ready_after_ms;
   options.nvidia_dvsec = args.dvsec;
+  options.reset_supported = args.flr;
   if (args.cxl) options.cxl = shim::cxl_readiness{};
   return options;
 }
+
+/// The emulated device (after the variant driver) of --generation and --size.
+shim::device_options emulated_options(const arguments& args) {
+  shim::device_options options =
+      args.generation == grace::generation::hopper ? shim::hopper(args.size) : shim::blackwell(args.size);
+  options.reset_supported = args.flr;
+  return options;
+}
+
+/// "10000 ms", or "off" for 0.
+std::string deadline_text(std::uint32_t ms) { return ms == 0 ? std::string("off") : std::to_string(ms) + " ms"; }
 
 /// The device, with its GPU memory in a memfd or in the memory file.
 device create_device(const arguments& args, const shim::device_options& options) {
@@ -634,14 +703,14 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
     case kind::negotiated: log_line(2, connection_name(log) + ": protocol version 0." + std::to_string(e.minor)); break;
     case kind::error_reply:
       log_line(1, connection_name(log) + ": " + std::string(vfio_user::command_name(e.request.command)) + " (id " +
-                      std::to_string(e.request.id) + ") refused: " + name_of(e.error) +
+                      std::to_string(e.request.id) + ") refused: " + cli::errno_symbol(e.error) +
                       (e.replied ? "" : " (NO_REPLY: not answered)"));
       break;
     case kind::framing_error:
       log_line(0, connection_name(log) + ": unframeable message (size " + std::to_string(e.request.size) +
-                      "): " + name_of(e.error) + ", closing");
+                      "): " + cli::errno_symbol(e.error) + ", closing");
       break;
-    case kind::socket_error: log_line(0, connection_name(log) + ": socket error: " + name_of(e.error)); break;
+    case kind::socket_error: log_line(0, connection_name(log) + ": socket error: " + cli::errno_symbol(e.error)); break;
     case kind::disconnected: {
       // What the connection carried, so an operator (or a test) can see which accesses
       // were trapped: "closed after 412 messages: VERSION 1, DMA_MAP 34, ...".
@@ -679,12 +748,12 @@ void log_event(void* context, const vfio_user::event& e) noexcept {
                connection_name(log) + ": " + std::string(e.detail != nullptr ? e.detail : "timed out") + ", closing");
       break;
     case kind::irq_signal_failed:
-      log_line(0, connection_name(log) + ": IRQ eventfd not signalled: " + name_of(e.error));
+      log_line(0, connection_name(log) + ": IRQ eventfd not signalled: " + cli::errno_symbol(e.error));
       break;
     case kind::memory_fault:
       log_line(0, connection_name(log) + ": " + std::string(vfio_user::command_name(e.request.command)) + " (id " +
                       std::to_string(e.request.id) +
-                      ") touched GPU memory past the end of its file: " + name_of(e.error));
+                      ") touched GPU memory past the end of its file: " + cli::errno_symbol(e.error));
       break;
   }
 }
@@ -721,9 +790,7 @@ int main(int argc, char** argv) {
   ::sigaction(SIGHUP, &hangup, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  const auto options = args.physical                                  ? physical_options(args)
-                       : args.generation == grace::generation::hopper ? shim::hopper(args.size)
-                                                                      : shim::blackwell(args.size);
+  const auto options = args.physical ? physical_options(args) : emulated_options(args);
   if (!args.physical) check_size(args, options);
   device dev = create_device(args, options);
 
@@ -731,6 +798,11 @@ int main(int argc, char** argv) {
   vfio_user::server_options server_options;
   server_options.on_event = log_event;
   server_options.event_context = &log;
+  server_options.handshake_timeout_ms = args.handshake_timeout_ms;
+  server_options.message_timeout_ms = args.message_timeout_ms;
+  server_options.idle_timeout_ms = args.idle_timeout_ms;
+  server_options.send_timeout_ms = args.send_timeout_ms;
+  server_options.share_region_fds = args.share_fds;
   server srv(dev, server_options);
 
   bound_path bound;
@@ -769,6 +841,11 @@ int main(int argc, char** argv) {
     log_line(1, "listening on " + where + " (" + generation + ", " + std::string(format_size(args.size).view()) +
                     " of GPU memory in " + memory + ")");
   }
+  log_line(2, "deadlines: handshake " + deadline_text(server_options.handshake_timeout_ms) + ", message " +
+                  deadline_text(server_options.message_timeout_ms) + ", idle " +
+                  deadline_text(server_options.idle_timeout_ms) + ", send " +
+                  deadline_text(server_options.send_timeout_ms) +
+                  (server_options.share_region_fds ? "" : "; region fds not shared"));
   notify("READY=1\nSTATUS=Listening on " + where);
 
   const auto result = srv.run();
@@ -781,7 +858,8 @@ int main(int argc, char** argv) {
       ::unlink(bound.path.c_str());
   }
   if (!result) {
-    log_line(0, "error: accept failed: " + system_error(result.error()) + " (" + name_of(result.error()) + ")");
+    log_line(0,
+             "error: accept failed: " + system_error(result.error()) + " (" + cli::errno_symbol(result.error()) + ")");
     return cli::exit_failure;
   }
   log_line(1, "stopped");

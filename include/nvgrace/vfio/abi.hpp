@@ -260,6 +260,9 @@ struct iommu_ioas_alloc {
 // is (type << 8) | nr: x86, arm64, riscv, s390, loongarch. Architectures with
 // their own encoding put direction bits into _IO as well, so these numbers
 // would be wrong there: refuse to compile rather than call the wrong ioctl.
+// The installed package is still marked architecture independent (the same
+// files serve every target); this #error is where an unsupported target is
+// told, and tests/static/ioctl_arch.cpp checks that it fires.
 #if defined(__powerpc__) || defined(__powerpc64__) || defined(__mips__) || defined(__sparc__) || defined(__alpha__) || \
     defined(__hppa__)
 #error "nvgrace: this architecture's ioctl encoding is not the asm-generic one; vfio::ioctl numbers would be wrong"
