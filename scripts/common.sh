@@ -27,6 +27,7 @@ NVGRACE_TEST_PACKAGES=(
   pkg-config         # consumer test checks nvgrace.pc
   python3            # JSON checks of the tools' output (tests/model, tests/guest)
   systemd            # systemd-analyze and systemd-socket-activate: the sample units in docs/vfio-user-server.md
+  ccache             # compiler cache outside the clone: a run on a fresh clone recompiles only what changed
 )
 # Only when tests/guest/run.sh exists: the QEMU guest test.
 NVGRACE_GUEST_PACKAGES=(

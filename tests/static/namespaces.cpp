@@ -7,9 +7,8 @@
 // docs/architecture.md's rule that namespaces meant to be used together do not
 // declare the same name.
 //
-// Three names are declared twice as different things and are used qualified
-// below (see "Known collisions"): a program that opens every namespace must
-// qualify them too.
+// One name is declared twice on purpose and is used qualified below (see "The
+// one collision"): a program that opens every namespace must qualify it too.
 #include <nvgrace/nvgrace.hpp>
 
 #include <cstdint>
@@ -96,13 +95,12 @@ static_assert(is_type<client> && is_type<client_options> && is_type<server_optio
 static_assert(is_type<session<memfd_device>> && is_type<server<memfd_device>>);
 static_assert(header_size == 16);
 
-// Known collisions: each of these names is declared twice as different things,
-// so with every namespace open it must be qualified.
-//   device            nvgrace::shim::device (class template) and nvgrace::linux_vfio::device
-//   region            nvgrace::vfio::region (the region-index enum) and nvgrace::access::region
-//   region_info_size  nvgrace::vfio::region_info_size (uint32_t) and
-//                     nvgrace::vfio_user::region_info_size (size_t, the same value)
+// The one collision: each backend names its device `device` (the namespace picks
+// the backend), so with every namespace open it must be qualified.
 static_assert(is_type<nvgrace::shim::device<anonymous_memory>> && is_type<nvgrace::linux_vfio::device>);
-static_assert(static_cast<std::uint32_t>(nvgrace::vfio::region::bar4) == usemem_index);
-static_assert(is_type<nvgrace::access::region>);
-static_assert(nvgrace::vfio_user::region_info_size == nvgrace::vfio::region_info_size);
+
+// Unqualified now that nothing else declares them: the region-index enum, the
+// accessor's region description and the region-info size.
+static_assert(static_cast<std::uint32_t>(region::bar4) == usemem_index);
+static_assert(is_type<region_description>);
+static_assert(region_info_size == 32);

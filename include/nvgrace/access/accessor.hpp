@@ -93,7 +93,7 @@ struct mapped_area {
 };
 
 /// Everything the accessor knows about one region index that exists.
-struct region {
+struct region_description {
   /// The final reply, every field as the device wrote it.
   vfio::region_info info{};
   /// True when the reply carried a sparse-mmap capability; then only `areas`
@@ -293,7 +293,7 @@ public:
     return index < region_count_ && ((present_ >> index) & 1u) != 0;
   }
   /// Region `index`, or nullopt when the index is out of range or absent.
-  [[nodiscard]] std::optional<region> find_region(std::uint32_t index) const noexcept {
+  [[nodiscard]] std::optional<region_description> find_region(std::uint32_t index) const noexcept {
     if (!has_region(index)) return std::nullopt;
     return regions_[index];
   }
@@ -304,7 +304,7 @@ public:
   [[nodiscard]] status map_areas() noexcept {
     if constexpr (knows_mapping_generation<File>) mapped_generation_ = file_->mapping_generation();
     for (std::uint32_t index = 0; index < region_count_; ++index) {
-      region& r = regions_[index];
+      region_description& r = regions_[index];
       if (!has_region(index) || !r.mappable() || r.mapped_count != 0) continue;
       const area whole{0, r.size()};
       const std::span<const area> areas = r.has_sparse_mmap ? r.sparse_areas() : std::span<const area>(&whole, 1);
@@ -330,7 +330,7 @@ public:
   /// Undo every mapping this accessor made.
   void unmap_areas() noexcept {
     for (std::uint32_t index = 0; index < region_count_; ++index) {
-      region& r = regions_[index];
+      region_description& r = regions_[index];
       for (std::uint32_t i = 0; i < r.mapped_count; ++i) owner(index, i).reset();
       r.mapped_count = 0;
     }
@@ -485,7 +485,7 @@ private:
   [[nodiscard, gnu::noinline]] result<std::size_t> transfer_general(std::uint32_t index, std::uint64_t offset,
                                                                     std::span<Byte> bytes) noexcept {
     if (index < region_count_ && offset <= vfio::offset_mask) [[likely]] {
-      const region& r = regions_[index];
+      const region_description& r = regions_[index];
       if (const mapped_area* m = covering(r, offset, bytes.size())) [[likely]] {
         if constexpr (knows_mapping_generation<File>) {
           // The mapping was zapped since it was made: the touch faults first.
@@ -606,7 +606,8 @@ private:
 
   /// The mapping that holds all of [offset, offset + count), if any. An empty
   /// access is never served from a mapping: the device decides what it means.
-  [[nodiscard, gnu::always_inline]] static const mapped_area* covering(const region& r, std::uint64_t offset,
+  [[nodiscard, gnu::always_inline]] static const mapped_area* covering(const region_description& r,
+                                                                       std::uint64_t offset,
                                                                        std::size_t count) noexcept {
     if (count == 0) return nullptr;
     for (std::uint32_t i = 0; i < r.mapped_count; ++i) {
@@ -617,8 +618,8 @@ private:
   }
 
   [[nodiscard]] status discover(std::uint32_t index, const accessor_options& options) noexcept {
-    region& r = regions_[index];
-    r = region{};
+    region_description& r = regions_[index];
+    r = region_description{};
     present_ &= ~(1u << index);
     std::array<std::byte, max_region_info_size> buffer{};
     const auto used = query_region_info(*file_, index, buffer);
@@ -658,7 +659,7 @@ private:
   /// partial page (a real length that is not page-aligned) is left to
   /// pread/pwrite: the driver refuses to map it. Returns an empty mapping when
   /// nothing of the area can be mapped.
-  [[nodiscard]] result<posix::mapping> map_area(const region& r, const area& a) noexcept {
+  [[nodiscard]] result<posix::mapping> map_area(const region_description& r, const area& a) noexcept {
     const std::uint64_t page = posix::page_size();
     const std::uint64_t length = align_down(a.size, page);
     if (length == 0) return posix::mapping{};
@@ -696,7 +697,7 @@ private:
   std::uint32_t region_count_ = 0;
   std::uint32_t present_ = 0;            ///< bit i: region i exists
   std::uint64_t mapped_generation_ = 0;  ///< the file's mapping generation the mappings are valid for
-  std::array<region, max_regions> regions_{};
+  std::array<region_description, max_regions> regions_{};
   std::array<word_window, max_regions> words_{};  ///< for transfer's word path; see word_window
   /// The mappings behind regions_[i].mapped[j], at i * max_sparse_areas + j.
   std::array<posix::mapping, std::size_t{max_regions} * max_sparse_areas> owners_{};

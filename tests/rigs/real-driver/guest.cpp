@@ -28,6 +28,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -174,9 +175,18 @@ int diff(rig::options o) {
   std::vector<std::byte> payload;
   std::uint64_t used = sizeof *head;
   const std::uint64_t room = ch.room(*e);
+  // Where the guest's time goes, per operation class (printed, never compared).
+  constexpr auto classes = static_cast<std::size_t>(rig::op_class::count_);
+  std::array<std::uint64_t, classes> class_ns{};
+  std::array<std::uint64_t, classes> class_ops{};
   for (std::uint64_t i = 0; i < o.ops; ++i) {
     const rig::op op = stream.at(i);
+    const auto op_start = std::chrono::steady_clock::now();
     const rig::record rec = rig::execute(t, op, i, o.seed, scratch, payload);
+    const auto c = static_cast<std::size_t>(op.cls);
+    class_ns[c] += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - op_start).count());
+    ++class_ops[c];
     const std::uint64_t need = sizeof rec + (payload.size() + 7) / 8 * 8;
     if (used + need > room) {
       std::printf("nvgrace-rig-guest: channel full after %llu operations\n", static_cast<unsigned long long>(i));
@@ -197,6 +207,12 @@ int diff(rig::options o) {
   std::printf("nvgrace-rig-guest: %llu operations in %.2f s (%.0f ops/s), %llu bytes of records\n",
               static_cast<unsigned long long>(head->done), static_cast<double>(ns) / 1e9,
               static_cast<double>(head->done) / (static_cast<double>(ns) / 1e9), static_cast<unsigned long long>(used));
+  for (std::size_t c = 0; c < classes; ++c)
+    if (class_ops[c] != 0)
+      std::printf("nvgrace-rig-guest: time %-34s %6llu ops %9.3f s %9.3f ms/op\n",
+                  std::string(rig::name_of(static_cast<rig::op_class>(c))).c_str(),
+                  static_cast<unsigned long long>(class_ops[c]), static_cast<double>(class_ns[c]) / 1e9,
+                  static_cast<double>(class_ns[c]) / 1e6 / static_cast<double>(class_ops[c]));
   return 0;
 }
 

@@ -14,7 +14,7 @@
 #   - (a second boot) the shared conformance suite and nvgrace-probe.
 #
 # Usage: run.sh [options]
-#   --profiles "P ..."  profiles to run (default: "low big blackwell nodvsec cxl fallback notready"):
+#   --profiles "P ..."  profiles to run (default: "low big blackwell nodvsec cxl fallback notready iommu"):
 #                         low        Hopper, 0x72C00123 bytes at 0x20000000 (resmem not
 #                                    page-aligned), GPU memory reserved with memmap=
 #                         big        Hopper, 65 GiB + 100 MiB + 0x123 at 0x200000000 on a
@@ -37,7 +37,8 @@
 #   --seed N            stream seed (default 1; $NVGRACE_RIG_SEED)
 #   --no-diff | --no-checks   skip the differential | the conformance + probe boot
 #   --work DIR          keep every file of the run in DIR (default: a temporary dir, removed)
-#   --timeout S         per boot (default 600)
+#   --timeout S         per boot (default 600 s plus 1 s per 20 operations: the stream runs at
+#                       400-500 operations per second here, the allowance is 20 times that)
 #   --verbose           show the guest consoles
 # Any mismatch fails the run.
 # Environment: NVGRACE_KERNEL_TREE (build and boot your own kernel tree instead of
@@ -59,7 +60,7 @@ source "$LIB/unstable-apt.sh"
 PROFILES="low big blackwell nodvsec cxl fallback notready iommu"
 OPS=${NVGRACE_RIG_OPS:-2000}
 SEED=${NVGRACE_RIG_SEED:-1}
-DO_DIFF=1 DO_CHECKS=1 WORK= TIMEOUT=600 VERBOSE=0
+DO_DIFF=1 DO_CHECKS=1 WORK= TIMEOUT= VERBOSE=0
 BUILD=${NVGRACE_RIG_BUILD_DIR:-$SRC/build/rig-real-driver}
 JOBS=${NVGRACE_JOBS:-2}
 while [ $# -gt 0 ]; do
@@ -77,6 +78,7 @@ while [ $# -gt 0 ]; do
 	*) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
+TIMEOUT=${TIMEOUT:-$((600 + OPS / 20))}
 
 T_START=$SECONDS
 pass=0 fail=0

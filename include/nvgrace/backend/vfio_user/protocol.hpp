@@ -166,9 +166,8 @@ inline constexpr std::size_t device_info_size = vfio::device_info_min_size;
 
 // ---- DEVICE_GET_REGION_INFO --------------------------------------------------------
 
-/// struct vfio_region_info; the request's argsz is the largest reply payload
-/// the client can take, the reply's is the payload size needed.
-inline constexpr std::size_t region_info_size = vfio::region_info_size;
+// struct vfio_region_info (vfio::region_info_size bytes); the request's argsz is the
+// largest reply payload the client can take, the reply's is the payload size needed.
 
 /// The wire rule for a region-info reply, applied to what the device answered in
 /// the kernel's form (`info`): `argsz` is the payload size a reply with every

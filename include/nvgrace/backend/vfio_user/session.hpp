@@ -369,32 +369,32 @@ private:
 
   result<std::size_t> do_get_region_info(const message& m) {
     const auto payload = m.payload();
-    if (payload.size() < region_info_size) return einval;
+    if (payload.size() < vfio::region_info_size) return einval;
     const auto argsz = load_le<std::uint32_t>(payload, 0);
     const auto index = load_le<std::uint32_t>(payload, 8);
-    if (argsz < region_info_size) return einval;
+    if (argsz < vfio::region_info_size) return einval;
     auto info = device_info();
     if (!info) return info.error();
     if (index >= info->num_regions) return einval;
 
     auto o = out();
     // First ask with the bare struct to learn the size the caps need.
-    vfio::store_region_info(o, vfio::region_info{static_cast<std::uint32_t>(region_info_size), 0, index, 0, 0, 0});
-    if (auto s = device_.get_region_info(o.first(region_info_size)); !s) return s.error();
+    vfio::store_region_info(o, vfio::region_info{vfio::region_info_size, 0, index, 0, 0, 0});
+    if (auto s = device_.get_region_info(o.first(vfio::region_info_size)); !s) return s.error();
     auto first = vfio::load_region_info(o);
-    std::uint64_t needed = region_info_size;
-    if ((first.flags & vfio::region_flags::caps) != 0 && first.argsz > region_info_size) needed = first.argsz;
+    std::uint64_t needed = vfio::region_info_size;
+    if ((first.flags & vfio::region_flags::caps) != 0 && first.argsz > vfio::region_info_size) needed = first.argsz;
     if (needed > o.size()) return errc::no_buffer_space;
     const bool caps_fit = argsz >= needed;
-    std::size_t payload_size = region_info_size;
-    if (caps_fit && needed > region_info_size) {
+    std::size_t payload_size = vfio::region_info_size;
+    if (caps_fit && needed > vfio::region_info_size) {
       vfio::store_region_info(o, vfio::region_info{static_cast<std::uint32_t>(needed), 0, index, 0, 0, 0});
       if (auto s = device_.get_region_info(o.first(static_cast<std::size_t>(needed))); !s) return s.error();
       payload_size = static_cast<std::size_t>(needed);
     }
     // The kernel form becomes the wire form: argsz = needed, CAPS only with the chain.
     auto info_out = wire_region_info(vfio::load_region_info(o), static_cast<std::uint32_t>(needed),
-                                     payload_size > region_info_size);
+                                     payload_size > vfio::region_info_size);
     info_out.index = index;
     const auto source = (info_out.flags & vfio::region_flags::mmap) != 0 ? source_of(index) : std::nullopt;
     if (source) {
