@@ -32,7 +32,7 @@
 #                                    (type1 container on the group path) and a device cdev, over
 #                                    which the conformance suite and nvgrace-probe run (iommufd,
 #                                    an IOAS attached); a VF token on the bind is refused
-#   --ops N             operations per profile (default 2000; $NVGRACE_RIG_OPS)
+#   --ops N             operations per profile (default 10000; $NVGRACE_RIG_OPS)
 #   --nightly           100000 operations per profile
 #   --seed N            stream seed (default 1; $NVGRACE_RIG_SEED)
 #   --no-diff | --no-checks   skip the differential | the conformance + probe boot
@@ -58,7 +58,7 @@ NVG_LOG_PREFIX=rig
 source "$LIB/unstable-apt.sh"
 
 PROFILES="low big blackwell nodvsec cxl fallback notready iommu"
-OPS=${NVGRACE_RIG_OPS:-2000}
+OPS=${NVGRACE_RIG_OPS:-10000}
 SEED=${NVGRACE_RIG_SEED:-1}
 DO_DIFF=1 DO_CHECKS=1 WORK= TIMEOUT= VERBOSE=0
 BUILD=${NVGRACE_RIG_BUILD_DIR:-$SRC/build/rig-real-driver}
