@@ -24,6 +24,11 @@
 // virtual clock, so it costs no real time and any sleep at all is a finding (a
 // peer made the device not ready); with NVGRACE_FUZZ_REAL_CLOCK=1 it runs on
 // the real clock and sleeps for real, and the per-message bound catches it.
+//
+// NVGRACE_FUZZ_SELFTEST=not_ready proves that both checks fire: the readiness
+// registers read "not ready" until the poll has slept once (as if a peer had
+// made the device not ready), so the first memory access sleeps 1 s, virtual
+// or real. tests in fuzz/vfio_user_server/CMakeLists.txt expect the finding.
 
 #include <nvgrace/backend/shim/shim.hpp>
 #include <nvgrace/backend/shim/test_hooks.hpp>
@@ -59,11 +64,18 @@ using device = shim::memfd_device;
 /// ETIME after 31 virtual seconds, in no real time, and the sleeps are counted.
 class virtual_readiness final : public shim::readiness_source {
 public:
-  explicit virtual_readiness(const device& d) : device_(d) {}
-  std::uint32_t read32(std::uint64_t offset) noexcept override { return device_.bar0_register(offset); }
-  std::uint64_t now_ms() noexcept override { return now_ms_; }
+  virtual_readiness(const device& d, bool real_clock, bool selftest)
+      : device_(d), real_clock_(real_clock), selftest_(selftest) {}
+  std::uint32_t read32(std::uint64_t offset) noexcept override {
+    if (selftest_ && sleeps == 0) return 0;  // not ready until one sleep
+    return device_.bar0_register(offset);
+  }
+  std::uint64_t now_ms() noexcept override { return real_clock_ ? posix::monotonic_now_ms() : now_ms_; }
   bool sleep_ms(std::uint64_t ms) noexcept override {
-    now_ms_ += ms;
+    if (real_clock_)
+      posix::monotonic_sleep_ms(ms);
+    else
+      now_ms_ += ms;
     ++sleeps;
     return true;
   }
@@ -71,6 +83,8 @@ public:
 
 private:
   const device& device_;
+  bool real_clock_;
+  bool selftest_;
   std::uint64_t now_ms_ = 0;
 };
 
@@ -81,8 +95,10 @@ std::uint64_t env_or(const char* name, std::uint64_t fallback) {
 
 struct harness {
   device dev = device::create(shim::blackwell((64u << 10) + 100)).value();
-  virtual_readiness readiness{dev};
   bool real_clock = env_or("NVGRACE_FUZZ_REAL_CLOCK", 0) != 0;
+  bool selftest = std::getenv("NVGRACE_FUZZ_SELFTEST") != nullptr &&
+                  std::strcmp(std::getenv("NVGRACE_FUZZ_SELFTEST"), "not_ready") == 0;
+  virtual_readiness readiness{dev, real_clock, selftest};
   std::uint64_t max_message_ms = env_or("NVGRACE_FUZZ_MAX_MESSAGE_MS", 1000);
   server_options options{};
   vfio_user::session<device> session{dev, options};
@@ -90,7 +106,8 @@ struct harness {
   message current;
 
   harness() {
-    if (!real_clock) shim::test_hooks::set_readiness_source(dev, &readiness);
+    // The real clock without the self-test keeps the device's own source.
+    if (!real_clock || selftest) shim::test_hooks::set_readiness_source(dev, &readiness);
   }
 };
 
@@ -123,7 +140,8 @@ session<device>::outcome handle_bounded(harness& h) {
                  static_cast<unsigned long long>(took));
     fail("a message exceeded the bounded wait");
   }
-  if (h.readiness.sleeps != sleeps) fail("a peer made the readiness poll wait (the device is not ready)");
+  if (!h.real_clock && h.readiness.sleeps != sleeps)
+    fail("a peer made the readiness poll wait (the device is not ready)");
   return o;
 }
 
