@@ -364,3 +364,17 @@ TEST_CASE("fast tiers step aside: PM failure, closed file, readiness with decode
     CHECK(pos == at(usemem, 8));
   }
 }
+
+TEST_CASE("fast tiers: their data sits at a fixed page offset, wherever the heap put the device") {
+  // Several devices, so at least one would land elsewhere if the placement
+  // came from the allocator rather than the device's alignment.
+  std::vector<decltype(make_hopper(grace::resmem_return::documented))> devices;
+  for (int i = 0; i < 4; ++i) devices.push_back(make_hopper(grace::resmem_return::documented));
+  for (const auto& d : devices) {
+    const auto address = reinterpret_cast<std::uintptr_t>(shim::test_hooks::fast_data(d));
+    CHECK(address % shim::detail::fast_data_alignment == shim::detail::fast_data_page_offset);
+    CHECK(address % 4096 == 256);
+    // The state word and all nine windows end before offset 624.
+    CHECK(address % 4096 + shim::test_hooks::fast_data_size(d) <= 624);
+  }
+}

@@ -40,6 +40,16 @@ struct test_hooks {
   static void inject_reset_race(device<Memory>& d) noexcept {
     d.core_->inject_reset_race();
   }
+  /// The address and size of the state word and region windows every fast
+  /// access reads (the device places them at fast_data_page_offset).
+  template <class Memory>
+  [[nodiscard]] static const void* fast_data(const device<Memory>& d) noexcept {
+    return d.core_->fast_data();
+  }
+  template <class Memory>
+  [[nodiscard]] static constexpr std::size_t fast_data_size(const device<Memory>&) noexcept {
+    return device<Memory>::core::fast_data_size();
+  }
   /// Set a 32-bit BAR0 register directly (no readiness, no decode check).
   template <class Memory>
   static void set_bar0_register(device<Memory>& d, std::uint64_t offset, std::uint32_t value) noexcept {

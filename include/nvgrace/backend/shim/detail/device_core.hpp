@@ -76,9 +76,16 @@ struct region_slot {
   std::uint64_t backing_offset = 0;  ///< view.base − backing->view().base
 };
 
+/// Where the fast tiers' data (the state word and the region windows) sit in
+/// the device's 4 KiB-aligned object: 256 bytes in, so the last stores of a
+/// copy that starts and ends on 1 KiB boundaries never share their page
+/// offset (see docs/performance.md, "4 KiB aliasing").
+inline constexpr std::size_t fast_data_page_offset = 256;
+inline constexpr std::size_t fast_data_alignment = 4096;
+
 /// The device's state and behaviour; `device` is its movable handle.
 template <creatable_memory Memory>
-class device_core {
+class alignas(fast_data_alignment) device_core {
   using mo = nvgrace::detail::order;  // memory orders
   friend class shim::device<Memory>;
 
@@ -425,6 +432,13 @@ public:
     if (mode_ == grace::mode::emulated) bars_.patch_config_read(layout_, 0, out);
     patch_cxl_status(0, out);
     return out;
+  }
+
+  /// The address of the fast tiers' data (a test checks its page offset).
+  [[nodiscard]] const void* fast_data() const noexcept { return &state_; }
+  /// Bytes of the fast tiers' data from fast_data().
+  [[nodiscard]] static constexpr std::size_t fast_data_size() noexcept {
+    return sizeof(state_) + sizeof(windows_);
   }
 
 private:
@@ -1360,6 +1374,18 @@ public:
   }
 
 private:
+  // The fast tiers' data first, at fast_data_page_offset of the object's
+  // page. Why: a load whose address agrees in bits 0–11 with a store still in
+  // flight waits for that store (4 KiB aliasing). The last stores of a copy
+  // are its head and its tail (glibc writes both after its main loop); for
+  // one that starts and ends on 1 KiB boundaries they stay clear of offsets
+  // 256–623, so the next access's decode does not wait for them. Where
+  // malloc put the object used to decide this.
+  std::array<std::byte, fast_data_page_offset> fast_data_lead_{};
+  // Read by every memory access (see the file comment).
+  nvgrace::detail::atomic_word<std::uint64_t> state_{0};
+  std::array<fast_window, vfio::pci_num_regions> windows_{};  ///< immutable after create()
+
   // Immutable after create().
   device_options options_{};
   std::uint16_t device_id_ = 0;
@@ -1371,11 +1397,9 @@ private:
   Memory bar2_memory_{};
   Memory bar4_memory_{};
   std::array<slot, vfio::pci_num_regions> regions_{};
-  std::array<fast_window, vfio::pci_num_regions> windows_{};
   bar0_source default_source_{this};
 
   // Read by every memory access (see the file comment).
-  nvgrace::detail::atomic_word<std::uint64_t> state_{0};
   nvgrace::detail::atomic_word<readiness_source*> source_{nullptr};
   nvgrace::detail::atomic_word<std::uint64_t> mapping_generation_{0};
   nvgrace::detail::atomic_word<std::uint64_t> last_reset_ms_{0};
