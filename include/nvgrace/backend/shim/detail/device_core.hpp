@@ -437,9 +437,7 @@ public:
   /// The address of the fast tiers' data (a test checks its page offset).
   [[nodiscard]] const void* fast_data() const noexcept { return &state_; }
   /// Bytes of the fast tiers' data from fast_data().
-  [[nodiscard]] static constexpr std::size_t fast_data_size() noexcept {
-    return sizeof(state_) + sizeof(windows_);
-  }
+  [[nodiscard]] static constexpr std::size_t fast_data_size() noexcept { return sizeof(state_) + sizeof(windows_); }
 
 private:
   using slot = detail::region_slot<Memory>;
