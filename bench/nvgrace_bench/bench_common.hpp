@@ -172,21 +172,14 @@ template <class Loop>
   loop();
 }
 
-template <class Read>
-[[gnu::noinline]] void read_loop(benchmark::State& state, Read& read, std::uint64_t offset, std::size_t size,
-                                 std::byte* out) {
+/// The timed loop of every benchmark: `access(offset, span of size bytes at
+/// buffer)` once per iteration. Byte is std::byte for a read, const
+/// std::byte for a write.
+template <class Access, class Byte>
+[[gnu::noinline]] void timed_loop(benchmark::State& state, Access& access, std::uint64_t offset, std::size_t size,
+                                  Byte* buffer) {
   for (auto _ : state) {
-    const auto n = read(opaque(offset), std::span<std::byte>(opaque(out), opaque(size)));
-    keep(n);
-    benchmark::ClobberMemory();
-  }
-}
-
-template <class Write>
-[[gnu::noinline]] void write_loop(benchmark::State& state, Write& write, std::uint64_t offset, std::size_t size,
-                                  const std::byte* data) {
-  for (auto _ : state) {
-    const auto n = write(opaque(offset), std::span<const std::byte>(opaque(data), opaque(size)));
+    const auto n = access(opaque(offset), std::span<Byte>(opaque(buffer), opaque(size)));
     keep(n);
     benchmark::ClobberMemory();
   }
@@ -203,7 +196,7 @@ template <class Read>
 void read_body(benchmark::State& state, Read read, std::uint64_t offset, std::size_t size, const void* memory) {
   std::byte* out = user_buffer_for(memory);
   std::memset(out, 0x5A, size);
-  with_stack_below(memory, [&] { read_loop(state, read, offset, size, out); });
+  with_stack_below(memory, [&] { timed_loop(state, read, offset, size, out); });
   finish(state, size);
 }
 
@@ -213,7 +206,7 @@ void write_body(benchmark::State& state, Write write, std::uint64_t offset, std:
   std::byte* in = user_buffer_for(memory);
   std::memset(in, 0x5A, size);
   const std::byte* data = in;
-  with_stack_below(memory, [&] { write_loop(state, write, offset, size, data); });
+  with_stack_below(memory, [&] { timed_loop(state, write, offset, size, data); });
   finish(state, size);
 }
 
