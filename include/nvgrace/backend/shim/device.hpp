@@ -58,8 +58,9 @@
 ///
 /// The hot paths are inline at the caller (see fast_access): a naturally
 /// aligned access of 1, 2, 4 or 8 bytes wholly inside an emulated region's
-/// real memory, on an idle device, is one compare of the position, one load
-/// of the state word, one test of shape, state and bounds, and one move; any
+/// real memory, on an idle device, is one compare of the region index (which
+/// picks the region's window by a branch, not an indexed load), one load of
+/// the state word, one test of shape, state and bounds, and one move; any
 /// other access of an idle device that needs no clipping is the memcpy (and
 /// memset) the copy path would make. Padding on uncached memory costs one
 /// call; clipping, EINVAL, PM, readiness and the resmem short return take the

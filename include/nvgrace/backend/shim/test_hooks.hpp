@@ -40,7 +40,7 @@ struct test_hooks {
   static void inject_reset_race(device<Memory>& d) noexcept {
     d.core_->inject_reset_race();
   }
-  /// The address and size of the state word and region windows every fast
+  /// The address and size of the state word and the two windows every fast
   /// access reads (the device places them at fast_data_page_offset).
   template <class Memory>
   [[nodiscard]] static const void* fast_data(const device<Memory>& d) noexcept {

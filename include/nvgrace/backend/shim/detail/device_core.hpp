@@ -437,7 +437,9 @@ public:
   /// The address of the fast tiers' data (a test checks its page offset).
   [[nodiscard]] const void* fast_data() const noexcept { return &state_; }
   /// Bytes of the fast tiers' data from fast_data().
-  [[nodiscard]] static constexpr std::size_t fast_data_size() noexcept { return sizeof(state_) + sizeof(windows_); }
+  [[nodiscard]] static constexpr std::size_t fast_data_size() noexcept {
+    return sizeof(state_) + sizeof(resmem_window_) + sizeof(usemem_window_);
+  }
 
 private:
   using slot = detail::region_slot<Memory>;
@@ -455,6 +457,12 @@ private:
     std::uint64_t reported = 0;  ///< the reported BAR size; 0: no fast tier
     mem::caching caching = mem::caching::cached;
   };
+
+  /// The fast window of emulated region `index` (resmem or usemem).
+  [[nodiscard]] fast_window& window_of(std::uint32_t index) noexcept {
+    NVGRACE_EXPECTS(index == grace::resmem_index || index == grace::usemem_index);
+    return index == grace::usemem_index ? usemem_window_ : resmem_window_;
+  }
 
   static constexpr std::uint64_t reset_done_bit = 1u << 0;
   static constexpr std::uint64_t memory_enabled_bit = 1u << 1;
@@ -687,7 +695,7 @@ private:
       if (r.is_resmem && options_.resmem_quirk == grace::resmem_return::upstream_short) continue;
       const auto base = reinterpret_cast<std::uintptr_t>(r.view.base);
       const std::uintptr_t end = (base + static_cast<std::uintptr_t>(r.view.length)) & ~std::uintptr_t{7};
-      windows_[index] = {base, end > base ? end - base : 0, r.view.length, r.model.reported_size, r.view.caching};
+      window_of(index) = {base, end > base ? end - base : 0, r.view.length, r.model.reported_size, r.view.caching};
     }
     regions_[vfio::to_index(vfio::region::config)].kind = region_kind::config;
     regions_[vfio::to_index(vfio::region::config)].size = config_space::size;
@@ -929,10 +937,22 @@ private:
   template <grace::direction Dir>
   [[nodiscard, gnu::always_inline]] bool fast_access(user_bytes<Dir> buf, std::size_t count,
                                                      std::uint64_t pos) noexcept {
-    // Below region 9 at offset 0: a region the table has, and pos < 2^63.
-    if (pos >= vfio::region_offset(vfio::pci_num_regions)) [[unlikely]]
+    // The window is chosen by a compare and a branch, not by a load indexed
+    // by the position: once the branch is predicted, the window's address no
+    // longer waits for the decode of pos, so its loads (and with them the
+    // copy's destination and length) start at once. Indexed, they formed a
+    // chain of dependent loads that a loop of copies paid on every access
+    // (docs/performance.md, "The decode's dependent loads"). Either region
+    // implies pos < 2^63.
+    const std::uint32_t index = vfio::region_index_of(pos);
+    const fast_window* chosen = nullptr;
+    if (index == grace::usemem_index) [[likely]]
+      chosen = &usemem_window_;
+    else if (index == grace::resmem_index)
+      chosen = &resmem_window_;
+    else
       return false;
-    const fast_window& w = windows_[vfio::region_index_of(pos)];
+    const fast_window& w = *chosen;
     const std::uint64_t offset = vfio::offset_in_region(pos);
     const std::uint64_t state = state_.load(mo::acquire);
     std::byte* const memory = reinterpret_cast<std::byte*>(w.base + static_cast<std::uintptr_t>(offset));
@@ -951,10 +971,25 @@ private:
     // Tier 2: 1 ≤ count ≤ MAX_RW_COUNT (count − 1 wraps for 0, leaving an
     // empty access to tier 3) and offset + count ≤ reported, which cannot
     // wrap for such a count (offset < 2^40) and implies offset < reported.
-    const bool unclipped = (std::uint64_t{count} - 1 < max_rw_count) & (offset + count <= w.reported);
-    if (((state & busy_bits) != 0) | !unclipped) [[unlikely]]
+    // Three branches, not one on the three conditions combined: each resolves
+    // as soon as its own load arrives, and the copy's stores cannot retire
+    // before the last of them has.
+    if (std::uint64_t{count} - 1 >= max_rw_count) [[unlikely]]
       return false;
-    const auto in_memory = static_cast<std::size_t>(mem::in_memory_count(w.length, offset, count));
+    if (offset + count > w.reported) [[unlikely]]
+      return false;
+    if ((state & busy_bits) != 0) [[unlikely]]
+      return false;
+    // in_memory_count's value by branches instead of its branchless minimum:
+    // predicted, they leave the copy's length one subtraction from the load
+    // of the window's length, not a chain of compares and conditional moves.
+    std::size_t in_memory = count;
+    if (offset + count > w.length) {
+      if (offset < w.length)
+        in_memory = static_cast<std::size_t>(w.length - offset);
+      else
+        in_memory = 0;
+    }
     if (w.caching != mem::caching::cached) [[unlikely]] {
       uncached_window<Dir>(memory, buf, count, in_memory);
       return true;
@@ -1377,12 +1412,14 @@ private:
   // flight waits for that store (4 KiB aliasing). The last stores of a copy
   // are its head and its tail (glibc writes both after its main loop); for
   // one that starts and ends on 1 KiB boundaries they stay clear of offsets
-  // 256–623, so the next access's decode does not wait for them. Where
+  // 256–343, so the next access's decode does not wait for them. Where
   // malloc put the object used to decide this.
   std::array<std::byte, fast_data_page_offset> fast_data_lead_{};
   // Read by every memory access (see the file comment).
   nvgrace::detail::atomic_word<std::uint64_t> state_{0};
-  std::array<fast_window, vfio::pci_num_regions> windows_{};  ///< immutable after create()
+  // The only regions the driver emulates; immutable after create().
+  fast_window resmem_window_{};
+  fast_window usemem_window_{};
 
   // Immutable after create().
   device_options options_{};
