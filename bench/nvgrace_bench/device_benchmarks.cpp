@@ -63,64 +63,61 @@ struct alignas(4096) placed_objects {
 };
 constinit placed_objects placed;
 
-/// Creates placed.device and placed.accessor once.
-struct device_fixture {
+/// Create placed.device and placed.accessor, their memory faulted in.
+void create_placed_objects() {
   std::optional<shim_device>& device = placed.device;
   std::optional<shim_accessor>& accessor = placed.accessor;
-  window_lengths lengths;
-
-  static device_fixture& get() {
-    static device_fixture f;
-    return f;
+  auto options = nvgrace::shim::hopper(device_memory_length);
+  options.resmem_quirk = nvgrace::grace::resmem_return::documented;
+  auto made = shim_device::create(options);
+  if (!made) std::abort();
+  device.emplace(std::move(*made));
+  const auto layout = device->layout();
+  if (!layout) std::abort();
+  const window_lengths lengths{layout->usemem.real_length, layout->resmem.real_length};
+  for (const caching c : {caching::cached, caching::uncached}) {
+    const nvgrace::grace::memregion& r = c == caching::cached ? layout->usemem : layout->resmem;
+    if (r.padding() < 16 * MiB || r.real_length < 16 * MiB) std::abort();
   }
 
-private:
-  device_fixture() {
-    auto options = nvgrace::shim::hopper(device_memory_length);
-    options.resmem_quirk = nvgrace::grace::resmem_return::documented;
-    auto created = shim_device::create(options);
-    if (!created) std::abort();
-    device.emplace(std::move(*created));
-    const auto layout = device->layout();
-    if (!layout) std::abort();
-    lengths = {layout->usemem.real_length, layout->resmem.real_length};
-    for (const caching c : {caching::cached, caching::uncached}) {
-      const nvgrace::grace::memregion& r = c == caching::cached ? layout->usemem : layout->resmem;
-      if (r.padding() < 16 * MiB || r.real_length < 16 * MiB) std::abort();
-    }
+  // The open-time reset left reset_done set: the first access polls
+  // readiness (the registers say ready) and clears it, so no timed access does.
+  std::array<std::byte, 8> probe{};
+  if (!device->pread(probe, nvgrace::vfio::region_offset(nvgrace::grace::usemem_index))) std::abort();
+  if (device->reset_done()) std::abort();
 
-    // The open-time reset left reset_done set: the first access polls
-    // readiness (the registers say ready) and clears it, so no timed access does.
-    std::array<std::byte, 8> probe{};
-    if (!device->pread(probe, nvgrace::vfio::region_offset(nvgrace::grace::usemem_index))) std::abort();
-    if (device->reset_done()) std::abort();
+  // Fault in the device's memory where the benchmarks touch it: the first
+  // and the last 16 MiB of each region's real memory.
+  for (const caching c : {caching::cached, caching::uncached}) {
+    const nvgrace::mem::memory_view v = device->region_memory(region_of(c)).value();
+    if (v.caching != c) std::abort();
+    std::memset(v.base, 0x3C, 16 * MiB);
+    std::memset(v.base + v.length - 16 * MiB, 0x3C, 16 * MiB);
+  }
 
-    // Fault in the device's memory where the benchmarks touch it: the first
-    // and the last 16 MiB of each region's real memory.
-    for (const caching c : {caching::cached, caching::uncached}) {
-      const nvgrace::mem::memory_view v = device->region_memory(region_of(c)).value();
-      if (v.caching != c) std::abort();
-      std::memset(v.base, 0x3C, 16 * MiB);
-      std::memset(v.base + v.length - 16 * MiB, 0x3C, 16 * MiB);
-    }
-
-    auto opened = shim_accessor::open(*device);
-    if (!opened) std::abort();
-    accessor.emplace(std::move(*opened));
-    // The accessor maps each region's sparse area (its whole real memory) and
-    // treats resmem as uncached; fault in its mapping too.
-    for (const caching c : {caching::cached, caching::uncached}) {
-      const auto r = accessor->find_region(region_of(c));
-      if (!r.has_value() || r->caching != c || r->mapped_count != 1) std::abort();
-      const nvgrace::access::mapped_area& m = r->mapped[0];
-      if (m.offset != 0 || m.length != lengths.of(c)) std::abort();
-      for (std::uint64_t at = 0; at < 16 * MiB; at += 4096) {
-        static_cast<void>(*reinterpret_cast<volatile const unsigned char*>(m.base + at));
-        static_cast<void>(*reinterpret_cast<volatile const unsigned char*>(m.base + m.length - 16 * MiB + at));
-      }
+  auto opened = shim_accessor::open(*device);
+  if (!opened) std::abort();
+  accessor.emplace(std::move(*opened));
+  // The accessor maps each region's sparse area (its whole real memory) and
+  // treats resmem as uncached; fault in its mapping too.
+  for (const caching c : {caching::cached, caching::uncached}) {
+    const auto r = accessor->find_region(region_of(c));
+    if (!r.has_value() || r->caching != c || r->mapped_count != 1) std::abort();
+    const nvgrace::access::mapped_area& m = r->mapped[0];
+    if (m.offset != 0 || m.length != lengths.of(c)) std::abort();
+    for (std::uint64_t at = 0; at < 16 * MiB; at += 4096) {
+      static_cast<void>(*reinterpret_cast<volatile const unsigned char*>(m.base + at));
+      static_cast<void>(*reinterpret_cast<volatile const unsigned char*>(m.base + m.length - 16 * MiB + at));
     }
   }
-};
+}
+
+/// `placed`, its objects created on the first call.
+placed_objects& created() {
+  static const bool once = (create_placed_objects(), true);
+  static_cast<void>(once);
+  return placed;
+}
 
 }  // namespace
 
@@ -137,40 +134,38 @@ void register_device_benchmarks() {
   register_window_family(
       "device",
       [](caching c) {
-        static_cast<void>(device_fixture::get());
+        static_cast<void>(created());
         return [base = nvgrace::vfio::region_offset(region_of(c))](std::uint64_t offset, std::span<std::byte> out) {
           return placed.device->pread(out, base + offset).value_or(0);
         };
       },
       [](caching c) {
-        static_cast<void>(device_fixture::get());
+        static_cast<void>(created());
         return
             [base = nvgrace::vfio::region_offset(region_of(c))](std::uint64_t offset, std::span<const std::byte> in) {
               return placed.device->pwrite(in, base + offset).value_or(0);
             };
       },
-      [](caching c, split) -> const std::byte* {
-        return device_fixture::get().device->region_memory(region_of(c))->base;
-      },
+      [](caching c, split) -> const std::byte* { return created().device->region_memory(region_of(c))->base; },
       lengths);
 
   register_window_family(
       "accessor",
       [](caching c) {
-        static_cast<void>(device_fixture::get());
+        static_cast<void>(created());
         return [index = region_of(c)](std::uint64_t offset, std::span<std::byte> out) {
           return placed.accessor->read(index, offset, out).value_or(0);
         };
       },
       [](caching c) {
-        static_cast<void>(device_fixture::get());
+        static_cast<void>(created());
         return [index = region_of(c)](std::uint64_t offset, std::span<const std::byte> in) {
           return placed.accessor->write(index, offset, in).value_or(0);
         };
       },
       // In memory: the accessor's own mapping; otherwise the device copies from its memory.
       [](caching c, split s) -> const std::byte* {
-        device_fixture& f = device_fixture::get();
+        placed_objects& f = created();
         if (s == split::in_memory) return f.accessor->find_region(region_of(c))->mapped[0].base;
         return f.device->region_memory(region_of(c))->base;
       },
