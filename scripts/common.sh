@@ -28,6 +28,7 @@ NVGRACE_TEST_PACKAGES=(
   python3            # JSON checks of the tools' output (tests/model, tests/guest)
   systemd            # systemd-analyze and systemd-socket-activate: the sample units in docs/vfio-user-server.md
   ccache             # compiler cache outside the clone: a run on a fresh clone recompiles only what changed
+  valgrind           # compile_cost: counts the instructions the compiler spends on nvgrace's headers
 )
 # Only when tests/guest/run.sh exists: the QEMU guest test.
 NVGRACE_GUEST_PACKAGES=(
